@@ -1,0 +1,35 @@
+# rnnlab — every target sets itself up from nothing (a venv in .venv with the pinned versions).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JOBS ?= 2
+
+.PHONY: install test test-slow lint bench experiment clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,lint]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(JOBS) --durations=15
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow --durations=15
+
+lint: $(STAMP)
+	$(BIN)/ruff check rnnlab experiments tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]' || echo "torch unavailable: benchmarking without PyTorch"
+	$(BIN)/python benchmarks/run.py
+
+experiment: $(STAMP)
+	$(BIN)/python -m rnnlab experiment --config experiments/vanishing.py --workdir results/vanishing
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
