@@ -8,4 +8,4 @@
 from rnnlab.tasks.base import BatchIterator, Task, TaskInfo, get_task, list_tasks
 from rnnlab.tasks.datasets import list_datasets, prepare
 
-__all__ = ['BatchIterator', 'Task', 'TaskInfo', 'get_task', 'list_tasks', 'list_datasets', 'prepare']
+__all__ = ['BatchIterator', 'Task', 'TaskInfo', 'get_task', 'list_datasets', 'list_tasks', 'prepare']

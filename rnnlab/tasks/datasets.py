@@ -55,7 +55,7 @@ def make_builder(name: str, data_dir=None) -> tfds.core.DatasetBuilder:
     if entry.builder is None:
         try:
             return tfds.builder(name, data_dir=data_dir, file_format='array_record')
-        except Exception as e:  # noqa: BLE001 - tfds raises many types for a missing catalog module
+        except Exception as e:
             raise RuntimeError(f'cannot build the TFDS catalog dataset {name!r}: {e}') from e
     configs = _config_names(entry.builder)
     if configs:
@@ -132,7 +132,7 @@ def open_split(builder_or_cls, config: str | None, split: str, data_dir=None):
     try:
         info = builder.info
         splits = list(info.splits.keys())
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise RuntimeError(f'prepared dataset {name!r} has unreadable metadata ({e}); {_advice(builder, name)}') \
             from e
     check_choice('split', split, splits, context=name)
@@ -148,7 +148,7 @@ def open_split(builder_or_cls, config: str | None, split: str, data_dir=None):
         n = len(source)
         if n:
             source[0], source[n - 1]  # touch both ends: a truncated file fails here, not mid-training
-    except Exception as e:  # noqa: BLE001 - array_record/protobuf raise assorted types on corrupt files
+    except Exception as e:
         raise RuntimeError(f'prepared dataset {name!r} (split {split!r}) is corrupt or truncated '
                            f'({type(e).__name__}: {e}); {_advice(builder, name)}') from e
     return source
