@@ -1,0 +1,11 @@
+"""rnnlab: recurrent networks in JAX/Flax — cells, one time loop, and the diagnostics of vanishing gradients."""
+
+from rnnlab.cells import CELLS, cell_options, get_cell
+from rnnlab.layers import Bidirectional, StackedRNN, masked_mean
+from rnnlab.models import SequenceModel
+from rnnlab.scan import RNN, flip_sequences, zero_probes
+
+__version__ = "0.1.0"
+
+__all__ = ["CELLS", "RNN", "Bidirectional", "SequenceModel", "StackedRNN", "cell_options", "flip_sequences",
+           "get_cell", "masked_mean", "zero_probes"]

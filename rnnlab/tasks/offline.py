@@ -534,3 +534,68 @@ DATASETS = {
     'japanese_vowels': (RnnlabJapaneseVowels, 'Japanese Vowels: 12-channel LPC frames, 9 speakers'),
     'num2words_fr': (RnnlabNum2wordsFr, 'English -> French number words, seq2seq'),
 }
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+# Imported here, not at the top: prepared -> datasets -> (lazily) offline.
+from rnnlab.tasks import prepared as _p  # noqa: E402
+from rnnlab.tasks.base import register_task  # noqa: E402
+
+
+def _vader(config):
+    def factory(*, data_dir=None, max_length=None, bucket_batches=0, min_count=2):
+        return _p.TextClassificationTask(f'vader_{config}', f'vader/{config}', data_dir=data_dir,
+                                         max_length=max_length, bucket_batches=bucket_batches, min_count=min_count)
+    return factory
+
+
+for _c in ('movies', 'tweets', 'amazon', 'nyt'):
+    register_task(f'vader_{_c}', f'VADER {_c} sentiment, binary (prepare vader/{_c})')(_vader(_c))
+
+
+@register_task('wnut16', 'WNUT-16 Twitter NER tagging (prepare wnut16)')
+def _wnut16(*, data_dir=None, max_length=None, bucket_batches=0, min_count=2):
+    return _p.TaggingTask('wnut16', 'wnut16', data_dir=data_dir, max_length=max_length,
+                          bucket_batches=bucket_batches, min_count=min_count, lowercase=True)
+
+
+@register_task('mnist5k', 'sequential (or permuted) MNIST, 5,000 digits (prepare mnist5k)')
+def _mnist5k(*, data_dir=None, permuted=False, pixels_per_step=1, permutation_seed=0):
+    perm = _p.mnist_permutation(permutation_seed) if permuted else None
+    return _p.SequenceClassificationTask(
+        'pmnist5k' if permuted else 'mnist5k', 'mnist5k', data_dir=data_dir, input_size=pixels_per_step,
+        to_inputs=lambda r: _p.pixel_sequence(r['pixels'], pixels_per_step=pixels_per_step, permutation=perm))
+
+
+@register_task('shakespeare', "Shakespeare's plays, character LM (prepare shakespeare)")
+def _shakespeare(*, data_dir=None, length=128):
+    return _p.LanguageModelTask('shakespeare', 'shakespeare', data_dir=data_dir, length=length, level='char')
+
+
+@register_task('ptb', 'Penn Treebank word LM, <eos> between sentences (prepare ptb)')
+def _ptb(*, data_dir=None, length=35):
+    return _p.LanguageModelTask('ptb', 'ptb', data_dir=data_dir, length=length, level='space',
+                                separator=' <eos> ')
+
+
+@register_task('sunspots', 'yearly sunspots, one-step forecast (prepare series/sunspots)')
+def _sunspots(*, data_dir=None, window=20):
+    return _p.ForecastTask('sunspots', 'series/sunspots', data_dir=data_dir, window=window)
+
+
+@register_task('co2', 'weekly CO2, one-step forecast, seasonal-naive baseline (prepare series/co2)')
+def _co2(*, data_dir=None, window=64, season=52):
+    return _p.ForecastTask('co2', 'series/co2', data_dir=data_dir, window=window, season=season)
+
+
+@register_task('japanese_vowels', 'Japanese Vowels speaker id, 12 channels (prepare japanese_vowels)')
+def _japanese_vowels(*, data_dir=None, max_length=None, bucket_batches=0):
+    return _p.SequenceClassificationTask(
+        'japanese_vowels', 'japanese_vowels', data_dir=data_dir, max_length=max_length,
+        bucket_batches=bucket_batches, input_size=12, to_inputs=lambda r: np.asarray(r['features'], np.float32))
+
+
+@register_task('num2words_fr', 'English -> French number words, seq2seq (prepare num2words_fr)')
+def _num2words_fr(*, data_dir=None, max_length=None, bucket_batches=0):
+    return _p.Seq2SeqTask('num2words_fr', 'num2words_fr', data_dir=data_dir, max_length=max_length,
+                          bucket_batches=bucket_batches, source_key='en', target_key='fr')

@@ -1,0 +1,167 @@
+"""Gated cells: LSTM (with forget bias, chrono init, peepholes, CIFG) and GRU (reset-after).
+
+Gate convention (one for the whole library): gates are stacked along the last axis in PyTorch/cuDNN order,
+``LSTM: (i, f, g, o)``, ``GRU: (r, z, n)``. Every sigmoid gate has a slope (inverse temperature) beta:
+gate = sigma(beta * pre-activation) ("steeper gates"; beta = 1 is standard).
+
+LSTM (Hochreiter & Schmidhuber 1997; forget gate of Gers et al. 2000)::
+
+    [i, f, g, o] = x_t W_ih + b + h_{t-1} W_hh           # each [H]
+    i, f, o = sigma(beta*i), sigma(beta*f), sigma(beta*o);   g = tanh(g)
+    c_t = f * c_{t-1} + i * g;   h_t = o * tanh(c_t);   y_t = h_t;   carry = (c_t, h_t)
+
+Parameters ``input/kernel [D, 4H]``, ``input/bias [4H]``, ``recurrent_kernel [H, 4H]``.
+PyTorch/cuDNN mapping: ``input/kernel = weight_ih_l0.T``, ``recurrent_kernel = weight_hh_l0.T``,
+``input/bias = bias_ih_l0 + bias_hh_l0`` (same (i, f, g, o) order; ``jax.experimental.rnn`` uses it too).
+Note Flax's ``OptimizedLSTMCell`` orders its gates (i, f, g, o) as well but stores them in separate Dense layers.
+
+Options: ``forget_bias`` (Gers et al. 2000; Jozefowicz et al. 2015 recommend 1.0), ``chrono_tmax``
+(Tallec & Ollivier 2018: b_f ~ log U[1, T_max - 1], b_i = -b_f, overriding ``forget_bias``),
+``peephole`` (Gers & Schmidhuber 2000: i, f see c_{t-1}, o sees c_t, via ``peephole [3, H]``),
+``cifg`` (coupled input-forget gate, i = 1 - f, Greff et al. 2017; then gates are (f, g, o) and the kernels
+are ``[., 3H]``).
+
+GRU, reset-after variant (Cho et al. 2014 as implemented by cuDNN, PyTorch and Flax)::
+
+    [r_x, z_x, n_x] = x_t W_ih + b;    [r_h, z_h, n_h] = h_{t-1} W_hh
+    r = sigma(beta*(r_x + r_h));  z = sigma(beta*(z_x + z_h));  n = tanh(n_x + r * (n_h + b_hn))
+    h_t = (1 - z) * n + z * h_{t-1};   y_t = h_t
+
+Parameters ``input/kernel [D, 3H]``, ``input/bias [3H]``, ``recurrent_kernel [H, 3H]``,
+``recurrent_bias [H]`` (= b_hn). PyTorch mapping: ``input/kernel = weight_ih_l0.T``,
+``recurrent_kernel = weight_hh_l0.T``, ``input/bias = bias_ih_l0 + [bias_hh_l0[:2H], 0]``,
+``recurrent_bias = bias_hh_l0[2H:]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from rnnlab.cells.base import RecurrentCell, gate, orthogonal_blocks
+
+
+def lstm_bias_init(hidden_size: int, forget_bias: float, chrono_tmax: float | None, cifg: bool):
+    """Bias initializer for the fused LSTM bias: zeros except the forget (and, for chrono, input) gate."""
+
+    def init(key, shape, dtype=jnp.float32):
+        h = hidden_size
+        if chrono_tmax is not None:
+            # Tallec & Ollivier (2018), "Can recurrent neural networks warp time?": b_f ~ log U[1, T_max - 1].
+            bf = jnp.log(jax.random.uniform(key, (h,), dtype, 1.0, chrono_tmax - 1.0))
+        else:
+            bf = jnp.full((h,), forget_bias, dtype)
+        if cifg:  # (f, g, o)
+            return jnp.concatenate([bf, jnp.zeros((2 * h,), dtype)])
+        bi = -bf if chrono_tmax is not None else jnp.zeros((h,), dtype)
+        return jnp.concatenate([bi, bf, jnp.zeros((2 * h,), dtype)])
+
+    return init
+
+
+class LSTMCell(RecurrentCell):
+    """LSTM with a fused gate kernel; see the module docstring for equations and options."""
+
+    forget_bias: float = 1.0
+    chrono_tmax: float | None = None
+    peephole: bool = False
+    cifg: bool = False
+    gate_slope: float = 1.0
+    param_dtype: Any = jnp.float32
+
+    def __post_init__(self):
+        if self.chrono_tmax is not None and not self.chrono_tmax > 2:
+            raise ValueError(f"chrono_tmax must be > 2 (the longest dependency, in steps), got {self.chrono_tmax!r}")
+        if not self.gate_slope > 0:
+            raise ValueError(f"gate_slope must be > 0, got {self.gate_slope!r}")
+        super().__post_init__()
+
+    @property
+    def num_gates(self) -> int:
+        return 3 if self.cifg else 4
+
+    def setup(self):
+        h, g = self.hidden_size, self.num_gates
+        self.input_dense = nn.Dense(
+            g * h, name="input", param_dtype=self.param_dtype,
+            bias_init=lstm_bias_init(h, self.forget_bias, self.chrono_tmax, self.cifg))
+        self.recurrent_kernel = self.param("recurrent_kernel", orthogonal_blocks(g), (h, g * h), self.param_dtype)
+        if self.peephole:
+            self.peephole_weights = self.param("peephole", nn.initializers.zeros, (3, h), self.param_dtype)
+
+    def init_carry(self, rng, batch_shape):
+        del rng
+        z = jnp.zeros((*batch_shape, self.hidden_size), self.param_dtype)
+        return (z, z)
+
+    def project_inputs(self, x):
+        return self.input_dense(x)
+
+    def step(self, carry, xp):
+        c, h = carry
+        z = xp + h @ self.recurrent_kernel
+        beta = self.gate_slope
+        if self.cifg:
+            zf, zg, zo = jnp.split(z, 3, axis=-1)
+            zi = None
+        else:
+            zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
+        if self.peephole:
+            p = self.peephole_weights
+            zf = zf + p[1] * c
+            zi = None if zi is None else zi + p[0] * c
+        f = gate(zf, beta)
+        i = 1.0 - f if self.cifg else gate(zi, beta)
+        c = f * c + i * jnp.tanh(zg)
+        if self.peephole:
+            zo = zo + self.peephole_weights[2] * c
+        o = gate(zo, beta)
+        h = o * jnp.tanh(c)
+        self.sow("intermediates", "gates", {"i": i, "f": f, "o": o})
+        return (c, h), h
+
+    def hidden(self, carry):
+        return carry[1]
+
+    def recurrent_matrix(self):
+        return self.recurrent_kernel
+
+
+class GRUCell(RecurrentCell):
+    """GRU, reset-after convention of cuDNN/PyTorch/Flax; see the module docstring."""
+
+    gate_slope: float = 1.0
+    param_dtype: Any = jnp.float32
+
+    def __post_init__(self):
+        if not self.gate_slope > 0:
+            raise ValueError(f"gate_slope must be > 0, got {self.gate_slope!r}")
+        super().__post_init__()
+
+    def setup(self):
+        h = self.hidden_size
+        self.input_dense = nn.Dense(3 * h, name="input", param_dtype=self.param_dtype)
+        self.recurrent_kernel = self.param("recurrent_kernel", orthogonal_blocks(3), (h, 3 * h), self.param_dtype)
+        self.recurrent_bias = self.param("recurrent_bias", nn.initializers.zeros, (h,), self.param_dtype)
+
+    def project_inputs(self, x):
+        return self.input_dense(x)
+
+    def step(self, h, xp):
+        hs = self.hidden_size
+        rz_x, n_x = xp[..., : 2 * hs], xp[..., 2 * hs:]
+        hp = h @ self.recurrent_kernel
+        rz = gate(rz_x + hp[..., : 2 * hs], self.gate_slope)
+        r, z = rz[..., :hs], rz[..., hs:]
+        n = jnp.tanh(n_x + r * (hp[..., 2 * hs:] + self.recurrent_bias))
+        h = (1.0 - z) * n + z * h
+        self.sow("intermediates", "gates", {"r": r, "z": z})
+        return h, h
+
+    def recurrent_matrix(self):
+        return self.recurrent_kernel
+
+

@@ -1,0 +1,143 @@
+"""Linear recurrent units with a diagonal recurrence h_t = a_t * h_{t-1} + b_t.
+
+Because the recurrence is linear and element-wise, the time loop can evaluate it with
+``jax.lax.associative_scan`` (O(log T) depth) as well as sequentially; both give the same result.
+
+LRU (Orvieto et al. 2023, "Resurrecting recurrent neural networks for long sequences")::
+
+    lambda = exp(-exp(nu_log) + i exp(theta_log))        # complex, |lambda| in [r_min, r_max] at init
+    h_t = lambda * h_{t-1} + gamma * (x_t B)             # h: complex [N]; gamma = exp(gamma_log)
+    y_t = Re(h_t C) + x_t W_skip                         # [H]
+
+Parameters ``nu_log, theta_log, gamma_log [N]``, ``B_re, B_im [D, N]``, ``C_re, C_im [N, H]``,
+``skip [D, H]``. Ring initialisation: |lambda| uniform on the ring r_min..r_max (uniform in area),
+phase uniform in [0, max_phase]; gamma = sqrt(1 - |lambda|^2) (the gamma-normalisation).
+Here N = ``state_size`` (default H).
+
+minGRU (Feng et al. 2024, "Were RNNs all we needed?")::
+
+    z_t = sigma(beta * (x_t W_z + b_z));   h~_t = x_t W_h + b_h
+    h_t = (1 - z_t) * h_{t-1} + z_t * h~_t;   y_t = h_t
+
+Parameters ``input/kernel [D, 2H]`` (z first, then h~), ``input/bias [2H]``. No PyTorch built-in to map to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+from rnnlab.cells.base import RecurrentCell, gate
+
+
+class LRUCell(RecurrentCell):
+    """Linear Recurrent Unit; see the module docstring."""
+
+    state_size: int | None = None
+    r_min: float = 0.0
+    r_max: float = 0.99
+    max_phase: float = 2 * np.pi
+    param_dtype: Any = jnp.float32
+    linear = True
+
+    def __post_init__(self):
+        if not 0.0 <= self.r_min < self.r_max < 1.0:
+            raise ValueError(f"need 0 <= r_min < r_max < 1, got r_min={self.r_min}, r_max={self.r_max}")
+        if self.state_size is not None and self.state_size <= 0:
+            raise ValueError(f"state_size must be positive, got {self.state_size}")
+        super().__post_init__()
+
+    @property
+    def n(self) -> int:
+        return self.state_size or self.hidden_size
+
+    @property
+    def carry_dtype(self):
+        return jnp.complex128 if self.param_dtype == jnp.float64 else jnp.complex64
+
+    def setup(self):
+        n, h, pd = self.n, self.hidden_size, self.param_dtype
+        r_min, r_max = self.r_min, self.r_max
+
+        def nu_init(key, shape, dtype=pd):
+            u = jax.random.uniform(key, shape, dtype)
+            # |lambda| = exp(-exp(nu_log)) uniform in area on the ring r_min..r_max.
+            return jnp.log(-0.5 * jnp.log(u * (r_max**2 - r_min**2) + r_min**2))
+
+        def theta_init(key, shape, dtype=pd):
+            return jnp.log(self.max_phase * jax.random.uniform(key, shape, dtype) + 1e-8)
+
+        self.nu_log = self.param("nu_log", nu_init, (n,), pd)
+        self.theta_log = self.param("theta_log", theta_init, (n,), pd)
+
+        def gamma_init(key, shape, dtype=pd):
+            del key
+            mod = jnp.exp(-jnp.exp(self.nu_log))
+            return 0.5 * jnp.log(1.0 - mod**2)  # log sqrt(1 - |lambda|^2)
+
+        self.gamma_log = self.param("gamma_log", gamma_init, (n,), pd)
+        normal = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
+        # B = B_re + i B_im is stored as one real Dense kernel [D, 2N] (re first) so D is inferred lazily.
+        self.input_dense = nn.Dense(2 * n, use_bias=False, kernel_init=normal, name="B", param_dtype=pd)
+        self.skip = nn.Dense(h, use_bias=False, kernel_init=normal, name="skip", param_dtype=pd)
+        self.C_re = self.param("C_re", nn.initializers.variance_scaling(0.5, "fan_in", "normal"), (n, h), pd)
+        self.C_im = self.param("C_im", nn.initializers.variance_scaling(0.5, "fan_in", "normal"), (n, h), pd)
+
+    def lam(self):
+        """The diagonal recurrence lambda [N] (complex)."""
+        return jnp.exp(-jnp.exp(self.nu_log) + 1j * jnp.exp(self.theta_log))
+
+    def project_inputs(self, x):
+        bx = self.input_dense(x)
+        bx = jax.lax.complex(bx[..., : self.n], bx[..., self.n:]) * jnp.exp(self.gamma_log)
+        return bx, self.skip(x)
+
+    def linear_coeffs(self, xp):
+        bx, _ = xp
+        return jnp.broadcast_to(self.lam(), bx.shape), bx
+
+    def readout(self, h, xp):
+        _, skip = xp
+        return h.real @ self.C_re - h.imag @ self.C_im + skip
+
+    def step(self, h, xp):
+        a, b = self.linear_coeffs(xp)
+        h = a * h + b
+        return h, self.readout(h, xp)
+
+
+class MinGRUCell(RecurrentCell):
+    """minGRU; see the module docstring."""
+
+    gate_slope: float = 1.0
+    param_dtype: Any = jnp.float32
+    linear = True
+
+    def __post_init__(self):
+        if not self.gate_slope > 0:
+            raise ValueError(f"gate_slope must be > 0, got {self.gate_slope!r}")
+        super().__post_init__()
+
+    def setup(self):
+        self.input_dense = nn.Dense(2 * self.hidden_size, name="input", param_dtype=self.param_dtype)
+
+    def project_inputs(self, x):
+        return self.input_dense(x)
+
+    def linear_coeffs(self, xp):
+        z = gate(xp[..., : self.hidden_size], self.gate_slope)
+        return 1.0 - z, z * xp[..., self.hidden_size:]
+
+    def readout(self, h, xp):
+        del xp
+        return h
+
+    def step(self, h, xp):
+        a, b = self.linear_coeffs(xp)
+        self.sow("intermediates", "gates", {"z": 1.0 - a})
+        h = a * h + b
+        return h, h

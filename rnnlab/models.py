@@ -1,0 +1,95 @@
+"""Sequence models: an input layer, a stacked RNN, and a head.
+
+Shape legend: B batch, T time, D input features, V vocabulary, H hidden size, C outputs.
+
+Heads: ``last`` (many-to-one from the last valid state), ``mean`` (many-to-one from the masked mean of
+outputs), ``all`` (many-to-many: one prediction per step; padded steps give exactly the head's bias).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from rnnlab.cells import get_cell
+from rnnlab.layers import StackedRNN, masked_mean
+from rnnlab.scan import zero_probes
+
+HEADS = ("last", "mean", "all")
+
+
+class SequenceModel(nn.Module):
+    """Embedding (``vocab_size`` set, inputs ``[B,T]`` int) or raw features (inputs ``[B,T,D]`` float) ->
+    ``num_layers`` RNN layers of ``cell`` -> head.
+
+    ``__call__(inputs, lengths=None, *, train=False, probes=None, initial_carries=None, return_carries=False)``
+    returns ``[B,C]`` (heads ``last``/``mean``) or ``[B,T,C]`` (head ``all``); with ``return_carries`` also
+    the list of final carries (for truncated BPTT).
+    """
+
+    cell: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    cell_options: Any = ()
+    vocab_size: int | None = None
+    embed_dim: int | None = None
+    bidirectional: bool = False
+    residual: bool = False
+    head: str = "last"
+    num_outputs: int = 1
+    dropout: float = 0.0
+    rnn_options: Any = ()
+
+    def make_cell(self, **flax_kwargs):
+        return get_cell(self.cell, hidden_size=self.hidden_size, **dict(self.cell_options), **flax_kwargs)
+
+    def __post_init__(self):
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; valid heads: {', '.join(HEADS)}")
+        self.make_cell(parent=None)  # validate the cell name and options early
+        super().__post_init__()
+
+    def zero_probes(self, batch_size: int, length: int):
+        """Zero probes for every layer (pairs for bidirectional layers); see :func:`rnnlab.scan.zero_probes`."""
+        one = zero_probes(self.make_cell(parent=None).init_carry(None, (batch_size,)), length)
+        return [(one, one) if self.bidirectional else one for _ in range(self.num_layers)]
+
+    @nn.compact
+    def __call__(self, inputs, lengths=None, *, train: bool = False, probes=None, initial_carries=None,
+                 return_carries: bool = False):
+        inputs = jnp.asarray(inputs)
+        if self.vocab_size is not None:
+            if inputs.ndim != 2 or not jnp.issubdtype(inputs.dtype, jnp.integer):
+                raise ValueError(f"this model embeds token ids: inputs must be int [B, T], got {inputs.dtype} "
+                                 f"{inputs.shape}. For float features [B, T, D] build it with vocab_size=None.")
+            x = nn.Embed(self.vocab_size, self.embed_dim or self.hidden_size, name="embed")(inputs)
+        else:
+            if inputs.ndim != 3:
+                raise ValueError(f"inputs must be float [B, T, D], got shape {inputs.shape}; for token ids "
+                                 "set vocab_size.")
+            x = inputs.astype(jnp.promote_types(inputs.dtype, jnp.float32))
+        stack = StackedRNN(functools.partial(get_cell, self.cell, self.hidden_size, **dict(self.cell_options)), self.num_layers, self.bidirectional,
+                           self.residual, self.dropout, self.rnn_options, name="rnn")
+        carries, y = stack(x, lengths, train=train, initial_carries=initial_carries, probes=probes)
+        if self.head == "last":
+            cell = self.make_cell(parent=None)
+            last = carries[-1]
+            feats = (jnp.concatenate([cell.hidden(last[0]), cell.hidden(last[1])], -1)
+                     if self.bidirectional else cell.hidden(last))
+            feats = jnp.real(feats) if jnp.iscomplexobj(feats) else feats
+        elif self.head == "mean":
+            feats = masked_mean(y, lengths)
+        else:
+            feats = y
+        if self.dropout:
+            feats = nn.Dropout(self.dropout, deterministic=not train)(feats)
+        out = nn.Dense(self.num_outputs, name="head")(feats)
+        return (out, carries) if return_carries else out
+
+
+def count_params(params) -> int:
+    return sum(int(jnp.size(p)) for p in jax.tree.leaves(params))

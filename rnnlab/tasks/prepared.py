@@ -1,0 +1,326 @@
+"""Tasks over prepared TFDS datasets (offline builders and the TFDS catalog), one class per task kind.
+
+Each task opens its splits with `datasets.open_split` (clear errors for missing / corrupt data), decodes records
+into examples (`inputs`, `targets`, ...) inside a grain map, and pads them in batches with `pipeline.collate`.
+Vocabularies are built from the train split and cached as JSON in the prepared dataset's directory.
+Baselines are computed from the data on first access of `info` (train statistics, scored on 'test').
+
+Shape legend: B batch, T time, D features, V vocabulary, C classes.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from rnnlab.tasks import text as textlib
+from rnnlab.tasks.base import Task, TaskInfo, philox
+from rnnlab.tasks.datasets import make_builder, open_split
+from rnnlab.tasks.pipeline import ArraySource, Loader, collate
+
+
+def _str(x) -> str:
+    return x.decode('utf-8') if isinstance(x, bytes) else str(x)
+
+
+class DatasetTask(Task):
+    """Base: a prepared dataset `dataset` ('NAME' or 'NAME/CONFIG') read from `data_dir`.
+
+    Subclasses define `kind`, `decode(record) -> example` and `_info()`.
+
+    Args:
+      max_length: pad/truncate time to this length (default: the longest sequence in each batch).
+      bucket_batches: > 1 groups examples of similar length into batches (see `pipeline.epoch_plan`).
+    """
+
+    kind = ''
+
+    def __init__(self, name: str, dataset: str, *, data_dir=None, max_length: int | None = None,
+                 bucket_batches: int = 0):
+        self.name, self.dataset, self.data_dir = name, dataset, data_dir
+        self.max_length, self.bucket_batches = max_length, int(bucket_batches)
+        self.builder = make_builder(dataset, data_dir)
+        self._sources = {}
+        train = self.source('train')  # fails early, and clearly, when the data is not prepared
+        del train
+        self.splits = tuple(self.builder.info.splits.keys())
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.builder.data_dir)
+
+    def source(self, split: str):
+        if split not in self._sources:
+            self._sources[split] = open_split(self.builder, None, split)
+        return self._sources[split]
+
+    def records(self, split: str) -> list[dict]:
+        src = self.source(split)
+        return [src[i] for i in range(len(src))]
+
+    @functools.cached_property
+    def info(self) -> TaskInfo:
+        return self._info()
+
+    def decode(self, record: dict) -> dict:
+        raise NotImplementedError
+
+    def _info(self) -> TaskInfo:
+        raise NotImplementedError
+
+    def iterator(self, split, batch_size, seed, *, num_epochs=None, shuffle=True):
+        self.check_split(split)
+        src = self.source(split)
+        lengths = None
+        if self.bucket_batches > 1:
+            lengths = np.array([len(self.decode(src[i])['inputs']) for i in range(len(src))])
+        return Loader(src, batch_size, seed, decode=self.decode,
+                      collate_fn=functools.partial(collate, kind=self.kind, max_length=self.max_length,
+                                                   pad_id=0),
+                      num_epochs=num_epochs, shuffle=shuffle, lengths=lengths, bucket_batches=self.bucket_batches)
+
+
+def majority_accuracy(train_labels, test_labels) -> float:
+    """Accuracy on `test_labels` of always predicting the most frequent train label."""
+    train_labels, test_labels = np.asarray(train_labels).ravel(), np.asarray(test_labels).ravel()
+    majority = np.bincount(train_labels).argmax()
+    return float(np.mean(test_labels == majority)) if len(test_labels) else float('nan')
+
+
+def unigram_loss(train_ids, test_ids, vocab_size: int) -> float:
+    """Cross-entropy (nats per token) on `test_ids` of add-one-smoothed train unigram frequencies."""
+    counts = np.bincount(np.asarray(train_ids).ravel(), minlength=vocab_size)[:vocab_size] + 1.0
+    logp = np.log(counts / counts.sum())
+    return float(-logp[np.asarray(test_ids).ravel()].mean())
+
+
+# ------------------------------------------------------------------------------------------------ text
+class TextClassificationTask(DatasetTask):
+    """Text -> class. inputs int32 `[B, T]` word ids, targets int32 `[B]`. Baseline: majority-class accuracy."""
+
+    kind = 'classification'
+
+    def __init__(self, name, dataset, *, text_key='text', label_key='label', level='word', lowercase=True,
+                 min_count=2, **kwargs):
+        super().__init__(name, dataset, **kwargs)
+        self.text_key, self.label_key = text_key, label_key
+        self.vocab = textlib.load_or_build(
+            self.data_path / f'vocab_{level}_min{min_count}{"_lower" if lowercase else ""}.json',
+            lambda: (_str(r[text_key]) for r in self.records('train')), level, min_count=min_count,
+            lowercase=lowercase)
+
+    def decode(self, record):
+        return {'inputs': self.vocab.encode(_str(record[self.text_key])), 'targets': int(record[self.label_key])}
+
+    def _info(self):
+        labels = {s: [int(r[self.label_key]) for r in self.records(s)] for s in ('train', 'test')}
+        n = self.builder.info.features[self.label_key].num_classes
+        return TaskInfo(self.name, self.kind, None, len(self.vocab), n,
+                        majority_accuracy(labels['train'], labels['test']), 'accuracy')
+
+
+class TaggingTask(DatasetTask):
+    """Tokens -> one tag per token. inputs int32 `[B, T]`, targets int32 `[B, T]`, target_mask = valid steps.
+    Baseline: accuracy of always predicting the most frequent train tag."""
+
+    kind = 'tagging'
+
+    def __init__(self, name, dataset, *, tokens_key='tokens', tags_key='tags', lowercase=True, min_count=2,
+                 **kwargs):
+        super().__init__(name, dataset, **kwargs)
+        self.tokens_key, self.tags_key = tokens_key, tags_key
+        self.vocab = textlib.load_or_build(
+            self.data_path / f'vocab_tokens_min{min_count}{"_lower" if lowercase else ""}.json',
+            lambda: ([_str(t) for t in r[tokens_key]] for r in self.records('train')), 'space',
+            min_count=min_count, lowercase=lowercase)
+
+    def decode(self, record):
+        return {'inputs': self.vocab.encode([_str(t) for t in record[self.tokens_key]]),
+                'targets': np.asarray(record[self.tags_key], dtype=np.int32)}
+
+    def _info(self):
+        tags = {s: np.concatenate([np.asarray(r[self.tags_key], np.int64) for r in self.records(s)])
+                for s in ('train', 'test')}
+        feature = self.builder.info.features[self.tags_key]
+        n = getattr(feature, 'feature', feature).num_classes
+        return TaskInfo(self.name, self.kind, None, len(self.vocab), n,
+                        majority_accuracy(tags['train'], tags['test']), 'accuracy')
+
+
+class LanguageModelTask(DatasetTask):
+    """Next-token prediction on a split's concatenated text, cut into windows of `length` (+1) tokens.
+
+    inputs int32 `[B, length]`, targets = inputs shifted by one. Records are chunks ordered by `index_key`
+    (TFDS stores them shuffled) or, without one, in stored order. Baseline: unigram cross-entropy (nats/token).
+    """
+
+    kind = 'lm'
+
+    def __init__(self, name, dataset, *, length=128, level='char', text_key='text', index_key='index',
+                 separator='', **kwargs):
+        self.length, self.level, self.text_key, self.index_key = int(length), level, text_key, index_key
+        self.separator = separator  # appended to every record (e.g. ' <eos> ' between PTB sentences)
+        super().__init__(name, dataset, **kwargs)
+        self.vocab = textlib.load_or_build(self.data_path / f'vocab_{level}.json', lambda: [self.text('train')],
+                                           level)
+        self._ids = {}
+
+    def text(self, split: str) -> str:
+        recs = self.records(split)
+        if self.index_key and recs and self.index_key in recs[0]:
+            recs = sorted(recs, key=lambda r: int(r[self.index_key]))
+        return ''.join(_str(r[self.text_key]) + self.separator for r in recs)
+
+    def ids(self, split: str) -> np.ndarray:
+        if split not in self._ids:
+            self._ids[split] = self.vocab.encode(self.text(split))
+        return self._ids[split]
+
+    def windows(self, split: str) -> ArraySource:
+        ids = self.ids(split)
+        n = max(0, (len(ids) - 1) // self.length)
+        if n == 0:
+            raise ValueError(f'{self.name} {split}: {len(ids)} tokens is shorter than one window of {self.length}')
+        x = ids[:n * self.length].reshape(n, self.length)
+        y = ids[1:n * self.length + 1].reshape(n, self.length)
+        return ArraySource({'inputs': x, 'targets': y})
+
+    def iterator(self, split, batch_size, seed, *, num_epochs=None, shuffle=True):
+        self.check_split(split)
+        src = self.windows(split)
+
+        def gather(idx):
+            b = src.gather(idx)
+            B = len(idx)
+            return {**b, 'lengths': np.full(B, self.length, np.int32),
+                    'target_mask': np.ones((B, self.length), np.float32)}
+        return Loader(src, batch_size, seed, gather_fn=gather, num_epochs=num_epochs, shuffle=shuffle)
+
+    def _info(self):
+        V = len(self.vocab)
+        return TaskInfo(self.name, self.kind, None, V, V, unigram_loss(self.ids('train'), self.ids('test'), V),
+                        'loss')
+
+
+# ------------------------------------------------------------------------------------------------ numeric
+class SequenceClassificationTask(DatasetTask):
+    """Float sequences -> class: inputs float32 `[B, T, D]` from `to_inputs(record)`, targets int32 `[B]`.
+    Baseline: majority-class accuracy."""
+
+    kind = 'classification'
+
+    def __init__(self, name, dataset, *, to_inputs: Callable[[dict], np.ndarray], input_size: int,
+                 label_key='label', **kwargs):
+        super().__init__(name, dataset, **kwargs)
+        self.to_inputs, self.input_size, self.label_key = to_inputs, input_size, label_key
+
+    def decode(self, record):
+        return {'inputs': self.to_inputs(record), 'targets': int(record[self.label_key])}
+
+    def _info(self):
+        labels = {s: [int(r[self.label_key]) for r in self.records(s)] for s in ('train', 'test')}
+        n = self.builder.info.features[self.label_key].num_classes
+        return TaskInfo(self.name, self.kind, self.input_size, None, n,
+                        majority_accuracy(labels['train'], labels['test']), 'accuracy')
+
+
+def pixel_sequence(pixels: np.ndarray, *, pixels_per_step: int = 1, permutation: np.ndarray | None = None):
+    """uint8 image (any shape, 784 values) -> float32 `[784 / pixels_per_step, pixels_per_step]` in [0, 1],
+    in raster order or permuted by `permutation`."""
+    x = np.asarray(pixels, dtype=np.float32).reshape(-1) / 255.0
+    if permutation is not None:
+        x = x[permutation]
+    return x.reshape(-1, pixels_per_step)
+
+
+def mnist_permutation(seed: int = 0, size: int = 784) -> np.ndarray:
+    """The fixed pixel permutation of permuted sequential MNIST (the same for every run with `seed`)."""
+    return philox(seed, 0x9E5).permutation(size)
+
+
+class ForecastTask(DatasetTask):
+    """One-step forecasting of a univariate series: inputs float32 `[B, window, 1]` (values standardised with
+    the train mean / std), targets float32 `[B]` = the next value. Windows whose target lies in a split belong
+    to it (their inputs may reach back into the previous split). Baseline: MSE of the last value, or of the
+    value one `season` earlier when `season` is set and fits in the window (seasonal naive)."""
+
+    kind = 'regression'
+
+    def __init__(self, name, dataset, *, window=20, season: int | None = None, **kwargs):
+        super().__init__(name, dataset, **kwargs)
+        self.window, self.season = int(window), season
+        parts = {s: sorted(((int(r['t']), float(r['value'])) for r in self.records(s))) for s in self.splits}
+        train = np.array([v for _, v in parts['train']])
+        self.mean, self.std = float(train.mean()), float(train.std() or 1.0)
+        allv = sorted(p for s in self.splits for p in parts[s])
+        self.series = (np.array([v for _, v in allv], np.float32) - self.mean) / self.std
+        self.targets_of = {s: np.array([t for t, _ in parts[s] if t >= self.window]) for s in self.splits}
+
+    def windows(self, split):
+        t = self.targets_of[split]
+        if len(t) == 0:
+            raise ValueError(f'{self.name} {split}: no target has {self.window} earlier values')
+        x = self.series[t[:, None] + np.arange(-self.window, 0)[None, :]]
+        return ArraySource({'inputs': x[..., None], 'targets': self.series[t]})
+
+    def iterator(self, split, batch_size, seed, *, num_epochs=None, shuffle=True):
+        self.check_split(split)
+        src = self.windows(split)
+
+        def gather(idx):
+            b = src.gather(idx)
+            return {**b, 'lengths': np.full(len(idx), self.window, np.int32)}
+        return Loader(src, batch_size, seed, gather_fn=gather, num_epochs=num_epochs, shuffle=shuffle)
+
+    def _info(self):
+        w = self.windows('test').arrays
+        if self.season and self.season <= self.window:
+            pred = w['inputs'][:, -self.season, 0]
+        else:
+            pred = w['inputs'][:, -1, 0]
+        return TaskInfo(self.name, self.kind, 1, None, 1, float(np.mean((pred - w['targets']) ** 2)), 'mse')
+
+
+# ------------------------------------------------------------------------------------------------ seq2seq
+BOS, EOS = '<bos>', '<eos>'
+
+
+class Seq2SeqTask(DatasetTask):
+    """Source text -> target text, word level, one vocabulary per side (built on train).
+
+    inputs int32 `[B, T]` source ids; decoder_inputs `[B, T']` = <bos> + target; targets `[B, T']` = target +
+    <eos>; target_lengths `[B]`. Baseline: unigram cross-entropy of the targets (nats per target token).
+    """
+
+    kind = 'seq2seq'
+
+    def __init__(self, name, dataset, *, source_key, target_key, **kwargs):
+        super().__init__(name, dataset, **kwargs)
+        self.source_key, self.target_key = source_key, target_key
+        self.vocabs = {
+            key: textlib.load_or_build(self.data_path / f'vocab_{key}.json',
+                                       lambda key=key: (_str(r[key]) for r in self.records('train')), 'word',
+                                       lowercase=True, extra_specials=(BOS, EOS))
+            for key in (source_key, target_key)}
+
+    @property
+    def vocab(self):
+        return self.vocabs[self.source_key]
+
+    def decode(self, record):
+        tv = self.vocabs[self.target_key]
+        tgt = tv.encode(_str(record[self.target_key]))
+        bos, eos = np.int32(tv.id(BOS)), np.int32(tv.id(EOS))
+        return {'inputs': self.vocabs[self.source_key].encode(_str(record[self.source_key])),
+                'decoder_inputs': np.concatenate([[bos], tgt]).astype(np.int32),
+                'targets': np.concatenate([tgt, [eos]]).astype(np.int32)}
+
+    def _info(self):
+        tv = self.vocabs[self.target_key]
+        ids = {s: np.concatenate([self.decode(r)['targets'] for r in self.records(s)]) for s in ('train', 'test')}
+        V = len(self.vocab)
+        return TaskInfo(self.name, self.kind, None, V, len(tv), unigram_loss(ids['train'], ids['test'], len(tv)),
+                        'loss')
+
