@@ -293,7 +293,7 @@ def validate(config: Mapping | ml_collections.ConfigDict, *, num_devices: int | 
     problems.append(f'optim.boundaries={boundaries!r} must be increasing')
   if get('optim.schedule') == 'step' and not boundaries:
     problems.append("optim.schedule='step' needs optim.boundaries, e.g. (1000, 2000)")
-  if get('optim.warmup_steps') > get('train.steps'):
+  if get('train.steps') >= 1 and get('optim.warmup_steps') > get('train.steps'):
     problems.append(f'optim.warmup_steps={get("optim.warmup_steps")} exceeds train.steps={get("train.steps")}')
   best = get('train.best_metric')
   if best and not best.startswith(('eval/', 'train/')):

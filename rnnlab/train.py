@@ -452,3 +452,48 @@ def _loop(run: _Run, state, start: int, writer, progress) -> dict[str, Any]:
   result['per_seed'] = {str(seed): {name: float(v[i]) for name, v in eval_out.items()}
                         for i, seed in enumerate(run.seeds)}
   return result
+
+
+def evaluate_checkpoint(workdir: str, *, step: int | None = None, best: bool = False,
+                        eval_batches: int | None = None, model=None, task=None) -> dict[str, Any]:
+  """Evaluates a saved checkpoint of ``workdir`` on the test split.
+
+  Args:
+    workdir: a run directory (with ``config.json`` and ``checkpoints/``).
+    step: which checkpoint; None = the latest (or the best with ``best=True``).
+    best: use the best checkpoint by ``train.best_metric``.
+    eval_batches: batches to use; None = ``config.train.eval_batches`` (0 = all).
+
+  Returns:
+    ``{'step', 'eval/<name>' (mean over seeds), 'per_seed': {seed: {...}}}``; also written to
+    ``workdir/eval_<step>.json``.
+  """
+  config_path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f'{config_path} not found: is {workdir} a run directory made by `rnnlab train`?')
+  with open(config_path) as f:
+    config = config_lib.resolve(json.load(f))
+  config.parallel = 'none' if config.parallel == 'pmap' else config.parallel
+  config_lib.validate(config)
+  if task is None:
+    from rnnlab.tasks import get_task  # pylint: disable=import-outside-toplevel
+    task = get_task(config.task.name, **config.task.params.to_dict())
+  if model is None:
+    model = build_model(config.model, task.info)
+  run = _Run(config, workdir, task, model, ())
+  if best:
+    step = run.ckpt.best_step()
+  state = init_state(model, run.tx, run.info, run.seeds)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=run.dp.replicated), state)
+  state, _, step = run.ckpt.restore(abstract, step)
+  run.ckpt.close()
+  if eval_batches is not None:
+    run.config.train.eval_batches = eval_batches
+  out = run.eval_metrics(state)
+  result: dict[str, Any] = {'step': int(step)}
+  result.update({k: float(np.mean(v)) for k, v in out.items()})
+  result['per_seed'] = {str(seed): {name: float(v[i]) for name, v in out.items()}
+                        for i, seed in enumerate(run.seeds)}
+  with open(os.path.join(workdir, f'eval_{step}.json'), 'w') as f:
+    json.dump(result, f, indent=2, sort_keys=True)
+  return result

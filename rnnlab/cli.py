@@ -1,0 +1,250 @@
+"""The command line: the only module that parses flags.
+
+    rnnlab train --config experiments/adding.py[:ARG] --workdir DIR [--config.model.cell=gru ...]
+    rnnlab eval  --workdir DIR [--step N | --best]
+    rnnlab sweep --config experiments/adding.py --workdir DIR [--seeds 0,1,2] [--config.x.y=v ...]
+    rnnlab data list
+    rnnlab data prepare NAME [--data-dir DIR]
+
+``--config.a.b=v`` (or ``--config.a.b v``) overrides a field of the config, as ``ml_collections``'
+``config_flags`` does; values are parsed as Python literals guided by the field's type (``--config.model.cell=gru``,
+``--config.optim.boundaries='(100, 200)'``, ``--config.train.progress=false``).
+
+A subcommand is ``COMMANDS[name] = (add_arguments(parser), run(args, overrides) -> exit code)``; to add one,
+write the two functions and register them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+OVERRIDE_PREFIX = '--config.'
+
+
+# --------------------------------------------------------------------------------------------------------
+# Config files and overrides
+
+
+def load_config_module(path: str):
+  """Imports an experiment file (``get_config()`` [+ ``get_sweep()``]) as a module."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'config file {path!r} not found')
+  name = 'rnnlab_experiment_' + re.sub(r'\W', '_', os.path.splitext(os.path.basename(path))[0])
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, 'get_config'):
+    raise ValueError(f'{path} defines no get_config()')
+  return module
+
+
+def split_config_arg(spec: str) -> tuple[str, str | None]:
+  """'file.py:arg' -> ('file.py', 'arg'); 'file.py' -> ('file.py', None)."""
+  path, sep, arg = spec.partition('.py:')
+  return (path + '.py', arg) if sep else (spec, None)
+
+
+def load_config(spec: str, overrides: dict[str, str] | None = None):
+  """``FILE[:ARG]`` + overrides -> the resolved (not yet validated) config."""
+  from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
+  path, arg = split_config_arg(spec)
+  module = load_config_module(path)
+  config = module.get_config(arg) if arg is not None else module.get_config()
+  return config_lib.apply_overrides(config_lib.resolve(config), overrides or {})
+
+
+def parse_overrides(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+  """Splits ``--config.a.b=v`` / ``--config.a.b v`` out of ``argv``: (overrides, the other arguments)."""
+  overrides, rest = {}, []
+  i = 0
+  while i < len(argv):
+    arg = argv[i]
+    if arg.startswith(OVERRIDE_PREFIX):
+      key, eq, value = arg[len(OVERRIDE_PREFIX):].partition('=')
+      if not eq:
+        if i + 1 >= len(argv):
+          raise SystemExit(f'error: {arg} needs a value ({arg}=VALUE)')
+        value = argv[i + 1]
+        i += 1
+      overrides[key] = value
+    else:
+      rest.append(arg)
+    i += 1
+  return overrides, rest
+
+
+# --------------------------------------------------------------------------------------------------------
+# train / eval
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+  p.add_argument('--config', required=True, help='experiment file with get_config(), optionally FILE.py:ARG')
+  p.add_argument('--workdir', required=True, help='run directory (resumed if it holds checkpoints)')
+
+
+def _run_train(args, overrides) -> int:
+  from rnnlab import train  # pylint: disable=import-outside-toplevel
+  config = load_config(args.config, overrides)
+  result = train.train_and_evaluate(config, args.workdir)
+  print(json.dumps({k: v for k, v in result.items() if k != 'per_seed'}, indent=1, sort_keys=True))
+  return 0
+
+
+def _add_eval(p: argparse.ArgumentParser) -> None:
+  p.add_argument('--workdir', required=True)
+  g = p.add_mutually_exclusive_group()
+  g.add_argument('--step', type=int, default=None, help='checkpoint step (default: latest)')
+  g.add_argument('--best', action='store_true', help='the best checkpoint by train.best_metric')
+  p.add_argument('--eval_batches', type=int, default=None, help='0 = the whole test split')
+
+
+def _run_eval(args, overrides) -> int:
+  from rnnlab import train  # pylint: disable=import-outside-toplevel
+  if overrides:
+    raise SystemExit('error: eval takes no --config.* overrides (it uses the run\'s config.json)')
+  result = train.evaluate_checkpoint(args.workdir, step=args.step, best=args.best,
+                                     eval_batches=args.eval_batches)
+  print(json.dumps(result, indent=1, sort_keys=True))
+  return 0
+
+
+# --------------------------------------------------------------------------------------------------------
+# sweep
+
+
+def _add_sweep(p: argparse.ArgumentParser) -> None:
+  p.add_argument('--config', required=True, help='experiment file with get_config() and get_sweep()')
+  p.add_argument('--workdir', required=True, help='parent directory; each run gets a sub-directory')
+  p.add_argument('--seeds', default=None, help="comma-separated seeds, e.g. 0,1,2 (default: the config's seed)")
+
+
+def run_name(overrides: dict[str, Any], seed: int) -> str:
+  """A readable, filesystem-safe sub-directory name for one sweep run."""
+  parts = [f'{k}={v}' for k, v in sorted(overrides.items())] + [f'seed={seed}']
+  return re.sub(r'[^\w.=,+-]', '_', ','.join(parts))
+
+
+def sweep_runs(config_spec: str, seeds: Sequence[int] | None, overrides: dict[str, str]):
+  """[(name, config)] for the grid ``get_sweep()`` x seeds (configs resolved, not validated)."""
+  from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
+  path, _ = split_config_arg(config_spec)
+  module = load_config_module(path)
+  grid = module.get_sweep() if hasattr(module, 'get_sweep') else [{}]
+  base = load_config(config_spec, overrides)
+  runs = []
+  for point in grid:
+    for seed in (seeds if seeds is not None else [base.seed]):
+      cfg = config_lib.apply_overrides(base, {**point, 'seed': seed})
+      runs.append((run_name(point, seed), cfg))
+  return runs
+
+
+def _run_sweep(args, overrides) -> int:
+  from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
+  from rnnlab import train  # pylint: disable=import-outside-toplevel
+  seeds = [int(s) for s in args.seeds.split(',')] if args.seeds else None
+  runs = sweep_runs(args.config, seeds, overrides)
+  problems = []
+  for name, cfg in runs:  # validate the whole grid before running any of it
+    try:
+      config_lib.validate(cfg)
+    except ValueError as e:
+      problems.append(f'{name}: {e}')
+  if problems:
+    raise ValueError('invalid sweep:\n' + '\n'.join(problems))
+  failed = []
+  for i, (name, cfg) in enumerate(runs):
+    workdir = os.path.join(args.workdir, name)
+    if os.path.exists(os.path.join(workdir, train.FINAL_FILE)):
+      print(f'[{i + 1}/{len(runs)}] {name}: finished, skipped')
+      continue
+    print(f'[{i + 1}/{len(runs)}] {name}')
+    try:
+      result = train.train_and_evaluate(cfg, workdir)
+      print('  ' + ', '.join(f'{k}={v:.4g}' for k, v in result.items() if k.startswith('eval/')))
+    except Exception as e:  # pylint: disable=broad-except
+      failed.append(name)
+      print(f'  FAILED: {type(e).__name__}: {e}', file=sys.stderr)
+  if failed:
+    print(f'{len(failed)} run(s) failed: {", ".join(failed)}; re-run the same command to retry them',
+          file=sys.stderr)
+    return 1
+  return 0
+
+
+# --------------------------------------------------------------------------------------------------------
+# data
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+  sub = p.add_subparsers(dest='data_command', required=True)
+  sub.add_parser('list', help='datasets that can be prepared')
+  prep = sub.add_parser('prepare', help='download/convert a dataset')
+  prep.add_argument('name')
+  prep.add_argument('--data-dir', '--data_dir', dest='data_dir', default=None)
+
+
+def _run_data(args, overrides) -> int:
+  from rnnlab import tasks  # pylint: disable=import-outside-toplevel
+  if args.data_command == 'list':
+    for name in tasks.list_datasets():
+      print(name)
+    return 0
+  out = tasks.prepare(args.name, args.data_dir)
+  if out is not None:
+    print(out)
+  return 0
+
+
+# --------------------------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
+    'train': (_add_train, _run_train),
+    'eval': (_add_eval, _run_eval),
+    'sweep': (_add_sweep, _run_sweep),
+    'data': (_add_data, _run_data),
+}
+HELP = {
+    'train': 'train (and evaluate) one config; resumes from --workdir',
+    'eval': 'evaluate a checkpoint of a run',
+    'sweep': "run the grid of the config file's get_sweep() x seeds",
+    'data': 'list or prepare datasets',
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog='rnnlab', description=__doc__.split('\n\n')[0])
+  sub = parser.add_subparsers(dest='command', required=True)
+  for name, (add_arguments, _) in COMMANDS.items():
+    add_arguments(sub.add_parser(name, help=HELP.get(name)))
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Entry point of the ``rnnlab`` console script and ``python -m rnnlab``."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  overrides, rest = parse_overrides(argv)
+  args = build_parser().parse_args(rest)
+  try:
+    return COMMANDS[args.command][1](args, overrides)
+  except (ValueError, FileNotFoundError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  except Exception as e:  # clear one-line messages for the errors a user can act on
+    from rnnlab.checkpointing import CheckpointError  # pylint: disable=import-outside-toplevel
+    from rnnlab.train import NonFiniteError  # pylint: disable=import-outside-toplevel
+    if isinstance(e, (CheckpointError, NonFiniteError)):
+      print(f'error: {e}', file=sys.stderr)
+      return 3
+    raise
+
+
+if __name__ == '__main__':
+  sys.exit(main())
