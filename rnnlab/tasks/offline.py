@@ -538,8 +538,8 @@ DATASETS = {
 
 # ------------------------------------------------------------------------------------------------ tasks
 # Imported here, not at the top: prepared -> datasets -> (lazily) offline.
-from rnnlab.tasks import prepared as _p  # noqa: E402
-from rnnlab.tasks.base import register_task  # noqa: E402
+from rnnlab.tasks import prepared as _p
+from rnnlab.tasks.base import register_task
 
 
 def _vader(config):

@@ -18,7 +18,7 @@ import numpy as np
 from rnnlab.tasks import text as textlib
 from rnnlab.tasks.base import Task, TaskInfo, philox
 from rnnlab.tasks.datasets import make_builder, open_split
-from rnnlab.tasks.pipeline import ArraySource, Loader, collate
+from rnnlab.tasks.pipeline import ArraySource, Loader, collate, read_all
 
 
 def _str(x) -> str:
@@ -42,7 +42,7 @@ class DatasetTask(Task):
         self.name, self.dataset, self.data_dir = name, dataset, data_dir
         self.max_length, self.bucket_batches = max_length, int(bucket_batches)
         self.builder = make_builder(dataset, data_dir)
-        self._sources = {}
+        self._sources, self._records = {}, {}
         train = self.source('train')  # fails early, and clearly, when the data is not prepared
         del train
         self.splits = tuple(self.builder.info.splits.keys())
@@ -57,8 +57,10 @@ class DatasetTask(Task):
         return self._sources[split]
 
     def records(self, split: str) -> list[dict]:
-        src = self.source(split)
-        return [src[i] for i in range(len(src))]
+        """All records of `split`, decoded by TFDS (cached: used for vocabularies and baselines)."""
+        if split not in self._records:
+            self._records[split] = read_all(self.source(split))
+        return self._records[split]
 
     @functools.cached_property
     def info(self) -> TaskInfo:
@@ -75,7 +77,7 @@ class DatasetTask(Task):
         src = self.source(split)
         lengths = None
         if self.bucket_batches > 1:
-            lengths = np.array([len(self.decode(src[i])['inputs']) for i in range(len(src))])
+            lengths = np.array([len(self.decode(r)['inputs']) for r in self.records(split)])
         return Loader(src, batch_size, seed, decode=self.decode,
                       collate_fn=functools.partial(collate, kind=self.kind, max_length=self.max_length,
                                                    pad_id=0),
@@ -251,7 +253,7 @@ class ForecastTask(DatasetTask):
     def __init__(self, name, dataset, *, window=20, season: int | None = None, **kwargs):
         super().__init__(name, dataset, **kwargs)
         self.window, self.season = int(window), season
-        parts = {s: sorted(((int(r['t']), float(r['value'])) for r in self.records(s))) for s in self.splits}
+        parts = {s: sorted((int(r['t']), float(r['value'])) for r in self.records(s)) for s in self.splits}
         train = np.array([v for _, v in parts['train']])
         self.mean, self.std = float(train.mean()), float(train.std() or 1.0)
         allv = sorted(p for s in self.splits for p in parts[s])
