@@ -53,8 +53,9 @@ def make_builder(name: str, data_dir=None) -> tfds.core.DatasetBuilder:
     entry = entries[base]
     data_dir = str(default_data_dir(data_dir))
     if entry.builder is None:
+        from rnnlab.tasks.catalog import catalog_builder
         try:
-            return tfds.builder(name, data_dir=data_dir, file_format='array_record')
+            return catalog_builder(name, data_dir)
         except Exception as e:
             raise RuntimeError(f'cannot build the TFDS catalog dataset {name!r}: {e}') from e
     configs = _config_names(entry.builder)
