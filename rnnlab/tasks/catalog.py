@@ -127,8 +127,8 @@ def log_mel_spectrogram(audio: np.ndarray, sample_rate: int, *, n_mels: int = 40
     x = np.asarray(audio)
     x = x.astype(np.float32) / 32768.0 if np.issubdtype(x.dtype, np.integer) else x.astype(np.float32)
     x = x.reshape(-1)
-    frame = int(round(sample_rate * frame_ms / 1000))
-    hop = int(round(sample_rate * hop_ms / 1000))
+    frame = round(sample_rate * frame_ms / 1000)
+    hop = round(sample_rate * hop_ms / 1000)
     if len(x) < frame:
         x = np.pad(x, (0, frame - len(x)))
     n_frames = 1 + (len(x) - frame) // hop
