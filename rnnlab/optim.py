@@ -92,7 +92,7 @@ def make_clip(kind: str, value: float) -> optax.GradientTransformation:
 def clip_fired(kind: str, value: float, grads) -> jax.Array:
   """Whether clipping of ``kind`` changes ``grads`` (a bool scalar), for the metrics."""
   if kind == 'global_norm':
-    return optax.global_norm(grads) > value
+    return optax.tree.norm(grads) > value
   if kind == 'value':
     leaves = jax.tree.leaves(grads)
     return jnp.max(jnp.stack([jnp.max(jnp.abs(g)) for g in leaves])) > value

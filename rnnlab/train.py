@@ -133,7 +133,7 @@ def _train_step_one(state: TrainState, batch, axis_name, *, loss: losses.Loss,
   stats = parallel.psum_if(stats, axis_name)
   metrics = loss.finalize(stats)
 
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   loss_finite = jnp.isfinite(metrics['loss'])
@@ -145,7 +145,7 @@ def _train_step_one(state: TrainState, batch, axis_name, *, loss: losses.Loss,
                             opt_state=keep(opt_state, state.opt_state),
                             skipped=state.skipped + (~ok).astype(jnp.int32))
   metrics.update(
-      grad_norm=grad_norm, update_norm=optax.global_norm(updates), param_norm=optax.global_norm(new_state.params),
+      grad_norm=grad_norm, update_norm=optax.tree.norm(updates), param_norm=optax.tree.norm(new_state.params),
       clip_fired=optim.clip_fired(clip, clip_value, grads).astype(jnp.float32),
       learning_rate=jnp.asarray(lr_fn(state.step), jnp.float32),
       nonfinite=(~ok).astype(jnp.float32), loss_nonfinite=(~loss_finite).astype(jnp.float32),
