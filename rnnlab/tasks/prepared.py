@@ -28,6 +28,9 @@ def _str(x) -> str:
 class DatasetTask(Task):
     """Base: a prepared dataset `dataset` ('NAME' or 'NAME/CONFIG') read from `data_dir`.
 
+    'train' iterators drop a last partial batch (every training batch has B rows, so a jitted step compiles
+    once per shape); other splits yield every example exactly once per epoch.
+
     Subclasses define `kind`, `decode(record) -> example` and `_info()`.
 
     Args:
@@ -81,7 +84,8 @@ class DatasetTask(Task):
         return Loader(src, batch_size, seed, decode=self.decode,
                       collate_fn=functools.partial(collate, kind=self.kind, max_length=self.max_length,
                                                    pad_id=0),
-                      num_epochs=num_epochs, shuffle=shuffle, lengths=lengths, bucket_batches=self.bucket_batches)
+                      num_epochs=num_epochs, shuffle=shuffle,
+                      drop_remainder=split == 'train', lengths=lengths, bucket_batches=self.bucket_batches)
 
 
 def majority_accuracy(train_labels, test_labels) -> float:
@@ -205,7 +209,8 @@ class LanguageModelTask(DatasetTask):
             B = len(idx)
             return {**b, 'lengths': np.full(B, self.length, np.int32),
                     'target_mask': np.ones((B, self.length), np.float32)}
-        return Loader(src, batch_size, seed, gather_fn=gather, num_epochs=num_epochs, shuffle=shuffle)
+        return Loader(src, batch_size, seed, gather_fn=gather, num_epochs=num_epochs, shuffle=shuffle,
+                      drop_remainder=split == 'train')
 
     def _info(self):
         V = len(self.vocab)
@@ -281,7 +286,8 @@ class ForecastTask(DatasetTask):
         def gather(idx):
             b = src.gather(idx)
             return {**b, 'lengths': np.full(len(idx), self.window, np.int32)}
-        return Loader(src, batch_size, seed, gather_fn=gather, num_epochs=num_epochs, shuffle=shuffle)
+        return Loader(src, batch_size, seed, gather_fn=gather, num_epochs=num_epochs, shuffle=shuffle,
+                      drop_remainder=split == 'train')
 
     def _info(self):
         w = self.windows('test').arrays
