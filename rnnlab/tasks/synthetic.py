@@ -242,7 +242,7 @@ class SyntheticConfig(tfds.core.BuilderConfig):
         self.length, self.num_train, self.num_test = length, num_train, num_test
 
 
-class _SyntheticBuilder(tfds.core.GeneratorBasedBuilder):
+class _SyntheticBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Writes `num_train` examples from the stream (seed 0) and the fixed `num_test` test set."""
 
     VERSION = tfds.core.Version('1.0.0')
