@@ -13,7 +13,9 @@ linear cells, ``jax.lax.associative_scan``):
 * **probes**: zeros added to the carry after every step; ``grad(loss)(probes)`` is dL/d(carry_t) for every t
   in one backward pass (the vanishing-gradient diagnostic);
 * **remat**: ``jax.checkpoint`` of the step (``remat=True``) or of chunks of ``remat_chunk`` steps with their
-  input projection (the memory-lean choice for long sequences).
+  input projection (the memory-lean choice for long sequences);
+* **backend**: ``'fused'`` runs LSTM/GRU through :mod:`rnnlab.kernels` (a custom VJP whose weight gradient is
+  one matmul after the backward loop); ``'xla'`` differentiates the ``lax.scan`` above.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ import jax.numpy as jnp
 from flax import errors as flax_errors
 from flax import linen as nn
 
+from rnnlab import kernels
 from rnnlab.cells.base import RecurrentCell
+from rnnlab.cells.gated import GRUCell, LSTMCell
 
 Array = jax.Array
 MODES = ("auto", "sequential", "associative")
+BACKENDS = ("auto", "fused", "xla")
 
 
 def flip_sequences(x: Array, lengths: Array | None, time_axis: int = 1) -> Array:
@@ -145,6 +150,10 @@ class RNN(nn.Module):
         GPU/TPU for linear cells, sequential otherwise — sequential was faster on CPU).
       hoist: compute the input projection for all steps before the loop (one matmul); False projects inside
         the loop step by step.
+      backend: ``'fused'`` (LSTMCell/GRUCell only; a ValueError for other cells), ``'xla'`` or ``'auto'``
+        (fused wherever it applies, else xla). The fused kernel covers masking, reverse, probes, unroll,
+        ``hoist`` and ``gate_slope``; it falls back to ``'xla'`` automatically for peephole or CIFG LSTMs,
+        ``remat`` and when the ``'intermediates'`` collection (gate statistics) is requested.
     """
 
     cell: RecurrentCell
@@ -154,6 +163,21 @@ class RNN(nn.Module):
     remat_chunk: int = 0
     mode: str = "auto"
     hoist: bool = True
+    backend: str = "auto"
+
+    def resolved_backend(self, collect: bool = False) -> str:
+        """``'fused'`` or ``'xla'``: the backend this module runs (see ``backend``)."""
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
+        fusable = isinstance(self.cell, (LSTMCell, GRUCell))
+        if self.backend == "fused" and not fusable:
+            raise ValueError(f"backend='fused' supports LSTMCell and GRUCell, not {type(self.cell).__name__}; "
+                             "use backend='xla' or 'auto'.")
+        if self.backend == "xla" or not fusable:
+            return "xla"
+        unsupported = (self.remat or collect
+                       or (isinstance(self.cell, LSTMCell) and (self.cell.peephole or self.cell.cifg)))
+        return "xla" if unsupported else "fused"
 
     def resolved_mode(self) -> str:
         if self.mode not in MODES:
@@ -187,6 +211,8 @@ class RNN(nn.Module):
         b, t, _ = x.shape
         lengths = _check_lengths(lengths, b, t)
         mode = self.resolved_mode()
+        collect = self.is_mutable_collection("intermediates")
+        backend = self.resolved_backend(collect)
         cell = self.cell
         carry = cell.init_carry(None, (b,)) if initial_carry is None else initial_carry
 
@@ -208,7 +234,6 @@ class RNN(nn.Module):
                              f"{type(cell).__name__} was initialised with; re-initialise the model or pass "
                              f"inputs with the original D. ({e})") from None
         params = cell.variables.get("params", {})
-        collect = self.is_mutable_collection("intermediates")
         fns = _PureCell(cell, collect)
 
         if mode == "associative":
@@ -218,6 +243,10 @@ class RNN(nn.Module):
             ys = fns.readout(params, h, xp)
             if mask is not None:
                 ys = jnp.where(mask[..., None], ys, jnp.zeros_like(ys))
+            auxs = None
+        elif backend == "fused":
+            final, ys = _fused_scan(cell, params, carry, xp if self.hoist else xt, mask, pt, self.unroll,
+                                    hoisted=self.hoist)
             auxs = None
         elif self.remat and self.remat_chunk:
             final, ys, auxs = _chunked_scan(fns, params, carry, xt, mask, pt, self.remat_chunk, self.unroll,
@@ -243,6 +272,23 @@ class RNN(nn.Module):
             if lengths is not None:
                 self.sow("intermediates", "mask", sequence_mask(lengths, t))
         return final, y
+
+
+def _fused_scan(cell: RecurrentCell, params, carry, xs, mask, pt, unroll: int, hoisted: bool):
+    """The sequence through :mod:`rnnlab.kernels`; returns ``(carry, ys)``.
+
+    ``xs`` is time-major: projected ``[T, B, G*H]`` if ``hoisted``, else raw ``[T, B, D]`` (projected inside
+    the loop with the cell's ``input`` Dense parameters).
+    """
+    opts = dict(gate_slope=cell.gate_slope, unroll=unroll)
+    if not hoisted:
+        opts.update(input_kernel=params["input"]["kernel"], input_bias=params["input"]["bias"])
+    if isinstance(cell, LSTMCell):
+        c, h, ys = kernels.lstm_sequence(params["recurrent_kernel"], xs, carry[0], carry[1], mask, pt, **opts)
+        return (c, h), ys
+    h, ys = kernels.gru_sequence(params["recurrent_kernel"], params["recurrent_bias"], xs, carry, mask, pt,
+                                 **opts)
+    return h, ys
 
 
 class _PureCell:

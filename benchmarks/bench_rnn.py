@@ -1,0 +1,169 @@
+"""Training-step throughput of LSTM/GRU layers: rnnlab (xla / fused backends) vs Flax vs PyTorch.
+
+A training step is the forward pass plus gradients w.r.t. every parameter and the input; the loss is
+``sum(y)``. Throughput is tokens/s = B*T / (seconds per step). Implementations are timed **interleaved**:
+for each (cell, shape), every round times each implementation once (in a rotating order) plus a 1024^3 f32
+matmul, and the table reports medians over rounds. "% floor" is the matmul-FLOP floor of the step (forward
+2*B*T*(D+H)*G*H FLOPs, backward 2x forward, G = 4 for LSTM, 3 for GRU) at the matmul rate measured in the same
+rounds, divided by the measured step time.
+
+Threads: JAX runs with its defaults (one Eigen pool over all cores); PyTorch with ``torch.set_num_threads``
+set to the core count. Run through ``benchmarks/run.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SHAPES = ((32, 256, 32, 128), (64, 1000, 1, 128), (128, 100, 64, 256), (16, 2000, 2, 64))
+QUICK_SHAPES = ((8, 64, 8, 32),)
+GATES = {"lstm": 4, "gru": 3}
+MIN_SECONDS = 0.2  # per measurement: repeat a step until this much time has passed
+
+
+@dataclass
+class Impl:
+    name: str
+    build: Callable  # (cell, B, T, D, H) -> step() that runs one training step to completion
+    cells: tuple = ("lstm", "gru")
+    reference: str | None = None  # 'torch' | 'flax': the baseline the ratio columns divide by
+
+
+def _jax_step(loss, params, x):
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    return lambda: jax.block_until_ready(grad(params, x))
+
+
+def _rnnlab(backend: str, hoist: bool = True):
+    def build(cell_name, b, t, d, h):
+        import rnnlab
+        layer = rnnlab.RNN(rnnlab.get_cell(cell_name, hidden_size=h), backend=backend, hoist=hoist)
+        x = jax.random.normal(jax.random.PRNGKey(0), (b, t, d), jnp.float32)
+        params = layer.init(jax.random.PRNGKey(1), x)
+        if backend != "xla":
+            assert layer.bind(params).resolved_backend() == backend, "bench row would not run the fused kernel"
+        return _jax_step(lambda p, x: jnp.sum(layer.apply(p, x)[1]), params, x)
+    return build
+
+
+def _flax(cell_name, b, t, d, h):
+    from flax import linen as nn
+    cell = nn.OptimizedLSTMCell(h) if cell_name == "lstm" else nn.GRUCell(h)
+    layer = nn.RNN(cell)
+    x = jax.random.normal(jax.random.PRNGKey(0), (b, t, d), jnp.float32)
+    params = layer.init(jax.random.PRNGKey(1), x)
+    return _jax_step(lambda p, x: jnp.sum(layer.apply(p, x)), params, x)
+
+
+def _torch(cell_name, b, t, d, h):
+    import torch
+    torch.manual_seed(0)
+    layer = (torch.nn.LSTM if cell_name == "lstm" else torch.nn.GRU)(d, h, batch_first=True)
+    x = torch.randn(b, t, d, requires_grad=True)
+    inputs = [x, *layer.parameters()]
+
+    def step():
+        y, _ = layer(x)
+        return torch.autograd.grad(y.sum(), inputs)
+    return step
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def implementations(use_torch: bool = True) -> list[Impl]:
+    impls = [
+        Impl("rnnlab (xla)", _rnnlab("xla")),
+        Impl("rnnlab (fused)", _rnnlab("fused")),
+        Impl("rnnlab (xla, hoist=False)", _rnnlab("xla", hoist=False), cells=("lstm",)),
+        Impl("Flax RNN(OptimizedLSTMCell / GRUCell)", _flax, reference="flax"),
+    ]
+    if use_torch and torch_available():
+        impls.append(Impl("PyTorch nn.LSTM / nn.GRU", _torch, reference="torch"))
+    return impls
+
+
+def _time(step: Callable) -> float:
+    """Seconds per call: repeat until MIN_SECONDS have passed (at least once)."""
+    n, start = 0, time.perf_counter()
+    while True:
+        step()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= MIN_SECONDS:
+            return elapsed / n
+
+
+def _matmul_step():
+    a = jax.random.normal(jax.random.PRNGKey(2), (1024, 1024), jnp.float32)
+    mm = jax.jit(lambda a: a @ a)
+    return lambda: jax.block_until_ready(mm(a))
+
+
+def step_flops(cell: str, b: int, t: int, d: int, h: int) -> float:
+    """Matmul FLOPs of one training step: forward 2*B*T*(D+H)*G*H, backward twice that."""
+    return 3 * 2 * b * t * (d + h) * GATES[cell] * h
+
+
+def measure(shapes=SHAPES, rounds: int = 5, cells=("lstm", "gru"), log=print,
+            use_torch: bool = True) -> tuple[list[dict], float]:
+    """Time every implementation, interleaved; returns (rows, matmul FLOP/s)."""
+    if use_torch and torch_available():
+        import torch
+        torch.set_num_threads(os.cpu_count() or 1)
+    matmul = _matmul_step()
+    matmul()
+    rates, rows = [], []
+    impls = implementations(use_torch)
+    for cell in cells:
+        for shape in shapes:
+            steps = {}
+            for impl in impls:
+                if cell in impl.cells:
+                    steps[impl.name] = impl.build(cell, *shape)
+                    steps[impl.name]()  # compile / warm up
+            times = {name: [] for name in steps}
+            names = list(steps)
+            for r in range(rounds):
+                for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order each round
+                    times[name].append(_time(steps[name]))
+                rates.append(2 * 1024 ** 3 / _time(matmul))
+            log(f"  measured {cell} {shape}: " + ", ".join(
+                f"{n} {statistics.median(v) * 1e3:.1f} ms" for n, v in times.items()))
+            for impl in impls:
+                if impl.name in times:
+                    rows.append(dict(cell=cell, shape=shape, impl=impl.name, reference=impl.reference,
+                                     seconds=statistics.median(times[impl.name]),
+                                     spread=(max(times[impl.name]) - min(times[impl.name]))
+                                     / statistics.median(times[impl.name])))
+            del steps
+    return rows, statistics.median(rates)
+
+
+def markdown_table(rows: list[dict], flops_per_second: float) -> str:
+    """One Markdown table: tokens/s, ratios vs PyTorch and Flax in the same (cell, shape), % of the floor."""
+    lines = ["| cell | (B, T, D, H) | implementation | tokens/s | ms/step | vs PyTorch | vs Flax | % of floor |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        cell, shape = row["cell"], row["shape"]
+        group = [r for r in rows if r["cell"] == cell and r["shape"] == shape]
+        ref = {r["reference"]: r["seconds"] for r in group if r["reference"]}
+        tokens = shape[0] * shape[1] / row["seconds"]
+        ratio = lambda k: f"×{ref[k] / row['seconds']:.2f}" if k in ref else "—"  # noqa: E731
+        floor = step_flops(cell, *shape) / flops_per_second / row["seconds"]
+        lines.append(f"| {cell.upper()} | {', '.join(map(str, shape))} | {row['impl']} | {tokens / 1e3:.1f}k | "
+                     f"{row['seconds'] * 1e3:.1f} | {ratio('torch')} | {ratio('flax')} | {100 * floor:.0f}% |")
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""`make bench`: training-step throughput of rnnlab vs Flax vs PyTorch, then the other benchmark sections.
+
+    python benchmarks/run.py                        # 4 shapes x (LSTM, GRU), 5 interleaved rounds
+    python benchmarks/run.py --quick                # one tiny shape, 2 rounds (smoke test)
+    python benchmarks/run.py --shapes 32,256,32,128 --rounds 3
+
+Prints Markdown (paste it into the README). Sections from ``bench_train.py`` (K seeds via vmap, sharded step)
+and ``bench_loader.py`` (input pipeline) are run when those modules import, and skipped with a note otherwise.
+Timings are medians of interleaved rounds; on a shared machine expect +-15% between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import os
+import platform
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def _shape(text: str) -> tuple[int, int, int, int]:
+    try:
+        b, t, d, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shape is B,T,D,H (four integers), got {text!r}") from None
+    return b, t, d, h
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="one small shape, 2 rounds (smoke test)")
+    p.add_argument("--shapes", type=_shape, nargs="+", help="B,T,D,H shapes (default: the 4 README shapes)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds per (cell, shape); medians are reported")
+    p.add_argument("--cells", nargs="+", choices=("lstm", "gru"), default=("lstm", "gru"))
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
+    p.add_argument("--skip-sections", action="store_true", help="only the RNN table (no train/loader sections)")
+    return p.parse_args(argv)
+
+
+def _optional_section(title: str, module_name: str, quick: bool):
+    """Run ``module.main`` (passing ``quick`` if it takes it); a missing or failing module prints a note."""
+    print(f"\n## {title}\n")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 - any import failure only skips the section
+        print(f"_skipped: benchmarks/{module_name}.py not importable ({type(e).__name__}: {e})_")
+        return None
+    fn = getattr(module, "main", None)
+    if fn is None:
+        print(f"_skipped: benchmarks/{module_name}.py has no main()_")
+        return module
+    try:
+        params = inspect.signature(fn).parameters
+        kwargs = {"quick": quick} if "quick" in params else {}
+        if "argv" in params:
+            kwargs["argv"] = ["--quick"] if quick else []
+        fn(**kwargs)
+    except SystemExit:
+        pass
+    except Exception as e:  # noqa: BLE001 - a broken section must not hide the others
+        print(f"_failed: {module_name}.main() raised {type(e).__name__}: {e}_")
+    return module
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import jax
+
+    import bench_rnn
+
+    shapes = args.shapes or (bench_rnn.QUICK_SHAPES if args.quick else bench_rnn.SHAPES)
+    rounds = args.rounds or (2 if args.quick else 5)
+    use_torch = bench_rnn.torch_available() and not args.no_torch
+    if args.no_torch:
+        torch_note = ", PyTorch left out (--no-torch)"
+    elif use_torch:
+        import torch
+        torch_note = f", torch {torch.__version__} ({os.cpu_count()} threads)"
+    else:
+        torch_note = ", torch not installed: PyTorch rows skipped (`pip install -e '.[bench]'`)"
+    print("# rnnlab benchmarks\n")
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; jax {jax.__version__} "
+          f"({jax.default_backend()}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '') or 'default'}){torch_note}.")
+    print(f"Training step = forward + gradients w.r.t. all parameters and the input; medians of {rounds} "
+          "interleaved rounds.\n")
+
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    rows, rate = bench_rnn.measure(shapes, rounds, tuple(args.cells), log=log, use_torch=use_torch)
+    print(f"Matmul rate (1024^3 f32, JAX, same rounds): {rate / 1e9:.1f} GFLOP/s.\n")
+    print(bench_rnn.markdown_table(rows, rate))
+    sys.stdout.flush()
+
+    if args.skip_sections:
+        return 0
+    _optional_section("Training: K seeds via vmap, sharded step", "bench_train", args.quick)
+    loader = _optional_section("Input pipeline", "bench_loader", args.quick)
+    fn = getattr(loader, "loader_batches_per_second", None)
+    if fn is not None:
+        b, t = 64, 1000
+        try:
+            lbs = fn(b, t)
+        except Exception as e:  # noqa: BLE001
+            print(f"_loader_batches_per_second failed: {type(e).__name__}: {e}_")
+        else:
+            train = [r for r in rows if r["cell"] == "lstm" and r["shape"][:2] == (b, t)]
+            best = min(train, key=lambda r: r["seconds"], default=None)
+            beside = (f" vs LSTM training {1 / best['seconds']:.2f} steps/s ({best['impl']}, same B, T)"
+                      if best else "")
+            print(f"\nAdding-task loader, B={b}, T={t}: {lbs:.1f} batches/s{beside}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The fused LSTM/GRU kernels equal the XLA time loop (float64), and the backend switch falls back cleanly.
+
+Shape legend: B batch, T time, D input features, H hidden size.
+"""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rnnlab
+from rnnlab import kernels
+
+B, T, D, H = 3, 6, 2, 4
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+GATED = [
+    pytest.param("lstm", {}, id="lstm"),
+    pytest.param("lstm", {"gate_slope": 2.5, "chrono_tmax": 8.0}, id="lstm-slope2.5-chrono"),
+    pytest.param("gru", {}, id="gru"),
+    pytest.param("gru", {"gate_slope": 0.5}, id="gru-slope0.5"),
+]
+# (lengths, reverse, hoist)
+LOOPS = [
+    pytest.param(None, False, True, id="full"),
+    pytest.param((6, 3, 0), False, True, id="lengths"),
+    pytest.param((6, 3, 0), True, True, id="lengths-reverse"),
+    pytest.param(None, True, False, id="reverse-nohoist"),
+    pytest.param((2, 6, 5), False, False, id="lengths-nohoist"),
+]
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def _cell(name, **options):
+    return rnnlab.get_cell(name, hidden_size=H, param_dtype=jnp.float64, **options)
+
+
+def _perturbed(params, seed=3):
+    """Non-trivial parameters (biases and b_hn are zero at init), so every gradient term is exercised."""
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+    return jax.tree.unflatten(tree, [p + 0.3 * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys)])
+
+
+def _inputs(seed=0):
+    k = jax.random.split(jax.random.PRNGKey(seed), 4)
+    x = jax.random.normal(k[0], (B, T, D), jnp.float64)
+    h0 = 0.5 * jax.random.normal(k[1], (B, H), jnp.float64)
+    c0 = 0.5 * jax.random.normal(k[2], (B, H), jnp.float64)
+    w_y = jax.random.normal(k[3], (B, T, H), jnp.float64)
+    return x, h0, c0, w_y
+
+
+def _loss_and_grads(name, options, backend, lengths, reverse, hoist=True, with_probes=False):
+    """A weighted loss of outputs and final carry, and its gradient w.r.t. params, x, carry (and probes)."""
+    x, h0, c0, w_y = _inputs()
+    layer = rnnlab.RNN(_cell(name, **options), reverse=reverse, backend=backend, hoist=hoist)
+    carry = (c0, h0) if name == "lstm" else h0
+    params = _perturbed(layer.init(jax.random.PRNGKey(1), x))
+    probes = rnnlab.zero_probes(carry, T) if with_probes else None
+    assert layer.bind(params).resolved_backend() == ("xla" if backend == "xla" else "fused")
+
+    def loss(params, x, carry, probes, lengths):
+        final, y = layer.apply(params, x, lengths, carry, probes)
+        return jnp.sum(w_y * jnp.sin(y)) + sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree.leaves(final)), (final, y)
+
+    (value, (final, y)), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3), has_aux=True))(
+        params, x, carry, probes, lengths)
+    return value, final, y, grads
+
+
+def _assert_trees_close(a, b):
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12), a, b)
+
+
+@pytest.mark.parametrize("name, options", GATED)
+@pytest.mark.parametrize("lengths, reverse, hoist", LOOPS)
+def test_fused_equals_xla(name, options, lengths, reverse, hoist):
+    lengths = None if lengths is None else jnp.array(lengths)
+    fused = _loss_and_grads(name, options, "fused", lengths, reverse, hoist)
+    ref = _loss_and_grads(name, options, "xla", lengths, reverse, hoist)
+    _assert_trees_close(fused, ref)
+    if lengths is not None:  # padded outputs are exactly 0 on the fused path too
+        y, lens = fused[2], np.asarray(lengths)
+        for b in range(B):
+            assert float(jnp.max(jnp.abs(y[b, lens[b]:]), initial=0.0)) == 0.0
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_fused_probe_gradients_equal_xla(name):
+    lengths = jnp.array([6, 4, 1])
+    fused = _loss_and_grads(name, {}, "fused", lengths, False, with_probes=True)
+    ref = _loss_and_grads(name, {}, "xla", lengths, False, with_probes=True)
+    _assert_trees_close(fused, ref)
+    dprobes = jax.tree.leaves(fused[3][3])
+    assert all(float(jnp.max(jnp.abs(p))) > 0 for p in dprobes)
+
+
+def test_auto_is_the_default_and_picks_fused_for_lstm_and_gru():
+    assert rnnlab.RNN(_cell("lstm")).backend == "auto"
+    x = jnp.ones((B, T, D))
+    for name in ("lstm", "gru"):
+        layer = rnnlab.RNN(_cell(name))
+        assert layer.bind(layer.init(jax.random.PRNGKey(0), x)).resolved_backend() == "fused"
+    layer = rnnlab.RNN(_cell("rnn"))
+    assert layer.bind(layer.init(jax.random.PRNGKey(0), x)).resolved_backend() == "xla"
+
+
+@pytest.mark.parametrize("cell, kwargs", [
+    (("lstm", {"peephole": True}), {}),
+    (("lstm", {"cifg": True}), {}),
+    (("lstm", {}), {"remat": True}),
+    (("gru", {}), {"remat": True, "remat_chunk": 2}),
+])
+def test_fused_falls_back_to_xla_where_unsupported(cell, kwargs):
+    x, *_ = _inputs()
+    fused = rnnlab.RNN(_cell(cell[0], **cell[1]), backend="fused", **kwargs)
+    ref = rnnlab.RNN(_cell(cell[0], **cell[1]), backend="xla", **kwargs)
+    params = _perturbed(fused.init(jax.random.PRNGKey(1), x))
+    assert fused.bind(params).resolved_backend() == "xla"
+    _assert_trees_close(fused.apply(params, x), ref.apply(params, x))
+
+
+def test_gate_statistics_fall_back_to_xla():
+    x, *_ = _inputs()
+    layer = rnnlab.RNN(_cell("lstm"), backend="fused")
+    params = layer.init(jax.random.PRNGKey(1), x)
+    (_, y), state = layer.apply(params, x, mutable=["intermediates"])
+    gates = state["intermediates"]["gates"][0]
+    assert gates["f"].shape == (B, T, H)
+    _assert_trees_close(y, layer.apply(params, x)[1])
+
+
+def test_backend_errors_name_the_valid_choices():
+    x = jnp.ones((B, T, D))
+    with pytest.raises(ValueError, match="auto, fused, xla"):
+        rnnlab.RNN(_cell("lstm"), backend="cudnn").init(jax.random.PRNGKey(0), x)
+    with pytest.raises(ValueError, match="LSTMCell and GRUCell"):
+        rnnlab.RNN(_cell("mingru"), backend="fused").init(jax.random.PRNGKey(0), x)
+
+
+def test_kernels_handle_empty_sequences():
+    h0 = jnp.ones((B, H))
+    c, h, ys = kernels.lstm_sequence(jnp.zeros((H, 4 * H)), jnp.zeros((0, B, 4 * H)), h0, h0)
+    assert ys.shape == (0, B, H) and (h == h0).all()
+    h, ys = kernels.gru_sequence(jnp.zeros((H, 3 * H)), jnp.zeros(H), jnp.zeros((0, B, 3 * H)), h0)
+    assert ys.shape == (0, B, H) and (h == h0).all()
+
+
+def test_bench_table_flops_and_ratios():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import bench_rnn
+    assert bench_rnn.step_flops("lstm", 32, 256, 32, 128) == 3 * 2 * 32 * 256 * 160 * 512
+    rows = [dict(cell="gru", shape=(2, 10, 1, 4), impl=name, reference=ref, seconds=s, spread=0.0)
+            for name, ref, s in [("a", None, 1.0), ("torch", "torch", 2.0), ("flax", "flax", 0.5)]]
+    table = bench_rnn.markdown_table(rows, 1e9).splitlines()
+    assert table[0].startswith("| cell |") and len(table) == 5
+    assert "| ×2.00 | ×0.50 |" in table[2]
+
+
+@pytest.mark.slow
+def test_bench_quick_runs():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick"],
+                         capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| LSTM | 8, 64, 8, 32 | rnnlab (fused) |" in out.stdout
+    assert "| GRU | 8, 64, 8, 32 | rnnlab (xla) |" in out.stdout
