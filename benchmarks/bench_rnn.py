@@ -16,12 +16,11 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 SHAPES = ((32, 256, 32, 128), (64, 1000, 1, 128), (128, 100, 64, 256), (16, 2000, 2, 64))
 QUICK_SHAPES = ((8, 64, 8, 32),)
@@ -145,10 +144,9 @@ def measure(shapes=SHAPES, rounds: int = 5, cells=("lstm", "gru"), log=print,
                 f"{n} {statistics.median(v) * 1e3:.1f} ms" for n, v in times.items()))
             for impl in impls:
                 if impl.name in times:
-                    rows.append(dict(cell=cell, shape=shape, impl=impl.name, reference=impl.reference,
-                                     seconds=statistics.median(times[impl.name]),
-                                     spread=(max(times[impl.name]) - min(times[impl.name]))
-                                     / statistics.median(times[impl.name])))
+                    med = statistics.median(times[impl.name])
+                    rows.append({"cell": cell, "shape": shape, "impl": impl.name, "reference": impl.reference,
+                                 "seconds": med, "spread": (max(times[impl.name]) - min(times[impl.name])) / med})
             del steps
     return rows, statistics.median(rates)
 
@@ -162,8 +160,8 @@ def markdown_table(rows: list[dict], flops_per_second: float) -> str:
         group = [r for r in rows if r["cell"] == cell and r["shape"] == shape]
         ref = {r["reference"]: r["seconds"] for r in group if r["reference"]}
         tokens = shape[0] * shape[1] / row["seconds"]
-        ratio = lambda k: f"×{ref[k] / row['seconds']:.2f}" if k in ref else "—"  # noqa: E731
+        ratio = {k: f"×{ref[k] / row['seconds']:.2f}" if k in ref else "—" for k in ("torch", "flax")}
         floor = step_flops(cell, *shape) / flops_per_second / row["seconds"]
         lines.append(f"| {cell.upper()} | {', '.join(map(str, shape))} | {row['impl']} | {tokens / 1e3:.1f}k | "
-                     f"{row['seconds'] * 1e3:.1f} | {ratio('torch')} | {ratio('flax')} | {100 * floor:.0f}% |")
+                     f"{row['seconds'] * 1e3:.1f} | {ratio['torch']} | {ratio['flax']} | {100 * floor:.0f}% |")
     return "\n".join(lines)

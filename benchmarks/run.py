@@ -67,9 +67,8 @@ def _optional_section(title: str, module_name: str, quick: bool):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import jax
-
     import bench_rnn
+    import jax
 
     shapes = args.shapes or (bench_rnn.QUICK_SHAPES if args.quick else bench_rnn.SHAPES)
     rounds = args.rounds or (2 if args.quick else 5)
@@ -87,7 +86,7 @@ def main(argv=None) -> int:
     print(f"Training step = forward + gradients w.r.t. all parameters and the input; medians of {rounds} "
           "interleaved rounds.\n")
 
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
     rows, rate = bench_rnn.measure(shapes, rounds, tuple(args.cells), log=log, use_torch=use_torch)
     print(f"Matmul rate (1024^3 f32, JAX, same rounds): {rate / 1e9:.1f} GFLOP/s.\n")
     print(bench_rnn.markdown_table(rows, rate))

@@ -280,7 +280,7 @@ def _fused_scan(cell: RecurrentCell, params, carry, xs, mask, pt, unroll: int, h
     ``xs`` is time-major: projected ``[T, B, G*H]`` if ``hoisted``, else raw ``[T, B, D]`` (projected inside
     the loop with the cell's ``input`` Dense parameters).
     """
-    opts = dict(gate_slope=cell.gate_slope, unroll=unroll)
+    opts = {"gate_slope": cell.gate_slope, "unroll": unroll}
     if not hoisted:
         opts.update(input_kernel=params["input"]["kernel"], input_bias=params["input"]["bias"])
     if isinstance(cell, LSTMCell):

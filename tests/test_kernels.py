@@ -150,7 +150,7 @@ def test_backend_errors_name_the_valid_choices():
 
 def test_kernels_handle_empty_sequences():
     h0 = jnp.ones((B, H))
-    c, h, ys = kernels.lstm_sequence(jnp.zeros((H, 4 * H)), jnp.zeros((0, B, 4 * H)), h0, h0)
+    _, h, ys = kernels.lstm_sequence(jnp.zeros((H, 4 * H)), jnp.zeros((0, B, 4 * H)), h0, h0)
     assert ys.shape == (0, B, H) and (h == h0).all()
     h, ys = kernels.gru_sequence(jnp.zeros((H, 3 * H)), jnp.zeros(H), jnp.zeros((0, B, 3 * H)), h0)
     assert ys.shape == (0, B, H) and (h == h0).all()
@@ -160,7 +160,7 @@ def test_bench_table_flops_and_ratios():
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import bench_rnn
     assert bench_rnn.step_flops("lstm", 32, 256, 32, 128) == 3 * 2 * 32 * 256 * 160 * 512
-    rows = [dict(cell="gru", shape=(2, 10, 1, 4), impl=name, reference=ref, seconds=s, spread=0.0)
+    rows = [{"cell": "gru", "shape": (2, 10, 1, 4), "impl": name, "reference": ref, "seconds": s, "spread": 0.0}
             for name, ref, s in [("a", None, 1.0), ("torch", "torch", 2.0), ("flax", "flax", 0.5)]]
     table = bench_rnn.markdown_table(rows, 1e9).splitlines()
     assert table[0].startswith("| cell |") and len(table) == 5
@@ -170,7 +170,7 @@ def test_bench_table_flops_and_ratios():
 @pytest.mark.slow
 def test_bench_quick_runs():
     out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick"],
-                         capture_output=True, text=True, timeout=900, cwd=ROOT)
+                         capture_output=True, text=True, timeout=900, cwd=ROOT, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| LSTM | 8, 64, 8, 32 | rnnlab (fused) |" in out.stdout
     assert "| GRU | 8, 64, 8, 32 | rnnlab (xla) |" in out.stdout
