@@ -138,7 +138,11 @@ def parse_value(text: str, default: Any = None) -> Any:
       return False
     return text
   if isinstance(default, str):
-    return text
+    try:  # a quoted string ('' for empty) is unquoted; anything else is taken verbatim
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      return text
+    return value if isinstance(value, str) else text
   try:
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):

@@ -29,11 +29,17 @@ def _jsonable(value: Any) -> Any:
 
 
 def read_jsonl(path: str) -> list[dict]:
-  """All records of a JSONL file ([] if it does not exist)."""
+  """All records of a JSONL file ([] if it does not exist; a line cut short by a killed writer is skipped)."""
   if not os.path.exists(path):
     return []
+  records = []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for line in f:
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
+  return records
 
 
 class MetricWriter:

@@ -442,6 +442,8 @@ def _loop(run: _Run, state, start: int, writer, progress) -> dict[str, Any]:
           writer.write(step, seed, {name: v[k] for name, v in eval_out.items()})
         writer.flush()
     if do_ckpt:
+      if writer is not None:
+        writer.flush()  # every record up to this step is on disk before the checkpoint exists
       ckpt_metrics = {**last_train, **{k: float(np.mean(v)) for k, v in eval_out.items()}} if do_eval else None
       run.save(step, state, ckpt_metrics)
   if not eval_out:  # resumed at the very end: evaluate what was restored

@@ -1,0 +1,68 @@
+"""Data parallelism on 4 fake CPU devices: the sharded and pmap steps equal the single-device step."""
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+from test_train import TinyRNN, batches, tiny_config
+
+from rnnlab import losses, optim, parallel, train
+from rnnlab.tasks import get_task
+
+
+def run(mode, seeds=(0, 1), steps=2, batch_size=8):
+  config = tiny_config()
+  task = get_task('adding', length=6)
+  model = TinyRNN()
+  tx = optim.make_optimizer(config.optim, config.train.steps)
+  loss = losses.get_loss(task.info)
+  dp = parallel.DataParallel(mode)
+  step = dp.compile_train(train.make_train_step(loss, tx, config.optim, config.train.steps))
+  state = dp.put_state(train.init_state(model, tx, task.info, list(seeds)))
+  for b in batches(task, seeds, steps, batch_size):
+    state, metrics = step(state, dp.put_batch(b))
+  eval_fn = dp.compile_eval(train.make_eval_step(loss, model.apply))
+  ev = train.evaluate(eval_fn, dp, state.params, task, batch_size, 2, loss)
+  return jax.device_get(dp.get_state(state).params), jax.device_get(metrics), ev, dp
+
+
+def assert_close(a, b):
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5), a, b)
+
+
+@functools.lru_cache
+def reference():
+  return run('none')
+
+
+@pytest.mark.parametrize('mode', ['sharded', 'pmap'])
+def test_parallel_step_equals_single_device(mode):
+  assert jax.device_count() == 4
+  ref = reference()
+  got = run(mode)
+  assert got[3].size == 4
+  assert_close(got[0], ref[0])
+  for key in ('loss', 'grad_norm', 'update_norm', 'param_norm'):
+    np.testing.assert_allclose(got[1][key], ref[1][key], rtol=1e-5, atol=1e-6)
+  for key in ref[2]:
+    np.testing.assert_allclose(got[2][key], ref[2][key], rtol=1e-5, atol=1e-6)
+
+
+def test_sharded_batch_is_split_over_devices():
+  dp = parallel.DataParallel('sharded')
+  x = dp.put_batch({'inputs': np.zeros((2, 8, 3, 1))})['inputs']
+  assert {s.data.shape for s in x.addressable_shards} == {(2, 2, 3, 1)}
+  y = dp.put_batch({'inputs': np.zeros((8, 3))}, seed_axis=False)['inputs']
+  assert {s.data.shape for s in y.addressable_shards} == {(2, 3)}
+
+
+def test_batch_not_divisible_by_devices_is_a_clear_error(tmp_path):
+  config = tiny_config()
+  config.parallel = 'sharded'
+  config.train.batch_size = 6
+  with pytest.raises(ValueError, match='train.batch_size=6 is not divisible by the 4 data-parallel devices'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'), model=TinyRNN())
+  assert not (tmp_path / 'run').exists()
+  with pytest.raises(ValueError, match='use a multiple of 4'):
+    parallel.check_batch_size(6, 4)
