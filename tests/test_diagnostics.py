@@ -42,6 +42,12 @@ def _slow_grad_norms(model, params, batch):
         if model.cell == "rnn":
             h = jnp.tanh(x @ w + b + h @ u)
             return c, h
+        if model.cell == "gru":
+            xr, xz, xn = jnp.split(x @ w + b, 3)
+            hr, hz, hn = jnp.split(h @ u, 3)
+            r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
+            n = jnp.tanh(xn + r * (hn + cp["recurrent_bias"]))
+            return c, (1 - z) * n + z * h
         zi, zf, zg, zo = jnp.split(x @ w + b + h @ u, 4)
         c = jax.nn.sigmoid(zf) * c + jax.nn.sigmoid(zi) * jnp.tanh(zg)
         return c, jax.nn.sigmoid(zo) * jnp.tanh(c)
@@ -69,7 +75,7 @@ def _slow_grad_norms(model, params, batch):
     return (norms * valid).sum(0) / valid.sum(0)
 
 
-@pytest.mark.parametrize("cell,head", [("lstm", "last"), ("rnn", "mean")])
+@pytest.mark.parametrize("cell,head", [("lstm", "last"), ("rnn", "mean"), ("gru", "mean")])
 def test_probe_grad_norms_equal_slow_perturbation_gradients(cell, head):
     model = SequenceModel(cell=cell, hidden_size=H, head=head, num_outputs=1)
     batch = _batch()
