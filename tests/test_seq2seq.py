@@ -1,0 +1,128 @@
+"""Seq2Seq: teacher forcing equals step-by-step decoding, padded source steps are invisible, and a tiny
+reverse task is learned (then decoded with rnnlab.decoding)."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from rnnlab import decoding, textmetrics
+from rnnlab.seq2seq import Seq2Seq
+
+INPUTS = jnp.array([[3, 4, 5, 6], [5, 6, 0, 0], [4, 0, 0, 0]], jnp.int32)
+LENGTHS = jnp.array([4, 2, 1], jnp.int32)
+DECODER_INPUTS = jnp.array([[1, 6, 5, 4], [1, 6, 5, 2], [1, 4, 2, 2]], jnp.int32)
+
+
+def init(model, seed=0):
+    variables = jax.jit(model.init)(jax.random.key(seed), INPUTS, LENGTHS, DECODER_INPUTS)
+    # Larger weights than the initialisers give: the test then sees sharp attention and large activations.
+    return jax.tree.map(lambda p: 2.0 * p, variables)
+
+
+@pytest.mark.parametrize("attention, bidirectional, cell", [("general", False, "lstm"), ("dot", True, "gru"),
+                                                             ("none", False, "lstm")])
+def test_teacher_forcing_equals_step_by_step_decoding(attention, bidirectional, cell):
+    model = Seq2Seq(8, 7, cell=cell, hidden_size=6, embed_dim=5, attention=attention,
+                    bidirectional=bidirectional)
+    variables = init(model)
+    dec_lengths = jnp.array([4, 3, 2], jnp.int32)
+    forced = jax.jit(lambda v, *args: model.apply(v, *args[:3], decoder_lengths=args[3]))(
+        variables, INPUTS, LENGTHS, DECODER_INPUTS, dec_lengths)
+    assert forced.shape == (3, 4, 7)
+
+    memory = model.apply(variables, INPUTS, LENGTHS, method="encode")
+    carry = model.apply(variables, memory, method="init_decoder_carry")
+    step = jax.jit(functools.partial(model.apply, method="decode_step"))
+    stepped = []
+    for t in range(DECODER_INPUTS.shape[1]):
+        carry, logits = step(variables, memory, carry, DECODER_INPUTS[:, t])
+        stepped.append(logits)
+    stepped = jnp.stack(stepped, 1)
+    valid = np.arange(4)[None, :] < np.asarray(dec_lengths)[:, None]
+    np.testing.assert_allclose(np.asarray(forced)[valid], np.asarray(stepped)[valid], atol=1e-5)
+    # Padded target steps give exactly the output bias.
+    bias = variables["params"]["decoder"]["out"]["bias"]
+    np.testing.assert_array_equal(np.asarray(forced)[~valid], np.broadcast_to(bias, ((~valid).sum(), 7)))
+
+
+def test_padded_source_tokens_change_nothing():
+    model = Seq2Seq(8, 7, cell="lstm", hidden_size=6, bidirectional=True, attention="general")
+    variables = init(model, seed=1)
+    apply = jax.jit(model.apply)
+    other = jnp.where(jnp.arange(4)[None, :] < LENGTHS[:, None], INPUTS, 7 - INPUTS % 3)  # new pad tokens
+    assert (other != INPUTS).any()
+    np.testing.assert_array_equal(apply(variables, INPUTS, LENGTHS, DECODER_INPUTS),
+                                  apply(variables, other, LENGTHS, DECODER_INPUTS))
+    # ... because padded steps get exactly zero attention (and zero encoder states).
+    memory = model.apply(variables, INPUTS, LENGTHS, method="encode")
+    carry = model.apply(variables, memory, method="init_decoder_carry")
+    _, state = model.apply(variables, memory, carry, DECODER_INPUTS[:, 0], method="decode_step",
+                           mutable=["intermediates"])
+    (weights,) = state["intermediates"]["decoder"]["cell"]["attention"]
+    mask = np.asarray(memory["mask"])
+    assert (np.asarray(weights)[~mask] == 0).all()
+    np.testing.assert_allclose(np.asarray(weights).sum(1), 1.0, rtol=1e-6)
+    assert (np.asarray(memory["values"])[~mask] == 0).all()
+
+
+def test_invalid_configurations_raise():
+    with pytest.raises(ValueError, match="unknown attention"):
+        Seq2Seq(5, 5, attention="bahdanau")
+    with pytest.raises(ValueError, match="even hidden_size"):
+        Seq2Seq(5, 5, hidden_size=5, bidirectional=True)
+    with pytest.raises(ValueError, match="unknown cell"):
+        Seq2Seq(5, 5, cell="transformer")
+
+
+# Reverse task: tokens 0 = pad, 1 = bos, 2 = eos, 3..7 = symbols; target = reversed source + eos.
+PAD, BOS, EOS, VOCAB, MAX_SRC = 0, 1, 2, 8, 5
+
+
+def reverse_batch(rng, batch):
+    lengths = rng.integers(1, MAX_SRC + 1, batch)
+    src = np.zeros((batch, MAX_SRC), np.int32)
+    tgt = np.full((batch, MAX_SRC + 1), PAD, np.int32)
+    for b, n in enumerate(lengths):
+        src[b, :n] = rng.integers(3, VOCAB, n)
+        tgt[b, :n] = src[b, :n][::-1]
+        tgt[b, n] = EOS
+    dec_in = np.concatenate([np.full((batch, 1), BOS, np.int32), tgt[:, :-1]], 1)
+    return src, lengths.astype(np.int32), dec_in, tgt
+
+
+def test_reverse_task_learns_and_decodes():
+    model = Seq2Seq(VOCAB, VOCAB, cell="gru", hidden_size=32, embed_dim=16, attention="general")
+    rng = np.random.default_rng(0)
+    src, lengths, dec_in, tgt = reverse_batch(rng, 4)
+    params = jax.jit(model.init)(jax.random.key(0), src, lengths, dec_in)["params"]
+    tx = optax.adam(1e-2)
+    opt_state = tx.init(params)
+
+    def loss_fn(params, src, lengths, dec_in, tgt):
+        logits = model.apply({"params": params}, src, lengths, dec_in)
+        mask = (jnp.arange(tgt.shape[1])[None, :] <= lengths[:, None]).astype(jnp.float32)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, tgt)
+        return (ce * mask).sum() / mask.sum()
+
+    @jax.jit
+    def train_step(params, opt_state, *batch):
+        loss, grads = jax.value_and_grad(loss_fn)(params, *batch)
+        updates, opt_state = tx.update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    for _ in range(300):
+        params, opt_state, loss = train_step(params, opt_state, *reverse_batch(rng, 32))
+    assert loss < 0.05, float(loss)
+
+    src, lengths, _, tgt = reverse_batch(np.random.default_rng(1), 16)
+    carry = decoding.seq2seq_init_carry(model, params, src, lengths)
+    step = decoding.seq2seq_step_fn(model, params)
+    greedy = np.asarray(decoding.greedy(step, carry, BOS, MAX_SRC + 1, EOS, pad=PAD))
+    beams, scores = decoding.beam_search(step, carry, BOS, MAX_SRC + 1, EOS, beam_size=3, pad=PAD)
+    assert textmetrics.exact_match(list(tgt), list(greedy)) >= 0.9
+    assert textmetrics.exact_match(list(tgt), list(np.asarray(beams[:, 0]))) >= 0.9
+    assert (np.diff(np.asarray(scores), axis=1) <= 0).all()  # best first
