@@ -1,0 +1,119 @@
+"""Tiny shared fixtures for the cell, scan and model tests: float64 cells, perturbed parameters, references.
+
+Shape legend: B batch, T time, D input features, H hidden size.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rnnlab
+
+# (test id, registry name, options): every registered cell plus the LSTM options that change its step.
+CELL_CASES = [
+    ("rnn", "rnn", {}),
+    ("irnn", "irnn", {}),
+    ("lstm", "lstm", {}),
+    ("lstm-peephole", "lstm", {"peephole": True}),
+    ("lstm-cifg", "lstm", {"cifg": True}),
+    ("lstm-chrono", "lstm", {"chrono_tmax": 10.0}),
+    ("lstm-slope3", "lstm", {"gate_slope": 3.0}),
+    ("gru", "gru", {}),
+    ("lru", "lru", {}),
+    ("mingru", "mingru", {}),
+]
+LINEAR_CASES = [c for c in CELL_CASES if c[1] in ("lru", "mingru")]
+
+# Runtime: compiling dominates these tiny tests. NumPy does the bookkeeping (random data and parameters), and
+# tests share the shapes below so that eagerly dispatched ops hit JAX's per-op compilation cache.
+B, T, D, H = 2, 5, 2, 3
+
+
+def cases(items=CELL_CASES):
+    """``pytest.param(name, options)`` for parametrize('name, options', ...)."""
+    return [pytest.param(name, opts, id=case_id) for case_id, name, opts in items]
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    """float64 for every test in a module that imports this fixture (the flag is restored afterwards)."""
+    with jax.enable_x64(True):
+        yield
+
+
+def make_cell(name, hidden=H, **options):
+    return rnnlab.get_cell(name, hidden, param_dtype=jnp.float64, **options)
+
+
+def rand(shape, seed, scale=1.0):
+    return jnp.asarray(scale * np.random.default_rng(seed).normal(size=shape))
+
+
+def init_params(module, *args, seed=0, noise=True, **kwargs):
+    """Parameters for ``module.init(key, *args, **kwargs)``.
+
+    ``noise=True`` (the default): random N(0, 0.5^2) values of the right shapes, found with ``jax.eval_shape``
+    (nothing compiles; QR-based orthogonal initialisers are slow to compile). Zero-initialised parameters
+    (biases, peepholes) then take part too. ``noise=False``: the module's own initialisers (eagerly: the
+    per-op compilations are shared between tests, a jitted init would compile each configuration anew).
+    """
+    init = lambda key, *a: module.init(key, *a, **kwargs)  # noqa: E731
+    if not noise:
+        return init(jax.random.key(seed), *args)["params"]
+    shapes = jax.eval_shape(init, jax.random.key(seed), *args)["params"]
+    leaves, treedef = jax.tree.flatten(shapes)
+    rng = np.random.default_rng(seed)
+    return jax.tree.unflatten(treedef, [jnp.asarray(0.5 * rng.normal(size=s.shape), s.dtype) for s in leaves])
+
+
+def apply(module, params, *args, **kwargs):
+    return module.apply({"params": params}, *args, **kwargs)
+
+
+def rand_carry(cell, batch, seed):
+    """A random non-zero carry for ``batch`` sequences (complex for the LRU)."""
+    leaves, treedef = jax.tree.flatten(cell.init_carry(None, (batch,)))
+    out = []
+    for i, c in enumerate(leaves):
+        rng = np.random.default_rng(seed + i)
+        r = 0.5 * rng.normal(size=c.shape)
+        if jnp.iscomplexobj(c):
+            r = r + 0.5j * rng.normal(size=c.shape)
+        out.append(jnp.asarray(r, c.dtype))
+    return jax.tree.unflatten(treedef, out)
+
+
+def loop_cell(cell, cell_params, x, carry=None, perturbations=None):
+    """The reference time loop: Python ``for`` over ``cell.apply(params, carry, x_t)``; ``x: [B, T, D]``.
+
+    ``perturbations[t]`` (carry-shaped) is added to the carry after step t. Returns ``(carry, y: [B,T,H])``.
+    """
+    if carry is None:
+        carry = cell.init_carry(None, (x.shape[0],))
+    ys = []
+    for t in range(x.shape[1]):
+        carry, y = cell.apply({"params": cell_params}, carry, x[:, t])
+        if perturbations is not None:
+            carry = jax.tree.map(jnp.add, carry, perturbations[t])
+        ys.append(y)
+    return carry, jnp.stack(ys, axis=1)
+
+
+def weighted_sum(tree, seed):
+    """A scalar that depends on every entry of every leaf (real and imaginary parts) with fixed weights."""
+    total = 0.0
+    for i, leaf in enumerate(jax.tree.leaves(tree)):
+        w = rand(leaf.shape, seed + i)
+        total = total + jnp.sum(jnp.real(leaf) * w)
+        if jnp.iscomplexobj(leaf):
+            total = total + jnp.sum(jnp.imag(leaf) * rand(leaf.shape, seed + 77 + i))
+    return total
+
+
+def assert_trees_close(actual, expected, rtol=1e-10, atol=1e-12):
+    a_leaves, a_def = jax.tree.flatten(actual)
+    e_leaves, e_def = jax.tree.flatten(expected)
+    assert a_def == e_def, f"tree structures differ: {a_def} vs {e_def}"
+    for a, e in zip(a_leaves, e_leaves):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=rtol, atol=atol)
