@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -42,6 +43,23 @@ def read_jsonl(path: str) -> list[dict]:
   return records
 
 
+def summary_writer_class():
+  """``tensorboardX.SummaryWriter``, imported without PyTorch.
+
+  tensorboardX imports torch whenever it is installed (seconds, for nothing: we only log NumPy values), so
+  the import is hidden from it unless the process already uses torch.
+  """
+  if 'torch' in sys.modules:
+    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+    return SummaryWriter
+  sys.modules['torch'] = None  # makes `import torch` raise ImportError
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+  finally:
+    del sys.modules['torch']
+  return SummaryWriter
+
+
 class MetricWriter:
   """Writes records to ``workdir/metrics.jsonl`` and TensorBoard (``workdir/tb/seed_<seed>``).
 
@@ -67,8 +85,7 @@ class MetricWriter:
 
   def _tb_writer(self, seed: int):
     if seed not in self._tb:
-      from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-      self._tb[seed] = SummaryWriter(os.path.join(self._workdir, 'tb', f'seed_{seed}'))
+      self._tb[seed] = summary_writer_class()(os.path.join(self._workdir, 'tb', f'seed_{seed}'))
     return self._tb[seed]
 
   def write(self, step: int, seed: int, values: Mapping[str, Any]) -> None:
