@@ -3,6 +3,7 @@
     rnnlab train --config experiments/adding.py[:ARG] --workdir DIR [--config.model.cell=gru ...]
     rnnlab eval  --workdir DIR [--step N | --best]
     rnnlab sweep --config experiments/adding.py --workdir DIR [--seeds 0,1,2] [--config.x.y=v ...]
+    rnnlab experiment FILE[:ARG] [FILE[:ARG] ...] --workdir DIR [--seeds 0,1,2]   (rnnlab.experiment)
     rnnlab data list
     rnnlab data prepare NAME [--data-dir DIR]
 
@@ -120,7 +121,9 @@ def _run_eval(args, overrides) -> int:
 
 
 def _add_sweep(p: argparse.ArgumentParser) -> None:
-  p.add_argument('--config', required=True, help='experiment file with get_config() and get_sweep()')
+  p.add_argument('--config', required=True,
+                 help='experiment file with get_config() and get_sweep() (a list of dicts of dotted overrides, '
+                      "each optionally with a 'name'); FILE.py:ARG passes ARG to both")
   p.add_argument('--workdir', required=True, help='parent directory; each run gets a sub-directory')
   p.add_argument('--seeds', default=None, help="comma-separated seeds, e.g. 0,1,2 (default: the config's seed)")
 
@@ -134,15 +137,23 @@ def run_name(overrides: dict[str, Any], seed: int) -> str:
 def sweep_runs(config_spec: str, seeds: Sequence[int] | None, overrides: dict[str, str]):
   """[(name, config)] for the grid ``get_sweep()`` x seeds (configs resolved, not validated)."""
   from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
-  path, _ = split_config_arg(config_spec)
+  path, arg = split_config_arg(config_spec)
   module = load_config_module(path)
-  grid = module.get_sweep() if hasattr(module, 'get_sweep') else [{}]
+  if not hasattr(module, 'get_sweep'):
+    grid = [{}]
+  else:
+    grid = module.get_sweep(arg) if arg is not None else module.get_sweep()
   base = load_config(config_spec, overrides)
   runs = []
   for point in grid:
+    point = dict(point)
+    label = point.pop('name', None)  # an optional run-directory name
     for seed in (seeds if seeds is not None else [base.seed]):
       cfg = config_lib.apply_overrides(base, {**point, 'seed': seed})
-      runs.append((run_name(point, seed), cfg))
+      runs.append((f'{label},seed={seed}' if label else run_name(point, seed), cfg))
+  names = [n for n, _ in runs]
+  if len(set(names)) != len(names):
+    raise ValueError(f'{config_spec}: two sweep points have the same name: {names}')
   return runs
 
 
@@ -180,6 +191,27 @@ def _run_sweep(args, overrides) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------
+# experiment
+
+
+def _add_experiment(p: argparse.ArgumentParser) -> None:
+  p.add_argument('specs', nargs='*', metavar='FILE[:ARG]', help='experiment files')
+  p.add_argument('--config', action='append', default=[], help='experiment file (repeatable)')
+  p.add_argument('--workdir', required=True)
+  p.add_argument('--seeds', default=None, help='comma-separated seeds, e.g. 0,1,2')
+
+
+def _run_experiment(args, overrides) -> int:
+  from rnnlab import experiment  # pylint: disable=import-outside-toplevel
+  specs = list(args.specs) + list(args.config)
+  if not specs:
+    raise ValueError('experiment needs at least one experiment file (FILE[:ARG] or --config FILE[:ARG])')
+  seeds = [int(s) for s in args.seeds.split(',')] if args.seeds else None
+  print(experiment.run_experiments(specs, args.workdir, overrides=overrides, seeds=seeds))
+  return 0
+
+
+# --------------------------------------------------------------------------------------------------------
 # data
 
 
@@ -209,12 +241,14 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[..
     'train': (_add_train, _run_train),
     'eval': (_add_eval, _run_eval),
     'sweep': (_add_sweep, _run_sweep),
+    'experiment': (_add_experiment, _run_experiment),
     'data': (_add_data, _run_data),
 }
 HELP = {
     'train': 'train (and evaluate) one config; resumes from --workdir',
     'eval': 'evaluate a checkpoint of a run',
     'sweep': "run the grid of the config file's get_sweep() x seeds",
+    'experiment': 'run the grids of experiment files, then write report.md',
     'data': 'list or prepare datasets',
 }
 

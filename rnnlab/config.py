@@ -90,7 +90,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.progress = True       # tqdm progress bar
 
   c.diagnostics = ml_collections.ConfigDict()
-  c.diagnostics.every = 0       # call the extra metric functions every n steps; 0 = off
+  c.diagnostics.every = 0       # record diagnostics (rnnlab.diagnostics) every n steps; 0 = off
+  c.diagnostics.jacobian = True  # include the Jacobian products (O(T S^3) per record)
   return c
 
 

@@ -339,6 +339,13 @@ def _log(pending, step, seeds, writer, progress, elapsed) -> dict[str, float]:
   return means
 
 
+def default_diagnostics(model, info, config) -> ExtraMetricFn:
+  """``rnnlab.diagnostics``' recorder as an extra metric (used when ``config.diagnostics.every`` > 0)."""
+  from rnnlab import diagnostics  # pylint: disable=import-outside-toplevel
+  loss_fn = diagnostics.model_loss_fn(model, losses.get_loss(info))
+  return diagnostics.extra_metric(model, loss_fn, jacobian=config.diagnostics.jacobian)
+
+
 def train_and_evaluate(config: Mapping | ml_collections.ConfigDict, workdir: str, *,
                        extra_metrics: Sequence[ExtraMetricFn] = (), model=None, task=None) -> dict[str, Any]:
   """Trains ``config.num_seeds`` models, evaluating and checkpointing as configured; resumes from ``workdir``.
@@ -349,7 +356,8 @@ def train_and_evaluate(config: Mapping | ml_collections.ConfigDict, workdir: str
     workdir: the run directory (created).
     extra_metrics: functions ``fn(state, batch) -> {name: scalar or array}`` called every
       ``config.diagnostics.every`` steps, once per seed with that seed's unstacked ``TrainState`` and
-      train batch (leaves ``[B, ...]``); their outputs go to the metrics files.
+      train batch (leaves ``[B, ...]``); their outputs go to the metrics files. Default (when
+      ``diagnostics.every`` > 0): ``default_diagnostics`` (``rnnlab.diagnostics``).
     model: a Flax module to use instead of ``build_model(config.model, task.info)`` (tests).
     task: a task to use instead of ``rnnlab.tasks.get_task(config.task.name, **config.task.params)``.
 
@@ -373,6 +381,8 @@ def train_and_evaluate(config: Mapping | ml_collections.ConfigDict, workdir: str
       raise ValueError(f'invalid config:\n  - task.params: {e}') from e
   if model is None:
     model = build_model(config.model, task.info)
+  if config.diagnostics.every and not extra_metrics:
+    extra_metrics = [default_diagnostics(model, task.info, config)]
   config_path = os.path.join(workdir, CONFIG_FILE)
   if os.path.exists(config_path):
     with open(config_path) as f:
