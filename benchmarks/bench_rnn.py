@@ -1,5 +1,8 @@
 """Training-step throughput of LSTM/GRU layers: rnnlab (xla / fused backends) vs Flax vs PyTorch.
 
+rnnlab rows: ``RNN(cell, backend=...)`` with the input projection hoisted out of the loop (the default) or
+computed inside it (``hoist=False``, as Flax and PyTorch-on-CPU do).
+
 A training step is the forward pass plus gradients w.r.t. every parameter and the input; the loss is
 ``sum(y)``. Throughput is tokens/s = B*T / (seconds per step). Implementations are timed **interleaved**:
 for each (cell, shape), every round times each implementation once (in a rotating order) plus a 1024^3 f32
@@ -88,6 +91,7 @@ def implementations(use_torch: bool = True) -> list[Impl]:
         Impl("rnnlab (xla)", _rnnlab("xla")),
         Impl("rnnlab (fused)", _rnnlab("fused")),
         Impl("rnnlab (xla, hoist=False)", _rnnlab("xla", hoist=False), cells=("lstm",)),
+        Impl("rnnlab (fused, hoist=False)", _rnnlab("fused", hoist=False)),
         Impl("Flax RNN(OptimizedLSTMCell / GRUCell)", _flax, reference="flax"),
     ]
     if use_torch and torch_available():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import os
 import platform
 import sys
@@ -40,29 +39,70 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _optional_section(title: str, module_name: str, quick: bool):
-    """Run ``module.main`` (passing ``quick`` if it takes it); a missing or failing module prints a note."""
+def _import_section(title: str, module_name: str):
+    """Print the section title; import ``benchmarks/<module_name>.py`` or print why it is skipped."""
     print(f"\n## {title}\n")
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except Exception as e:  # noqa: BLE001 - any import failure only skips the section
         print(f"_skipped: benchmarks/{module_name}.py not importable ({type(e).__name__}: {e})_")
         return None
-    fn = getattr(module, "main", None)
-    if fn is None:
-        print(f"_skipped: benchmarks/{module_name}.py has no main()_")
-        return module
+
+
+def _call(fn, *args, **kwargs):
+    """``fn(...)``, or None after printing a note: a broken section must not hide the others."""
     try:
-        params = inspect.signature(fn).parameters
-        kwargs = {"quick": quick} if "quick" in params else {}
-        if "argv" in params:
-            kwargs["argv"] = ["--quick"] if quick else []
-        fn(**kwargs)
-    except SystemExit:
-        pass
-    except Exception as e:  # noqa: BLE001 - a broken section must not hide the others
-        print(f"_failed: {module_name}.main() raised {type(e).__name__}: {e}_")
-    return module
+        return fn(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        print(f"_{getattr(fn, '__name__', fn)} failed: {type(e).__name__}: {e}_")
+        return None
+
+
+def _dict_table(results: dict[str, dict]) -> str:
+    lines = ["| benchmark | metric | value |", "|---|---|---:|"]
+    for name, metrics in results.items():
+        for key, value in metrics.items():
+            lines.append(f"| {name} | {key} | {value:.3g} |" if isinstance(value, float)
+                         else f"| {name} | {key} | {value} |")
+    return "\n".join(lines)
+
+
+def train_section(quick: bool):
+    """K seeds via vmap vs separate runs, sharded step on 1 vs 2 devices (``bench_train.py``)."""
+    module = _import_section("Training engine: K seeds via vmap, sharded step", "bench_train")
+    if module is None:
+        return
+    steps = 3 if quick else 20
+    results = {}
+    if hasattr(module, "bench_seeds_vmap"):
+        results["K=8 seeds: vmap vs separate runs"] = _call(module.bench_seeds_vmap, k=8, steps=steps)
+    if hasattr(module, "bench_sharded_devices"):
+        results["sharded step: 1 vs 2 devices"] = _call(module.bench_sharded_devices, steps=steps)
+    results = {k: v for k, v in results.items() if v}
+    if results:
+        print(_dict_table(results))
+    elif hasattr(module, "main") and not quick:
+        _call(module.main)
+
+
+def loader_section(quick: bool, rows: list[dict]):
+    """Input-pipeline batches/s beside the LSTM training step at the same B, T (``bench_loader.py``)."""
+    module = _import_section("Input pipeline", "bench_loader")
+    if module is None:
+        return
+    if not quick and hasattr(module, "main"):
+        _call(module.main)
+    fn = getattr(module, "loader_batches_per_second", None)
+    if fn is None:
+        return
+    b, t = 64, 1000
+    lbs = _call(fn, b, t)
+    if lbs is None:
+        return
+    train = [r for r in rows if r["cell"] == "lstm" and r["shape"][:2] == (b, t)]
+    best = min(train, key=lambda r: r["seconds"], default=None)
+    beside = (f" vs LSTM training {1 / best['seconds']:.2f} steps/s ({best['impl']}, same B, T)" if best else "")
+    print(f"\nAdding-task loader, B={b}, T={t}: {lbs:.1f} batches/s{beside}.")
 
 
 def main(argv=None) -> int:
@@ -94,21 +134,8 @@ def main(argv=None) -> int:
 
     if args.skip_sections:
         return 0
-    _optional_section("Training: K seeds via vmap, sharded step", "bench_train", args.quick)
-    loader = _optional_section("Input pipeline", "bench_loader", args.quick)
-    fn = getattr(loader, "loader_batches_per_second", None)
-    if fn is not None:
-        b, t = 64, 1000
-        try:
-            lbs = fn(b, t)
-        except Exception as e:  # noqa: BLE001
-            print(f"_loader_batches_per_second failed: {type(e).__name__}: {e}_")
-        else:
-            train = [r for r in rows if r["cell"] == "lstm" and r["shape"][:2] == (b, t)]
-            best = min(train, key=lambda r: r["seconds"], default=None)
-            beside = (f" vs LSTM training {1 / best['seconds']:.2f} steps/s ({best['impl']}, same B, T)"
-                      if best else "")
-            print(f"\nAdding-task loader, B={b}, T={t}: {lbs:.1f} batches/s{beside}.")
+    train_section(args.quick)
+    loader_section(args.quick, rows)
     return 0
 
 
