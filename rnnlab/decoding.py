@@ -224,6 +224,34 @@ def _variables(params):
     return params if isinstance(params, Mapping) and "params" in params else {"params": params}
 
 
+@functools.lru_cache(maxsize=64)
+def _bind_model(fn, model):
+    return functools.partial(fn, model)
+
+
+def _bound(fn, model):
+    """``fn`` with ``model`` bound: the same object for equal (hashable) models, so that the decoders'
+    compilation cache, keyed on it, is reused across calls; a fresh one for unhashable models."""
+    try:
+        return _bind_model(fn, model)
+    except TypeError:  # e.g. cell_options given as a dict
+        return functools.partial(fn, model)
+
+
+def _run(fn, model, *args):
+    """``fn(model, *args)`` under ``jax.jit`` (the model static) when the model is hashable."""
+    try:
+        hash(model)
+    except TypeError:
+        return fn(model, *args)
+    return _jitted(fn)(model, *args)
+
+
+@functools.cache
+def _jitted(fn):
+    return jax.jit(fn, static_argnums=0)
+
+
 def _lm_step(model, variables, carry, tokens):
     logits, carries = model.apply(variables, tokens[:, None], initial_carries=carry, return_carries=True)
     return carries, jax.nn.log_softmax(logits[:, 0].astype(jnp.float32), axis=-1)
@@ -240,12 +268,17 @@ def lm_step_fn(model, params) -> jax.tree_util.Partial:
         raise ValueError("lm_step_fn needs a SequenceModel with vocab_size set, head='all' and "
                          f"bidirectional=False; got head={model.head!r}, vocab_size={model.vocab_size}, "
                          f"bidirectional={model.bidirectional}")
-    return jax.tree_util.Partial(functools.partial(_lm_step, model), _variables(params))
+    return jax.tree_util.Partial(_bound(_lm_step, model), _variables(params))
 
 
 def lm_init_carry(model, batch_size: int) -> list:
     """The zero carry of every layer for ``batch_size`` sequences (the start of generation from scratch)."""
     return [model.make_cell(parent=None).init_carry(None, (batch_size,)) for _ in range(model.num_layers)]
+
+
+def _lm_prefill(model, variables, prompt, lengths):
+    _, carries = model.apply(variables, prompt, lengths - 1, return_carries=True)
+    return carries, jnp.take_along_axis(prompt, (lengths - 1)[:, None], axis=1)[:, 0]
 
 
 def lm_prefill(model, params, prompt: Array, lengths: Array | None = None) -> tuple[list, Array]:
@@ -260,9 +293,7 @@ def lm_prefill(model, params, prompt: Array, lengths: Array | None = None) -> tu
     prompt = jnp.asarray(prompt, jnp.int32)
     b, p = prompt.shape
     lengths = jnp.full((b,), p, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
-    _, carries = model.apply(_variables(params), prompt, lengths - 1, return_carries=True)
-    last = jnp.take_along_axis(prompt, (lengths - 1)[:, None], axis=1)[:, 0]
-    return carries, last
+    return _run(_lm_prefill, model, _variables(params), prompt, lengths)
 
 
 def _seq2seq_step(model, variables, carry, tokens):
@@ -275,14 +306,17 @@ def seq2seq_step_fn(model, params) -> jax.tree_util.Partial:
     """One decoder step of a :class:`~rnnlab.seq2seq.Seq2Seq`; the carry is ``(memory, decoder_carry)``
     from :func:`seq2seq_init_carry`. (In beam search the memory is reordered with the beams like the rest of
     the carry: simple, and cheap at the sizes rnnlab trains.)"""
-    return jax.tree_util.Partial(functools.partial(_seq2seq_step, model), _variables(params))
+    return jax.tree_util.Partial(_bound(_seq2seq_step, model), _variables(params))
+
+
+def _seq2seq_init(model, variables, inputs, lengths):
+    memory = model.apply(variables, inputs, lengths, method="encode")
+    return memory, model.apply(variables, memory, method="init_decoder_carry")
 
 
 def seq2seq_init_carry(model, params, inputs: Array, lengths: Array):
     """Encode ``inputs: [B, S]`` (``lengths: [B]``) into the ``(memory, decoder_carry)`` carry."""
-    variables = _variables(params)
-    memory = model.apply(variables, inputs, lengths, method="encode")
-    return memory, model.apply(variables, memory, method="init_decoder_carry")
+    return _run(_seq2seq_init, model, _variables(params), jnp.asarray(inputs), jnp.asarray(lengths, jnp.int32))
 
 
 __all__ = ["NEG_INF", "beam_search", "greedy", "lm_init_carry", "lm_prefill", "lm_step_fn", "sample",

@@ -173,8 +173,11 @@ def test_lm_greedy_autocomplete_equals_rerunning_the_model():
                                  num_outputs=vocab)
     prompt = jnp.array([[1, 2, 3, 0], [4, 5, 0, 0]], jnp.int32)
     lengths = jnp.array([3, 2], jnp.int32)
-    params = jax.jit(model.init)(jax.random.key(0), prompt, lengths)["params"]
-    params = jax.tree.map(lambda p: 3.0 * p, params)  # sharper distributions: no near-ties in the argmax
+    # Random parameters shaped like model.init's (without compiling the initialiser), large enough for sharp
+    # distributions: no near-ties in the argmax.
+    shapes = jax.eval_shape(model.init, jax.random.key(0), prompt, lengths)["params"]
+    rng = np.random.default_rng(0)
+    params = jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s.shape), s.dtype), shapes)
     carry, last = decoding.lm_prefill(model, params, prompt, lengths)
     generated = decoding.greedy(decoding.lm_step_fn(model, params), carry, last, 4, eos=None)
     # The model is causal, so one run over prompt + generated tokens gives every step's prediction: greedy

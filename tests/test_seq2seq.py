@@ -1,8 +1,6 @@
 """Seq2Seq: teacher forcing equals step-by-step decoding, padded source steps are invisible, and a tiny
 reverse task is learned (then decoded with rnnlab.decoding)."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,13 +12,17 @@ from rnnlab.seq2seq import Seq2Seq
 
 INPUTS = jnp.array([[3, 4, 5, 6], [5, 6, 0, 0], [4, 0, 0, 0]], jnp.int32)
 LENGTHS = jnp.array([4, 2, 1], jnp.int32)
+# Tokens 0 = pad, 1 = bos, 2 = eos, 3..7 = symbols (the reverse task: target = reversed source + eos).
+PAD, BOS, EOS, VOCAB, MAX_SRC = 0, 1, 2, 8, 5
 DECODER_INPUTS = jnp.array([[1, 6, 5, 4], [1, 6, 5, 2], [1, 4, 2, 2]], jnp.int32)
 
 
-def init(model, seed=0):
-    variables = jax.jit(model.init)(jax.random.key(seed), INPUTS, LENGTHS, DECODER_INPUTS)
-    # Larger weights than the initialisers give: the test then sees sharp attention and large activations.
-    return jax.tree.map(lambda p: 2.0 * p, variables)
+def random_variables(model, seed, *args, scale=0.7):
+    """Gaussian variables shaped like ``model.init``'s, without compiling the initialiser (most of a small
+    test's time); the scale gives sharp attention and large activations."""
+    shapes = jax.eval_shape(model.init, jax.random.key(0), *args)
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda s: jnp.asarray(scale * rng.normal(size=s.shape), s.dtype), shapes)
 
 
 @pytest.mark.parametrize("attention, bidirectional, cell", [("general", False, "lstm"), ("dot", True, "gru"),
@@ -28,20 +30,22 @@ def init(model, seed=0):
 def test_teacher_forcing_equals_step_by_step_decoding(attention, bidirectional, cell):
     model = Seq2Seq(8, 7, cell=cell, hidden_size=6, embed_dim=5, attention=attention,
                     bidirectional=bidirectional)
-    variables = init(model)
-    dec_lengths = jnp.array([4, 3, 2], jnp.int32)
-    forced = jax.jit(lambda v, *args: model.apply(v, *args[:3], decoder_lengths=args[3]))(
-        variables, INPUTS, LENGTHS, DECODER_INPUTS, dec_lengths)
-    assert forced.shape == (3, 4, 7)
 
-    memory = model.apply(variables, INPUTS, LENGTHS, method="encode")
-    carry = model.apply(variables, memory, method="init_decoder_carry")
-    step = jax.jit(functools.partial(model.apply, method="decode_step"))
-    stepped = []
-    for t in range(DECODER_INPUTS.shape[1]):
-        carry, logits = step(variables, memory, carry, DECODER_INPUTS[:, t])
-        stepped.append(logits)
-    stepped = jnp.stack(stepped, 1)
+    @jax.jit  # one compilation for the test (lengths are arguments: the time loop checks concrete ones)
+    def run(variables, inputs, lengths, dec_inputs, dec_lengths):
+        forced = model.apply(variables, inputs, lengths, dec_inputs, decoder_lengths=dec_lengths)
+        memory = model.apply(variables, inputs, lengths, method="encode")
+        carry = model.apply(variables, memory, method="init_decoder_carry")
+        stepped = []
+        for t in range(dec_inputs.shape[1]):
+            carry, logits = model.apply(variables, memory, carry, dec_inputs[:, t], method="decode_step")
+            stepped.append(logits)
+        return variables, forced, jnp.stack(stepped, 1)
+
+    dec_lengths = jnp.array([4, 3, 2], jnp.int32)
+    variables = random_variables(model, 0, INPUTS, LENGTHS, DECODER_INPUTS)
+    variables, forced, stepped = run(variables, INPUTS, LENGTHS, DECODER_INPUTS, dec_lengths)
+    assert forced.shape == (3, 4, 7)
     valid = np.arange(4)[None, :] < np.asarray(dec_lengths)[:, None]
     np.testing.assert_allclose(np.asarray(forced)[valid], np.asarray(stepped)[valid], atol=1e-5)
     # Padded target steps give exactly the output bias.
@@ -49,24 +53,52 @@ def test_teacher_forcing_equals_step_by_step_decoding(attention, bidirectional, 
     np.testing.assert_array_equal(np.asarray(forced)[~valid], np.broadcast_to(bias, ((~valid).sum(), 7)))
 
 
-def test_padded_source_tokens_change_nothing():
+@pytest.fixture(scope="module")
+def bidirectional_model():
+    """A bidirectional LSTM model with 'general' attention and random variables."""
     model = Seq2Seq(8, 7, cell="lstm", hidden_size=6, bidirectional=True, attention="general")
-    variables = init(model, seed=1)
-    apply = jax.jit(model.apply)
+    return model, random_variables(model, 1, INPUTS, LENGTHS, DECODER_INPUTS)
+
+
+def test_padded_source_tokens_change_nothing(bidirectional_model):
+    model, variables = bidirectional_model
+
+    @jax.jit
+    def run(variables, inputs, other, lengths, dec_inputs):
+        memory = model.apply(variables, inputs, lengths, method="encode")
+        carry = model.apply(variables, memory, method="init_decoder_carry")
+        _, state = model.apply(variables, memory, carry, dec_inputs[:, 0], method="decode_step",
+                               mutable=["intermediates"])
+        (weights,) = state["intermediates"]["decoder"]["cell"]["attention"]
+        return (model.apply(variables, inputs, lengths, dec_inputs),
+                model.apply(variables, other, lengths, dec_inputs), memory, weights)
+
     other = jnp.where(jnp.arange(4)[None, :] < LENGTHS[:, None], INPUTS, 7 - INPUTS % 3)  # new pad tokens
     assert (other != INPUTS).any()
-    np.testing.assert_array_equal(apply(variables, INPUTS, LENGTHS, DECODER_INPUTS),
-                                  apply(variables, other, LENGTHS, DECODER_INPUTS))
-    # ... because padded steps get exactly zero attention (and zero encoder states).
-    memory = model.apply(variables, INPUTS, LENGTHS, method="encode")
-    carry = model.apply(variables, memory, method="init_decoder_carry")
-    _, state = model.apply(variables, memory, carry, DECODER_INPUTS[:, 0], method="decode_step",
-                           mutable=["intermediates"])
-    (weights,) = state["intermediates"]["decoder"]["cell"]["attention"]
+    logits, other_logits, memory, weights = run(variables, INPUTS, other, LENGTHS, DECODER_INPUTS)
+    np.testing.assert_array_equal(logits, other_logits)
+    # ... because padded steps get exactly zero attention (and have zero encoder states).
     mask = np.asarray(memory["mask"])
+    np.testing.assert_array_equal(mask, np.arange(4)[None, :] < np.asarray(LENGTHS)[:, None])
     assert (np.asarray(weights)[~mask] == 0).all()
     np.testing.assert_allclose(np.asarray(weights).sum(1), 1.0, rtol=1e-6)
     assert (np.asarray(memory["values"])[~mask] == 0).all()
+
+
+def test_greedy_and_beam_decoding_through_seq2seq_step_fn(bidirectional_model):
+    model, variables = bidirectional_model
+    carry = decoding.seq2seq_init_carry(model, variables, INPUTS, LENGTHS)
+    step = decoding.seq2seq_step_fn(model, variables)
+    greedy = decoding.greedy(step, carry, BOS, 4, eos=None)
+    beams, scores = decoding.beam_search(step, carry, BOS, 4, None, beam_size=1)
+    np.testing.assert_array_equal(beams[:, 0], greedy)  # (no eos: one beam is exactly greedy)
+    # Teacher forcing on [bos, greedy[:-1]] must predict greedy as the argmax at every step, and the beam's
+    # score is the sum of those log-probabilities.
+    dec_in = jnp.concatenate([jnp.full((3, 1), BOS, jnp.int32), greedy[:, :-1]], 1)
+    log_probs = jax.nn.log_softmax(jax.jit(model.apply)(variables, INPUTS, LENGTHS, dec_in), -1)
+    np.testing.assert_array_equal(jnp.argmax(log_probs, -1), greedy)
+    picked = jnp.take_along_axis(log_probs, greedy[..., None], -1)[..., 0].sum(1)
+    np.testing.assert_allclose(scores[:, 0], picked, rtol=1e-5)
 
 
 def test_invalid_configurations_raise():
@@ -78,8 +110,6 @@ def test_invalid_configurations_raise():
         Seq2Seq(5, 5, cell="transformer")
 
 
-# Reverse task: tokens 0 = pad, 1 = bos, 2 = eos, 3..7 = symbols; target = reversed source + eos.
-PAD, BOS, EOS, VOCAB, MAX_SRC = 0, 1, 2, 8, 5
 
 
 def reverse_batch(rng, batch):
@@ -94,6 +124,7 @@ def reverse_batch(rng, batch):
     return src, lengths.astype(np.int32), dec_in, tgt
 
 
+@pytest.mark.slow  # ~12 s, nearly all of it compiling the training step
 def test_reverse_task_learns_and_decodes():
     model = Seq2Seq(VOCAB, VOCAB, cell="gru", hidden_size=32, embed_dim=16, attention="general")
     rng = np.random.default_rng(0)
@@ -114,7 +145,7 @@ def test_reverse_task_learns_and_decodes():
         updates, opt_state = tx.update(grads, opt_state)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    for _ in range(300):
+    for _ in range(200):
         params, opt_state, loss = train_step(params, opt_state, *reverse_batch(rng, 32))
     assert loss < 0.05, float(loss)
 
