@@ -19,8 +19,7 @@ tokens (``bos`` excluded, ``eos`` included); after a sequence's ``eos`` every po
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -99,10 +98,10 @@ def greedy(step_fn: StepFn, carry, bos, max_len: int, eos: int | None, *, pad: i
     return _greedy(fn, bound, carry, _bos(carry, bos), max_len=max_len, eos=eos, pad=pad)
 
 
-@functools.partial(jax.jit, static_argnames=("fn", "max_len", "eos", "pad", "temperature", "top_k"))
-def _sample(fn, bound, carry, bos, rng, *, max_len, eos, pad, temperature, top_k):
+@functools.partial(jax.jit, static_argnames=("fn", "max_len", "eos", "pad", "argmax", "top_k"))
+def _sample(fn, bound, carry, bos, rng, temperature, *, max_len, eos, pad, argmax, top_k):
     def choose(i, log_probs):
-        if temperature == 0.0:
+        if argmax:
             return jnp.argmax(log_probs, axis=-1)
         logits = log_probs.astype(jnp.float32) / temperature
         if top_k:
@@ -118,7 +117,8 @@ def sample(step_fn: StepFn, carry, bos, max_len: int, rng: Array, temperature: f
     """Ancestral sampling from ``softmax(log_probs / temperature)``, optionally restricted to the top k.
 
     ``temperature = 0`` is greedy decoding (and a tiny temperature gives the same tokens barring exact ties).
-    Step ``i`` draws with ``fold_in(rng, i)``. Arguments as in :func:`greedy`; ``top_k = 0`` keeps every token.
+    Step ``i`` draws with ``fold_in(rng, i)``. Arguments as in :func:`greedy`; ``top_k = 0`` keeps every
+    token.
 
     Returns:
       ``tokens: [B, L]`` int32.
@@ -129,8 +129,9 @@ def sample(step_fn: StepFn, carry, bos, max_len: int, rng: Array, temperature: f
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0, got {top_k}")
     fn, bound = _split(step_fn)
-    return _sample(fn, bound, carry, _bos(carry, bos), rng, max_len=max_len, eos=eos, pad=pad,
-                   temperature=float(temperature), top_k=int(top_k))
+    # The temperature is traced (a sweep over it compiles once); only temperature 0 is a separate program.
+    return _sample(fn, bound, carry, _bos(carry, bos), rng, jnp.float32(temperature), max_len=max_len,
+                   eos=eos, pad=pad, argmax=temperature == 0, top_k=int(top_k))
 
 
 def _gather_beams(x: Array, idx: Array) -> Array:
@@ -191,10 +192,13 @@ def beam_search(step_fn: StepFn, carry, bos, max_len: int, eos: int | None, beam
     """Beam search for the K best sequences under ``score = log p(Y) / ((5 + |Y|) / 6) ** length_penalty``.
 
     The usual formulation (as in Wu et al. 2016 and Flax's WMT example): every step extends the K alive
-    hypotheses, keeps the 2K best extensions, moves those ending in ``eos`` (and, at step L, all of them) into a
-    pool of K finished hypotheses, and keeps the K best others alive. Finished hypotheses stop growing (``pad``
-    after ``eos``). The loop stops early once no alive hypothesis can beat the K-th finished one. |Y| counts
-    the generated tokens, ``eos`` included. ``length_penalty = 0`` ranks by log-probability.
+    hypotheses, keeps the 2K best extensions, moves those ending in ``eos`` (and, at step L, all of them)
+    into a pool of K finished hypotheses, and keeps the K best others alive. Finished hypotheses stop growing
+    (``pad`` after ``eos``). The loop stops early once no alive hypothesis can beat the K-th finished one.
+    |Y| counts the generated tokens, ``eos`` included. ``length_penalty = 0`` ranks by log-probability.
+
+    With ``eos`` set, one beam need not equal greedy decoding: an early ``eos`` that greedy passed over is kept
+    as a finished hypothesis and wins if everything greedy continues with scores lower.
 
     Args:
       step_fn: ``(carry, tokens [B*K]) -> (carry, log_probs [B*K, V])``; the carry is tiled to ``B*K`` rows
@@ -282,7 +286,8 @@ def _lm_prefill(model, variables, prompt, lengths):
 
 
 def lm_prefill(model, params, prompt: Array, lengths: Array | None = None) -> tuple[list, Array]:
-    """Read a prompt for autocompletion: ``(carry, last_tokens [B])`` to pass to a decoder as ``(carry, bos)``.
+    """Read a prompt for autocompletion: ``(carry, last_tokens [B])``, to pass to a decoder as
+    ``(carry, bos)``.
 
     The carry is the state after all but the last valid prompt token; that token is returned as the first
     input, so the first generated token is the model's prediction after the whole prompt.
@@ -316,7 +321,8 @@ def _seq2seq_init(model, variables, inputs, lengths):
 
 def seq2seq_init_carry(model, params, inputs: Array, lengths: Array):
     """Encode ``inputs: [B, S]`` (``lengths: [B]``) into the ``(memory, decoder_carry)`` carry."""
-    return _run(_seq2seq_init, model, _variables(params), jnp.asarray(inputs), jnp.asarray(lengths, jnp.int32))
+    lengths = jnp.asarray(lengths, jnp.int32)
+    return _run(_seq2seq_init, model, _variables(params), jnp.asarray(inputs), lengths)
 
 
 __all__ = ["NEG_INF", "beam_search", "greedy", "lm_init_carry", "lm_prefill", "lm_step_fn", "sample",

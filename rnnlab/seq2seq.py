@@ -76,7 +76,8 @@ class LuongAttentionCell(RecurrentCell):
     def setup(self):
         options = {"param_dtype": self.param_dtype, **dict(self.cell_options)}
         self.cell = get_cell(self.cell_name, self.hidden_size, **options)
-        self.combine = nn.Dense(self.hidden_size, use_bias=False, name="combine", param_dtype=self.param_dtype)
+        self.combine = nn.Dense(self.hidden_size, use_bias=False, name="combine",
+                                param_dtype=self.param_dtype)
 
     def init_carry(self, rng, batch_shape):
         htilde = jnp.zeros((*batch_shape, self.hidden_size), self.param_dtype)
@@ -189,8 +190,8 @@ class Seq2Seq(nn.Module):
         if self.attention == "general":
             self.attention_keys = nn.Dense(h, use_bias=False)  # W_a, applied to the memory once
         self.drop = nn.Dropout(self.dropout)
-        self.decoder = _Decoder(self.cell, h, self.cell_options, self.attention, self.output_vocab, self.dropout,
-                                self.rnn_options)
+        self.decoder = _Decoder(self.cell, h, self.cell_options, self.attention, self.output_vocab,
+                                self.dropout, self.rnn_options)
 
     def encode(self, inputs: Array, lengths: Array | None = None, *, train: bool = False) -> dict:
         """Read the source.
@@ -219,7 +220,8 @@ class Seq2Seq(nn.Module):
         """The decoder's initial carry: the encoder's final carry (plus a zero htilde with attention)."""
         final = memory["final"]
         b = memory["mask"].shape[0]
-        expected = get_cell(self.cell, self.hidden_size, parent=None, **dict(self.cell_options)).init_carry(None, (b,))
+        cell = get_cell(self.cell, self.hidden_size, parent=None, **dict(self.cell_options))
+        expected = cell.init_carry(None, (b,))
         if jax.tree.structure(final) != jax.tree.structure(expected) or any(
                 f.shape != e.shape for f, e in zip(jax.tree.leaves(final), jax.tree.leaves(expected))):
             raise ValueError("the encoder's final carry does not fit the decoder cell "

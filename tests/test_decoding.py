@@ -103,10 +103,12 @@ def test_one_beam_equals_greedy(seed):
         greedy = decoding.greedy(step, carry, bos, 6, eos)
         tokens, scores = decoding.beam_search(step, carry, bos, 6, eos, beam_size=1)
         np.testing.assert_array_equal(tokens[:, 0], greedy)
-        prev = np.concatenate([np.asarray(bos)[:, None], np.asarray(greedy)[:, :-1]], 1)
-        lp = np.asarray(table)[prev, np.asarray(greedy)]
-        valid = np.ones_like(lp, bool) if eos is None else np.cumsum(np.asarray(greedy) == eos, 1) - (np.asarray(greedy) == eos) == 0
-        np.testing.assert_allclose(scores[:, 0], (lp * valid).sum(1), rtol=1e-5)
+        g = np.asarray(greedy)
+        prev = np.concatenate([np.asarray(bos)[:, None], g[:, :-1]], 1)
+        lp = np.asarray(table)[prev, g]
+        # Steps up to and including the first eos count; the padding after it does not.
+        ended_before = np.zeros_like(g, bool) if eos is None else np.cumsum(g == eos, 1) - (g == eos) > 0
+        np.testing.assert_allclose(scores[:, 0], np.where(ended_before, 0.0, lp).sum(1), rtol=1e-5)
 
 
 def test_tiny_temperature_and_top1_sampling_equal_greedy():
@@ -191,7 +193,8 @@ def test_lm_greedy_autocomplete_equals_rerunning_the_model():
         n = int(lengths[b])
         assert generated[b].tolist() == argmax[b, n - 1:n + 3].tolist()
     # From scratch: the zero carry and any bos.
-    out = decoding.greedy(decoding.lm_step_fn(model, params), decoding.lm_init_carry(model, 3), 1, 3, eos=None)
+    zero = decoding.lm_init_carry(model, 3)
+    out = decoding.greedy(decoding.lm_step_fn(model, params), zero, 1, 3, eos=None)
     assert out.shape == (3, 3)
     with pytest.raises(ValueError, match="head='all'"):
         decoding.lm_step_fn(rnnlab.SequenceModel(vocab_size=vocab, head="last"), params)

@@ -57,7 +57,7 @@ def test_bleu_hand_computed():
     assert b.bleu == pytest.approx(bp * math.prod(expected_p) ** 0.25)
     assert (b.hyp_len, b.ref_len) == (5, 6)
     assert tm.corpus_bleu(["x y z w"], [["x y z w"]]).bleu == pytest.approx(1.0)
-    # Clipping: "the the the" against "the cat": unigram precision 1/3; no bigram match -> 0 without smoothing.
+    # Clipping: "the the the" vs "the cat": unigram precision 1/3; no bigram match -> 0 without smoothing.
     b = tm.corpus_bleu(["the the the"], ["the cat"])
     assert b.precisions[0] == pytest.approx(1 / 3) and b.bleu == 0.0
     # Closest reference length (the shorter one on ties) sets r.
