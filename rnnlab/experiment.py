@@ -1,0 +1,139 @@
+"""Experiments: the grid of training runs an experiment file describes, run one after another, then a report.
+
+An experiment file (``experiments/<name>.py``) defines
+
+* ``get_config(arg=None)``: the base config (``rnnlab.config`` schema), ``arg`` from ``FILE.py:ARG``;
+* ``get_sweep(arg=None)`` (optional): a list of points, each a dict of dotted overrides plus an optional
+  ``'name'`` (the run directory's name; derived from the overrides when absent);
+* ``REPORT`` (optional): ``'training'`` (default: curves, diagnostics and a final-metrics table) or
+  ``'gradient_flow'`` (gradient norm against distance at initialisation and after training, decay rates).
+
+``run_experiments([spec, ...], workdir)`` validates every run of every file before running any of them, runs
+each in ``workdir/<experiment>/<run>`` (finished runs are skipped, unfinished ones resume), and writes
+``workdir/report.md`` with its plots.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rnnlab import config as config_lib
+from rnnlab import report
+
+REPORT_KINDS = ("training", "gradient_flow")
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``'file.py:arg'`` -> ``('file.py', 'arg')``; ``'file.py'`` -> ``('file.py', None)``."""
+    path, sep, arg = spec.partition(".py:")
+    return (path + ".py", arg) if sep else (spec, None)
+
+
+def load_module(path: str):
+    """Imports an experiment/config file (it must define ``get_config``)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"config file {path!r} not found")
+    name = "rnnlab_experiment_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"{path} defines no get_config()")
+    return module
+
+
+def _call(fn, arg):
+    return fn(arg) if arg is not None else fn()
+
+
+def load_config(spec: str, overrides: Mapping[str, Any] | None = None):
+    """``FILE[:ARG]`` + dotted overrides -> the resolved (not yet validated) config."""
+    path, arg = split_spec(spec)
+    config = _call(load_module(path).get_config, arg)
+    return config_lib.apply_overrides(config_lib.resolve(config), dict(overrides or {}))
+
+
+def run_name(overrides: Mapping[str, Any], seed: int | None = None) -> str:
+    """A readable, filesystem-safe directory name for one point of a grid."""
+    parts = [f"{k}={v}" for k, v in sorted(overrides.items())] + ([] if seed is None else [f"seed={seed}"])
+    return re.sub(r"[^\w.=,+-]", "_", ",".join(parts)) or "default"
+
+
+def grid(spec: str, overrides: Mapping[str, Any] | None = None, seeds: Sequence[int] | None = None):
+    """``[(name, config)]``: every point of the file's ``get_sweep()`` (x ``seeds`` if given)."""
+    path, arg = split_spec(spec)
+    module = load_module(path)
+    points = _call(module.get_sweep, arg) if hasattr(module, "get_sweep") else [{}]
+    base = load_config(spec, overrides)
+    runs = []
+    for point in points:
+        point = dict(point)
+        name = point.pop("name", None)
+        for seed in (seeds if seeds is not None else [None]):
+            changes = point if seed is None else {**point, "seed": seed}
+            label = name if seed is None or name is None else f"{name},seed={seed}"
+            runs.append((label or run_name(point, seed), config_lib.apply_overrides(base, changes)))
+    names = [n for n, _ in runs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{spec}: two sweep points have the same name; names: {names}")
+    return runs
+
+
+def validate_all(runs) -> None:
+    """Validates every config of a grid; one ``ValueError`` lists every problem of every run."""
+    problems = []
+    for name, cfg in runs:
+        try:
+            config_lib.validate(cfg)
+        except ValueError as e:
+            problems.append(f"{name}: {e}")
+    if problems:
+        raise ValueError("invalid sweep:\n" + "\n".join(problems))
+
+
+def report_kind(spec: str) -> str:
+    kind = getattr(load_module(split_spec(spec)[0]), "REPORT", "training")
+    if kind not in REPORT_KINDS:
+        raise ValueError(f"{spec}: REPORT = {kind!r}; valid: {', '.join(REPORT_KINDS)}")
+    return kind
+
+
+def experiment_name(spec: str) -> str:
+    path, arg = split_spec(spec)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem if arg is None else f"{stem}_{re.sub(r'[^\w.-]', '_', arg)}"
+
+
+def run_experiments(specs: Sequence[str], workdir: str, *, overrides: Mapping[str, Any] | None = None,
+                    seeds: Sequence[int] | None = None, log=print) -> str:
+    """Runs every grid of ``specs`` and writes ``workdir/report.md``; returns the report's path."""
+    from rnnlab import train  # pylint: disable=import-outside-toplevel
+
+    plans = [(spec, experiment_name(spec), report_kind(spec), grid(spec, overrides, seeds)) for spec in specs]
+    validate_all([(f"{exp}/{name}", cfg) for _, exp, _, runs in plans for name, cfg in runs])
+    sections, timings = [], []
+    for spec, exp, kind, runs in plans:
+        run_dirs = []
+        start = time.perf_counter()
+        for i, (name, cfg) in enumerate(runs):
+            run_dir = os.path.join(workdir, exp, name)
+            run_dirs.append(run_dir)
+            log(f"[{exp} {i + 1}/{len(runs)}] {name}")
+            result = train.train_and_evaluate(cfg, run_dir)
+            shown = {k: v for k, v in result.items() if k.startswith("eval/") and isinstance(v, float)}
+            log("  " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+        timings.append((exp, time.perf_counter() - start))
+        out_dir = os.path.join(workdir, exp)
+        runs_loaded = report.load_runs(run_dirs)
+        if kind == "gradient_flow":
+            sections.extend(report.gradient_flow_sections(runs_loaded, out_dir, title=exp))
+        else:
+            sections.extend(report.training_sections(runs_loaded, out_dir, title=exp))
+    intro = (f"Experiments: {', '.join(f'`{s}`' for s in specs)}. Wall time on this machine: "
+             + ", ".join(f"{exp} {sec / 60:.1f} min" for exp, sec in timings) + ".")
+    return report.write_report(workdir, *sections, title="rnnlab experiment report", intro=intro)
