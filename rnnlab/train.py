@@ -16,6 +16,7 @@ logged step and seed, keys 'train/...', 'eval/...'), ``tb/seed_<s>/`` (TensorBoa
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -97,18 +98,69 @@ def dummy_inputs(info) -> np.ndarray:
   return np.zeros((1, 1, info.input_size), np.float32)
 
 
-def init_state(model, tx: optax.GradientTransformation, info, seeds: Sequence[int]) -> TrainState:
-  """K independently initialised states stacked on a leading seed axis (one per entry of ``seeds``)."""
-  inputs = dummy_inputs(info)
+@dataclasses.dataclass(frozen=True)
+class ApplyFn:
+  """``model.apply`` that compares equal for equal models (bound methods compare by identity), so states of
+  equal models have equal tree structures and share compiled steps."""
+  model: Any
 
+  def __call__(self, *args, **kwargs):
+    return self.model.apply(*args, **kwargs)
+
+
+def _init_fn(model, tx: optax.GradientTransformation, inputs: np.ndarray) -> Callable:
+  """``keys [K, 2] -> TrainState [K, ...]`` (jitted)."""
   def init_one(key):
     init_key, train_key = jax.random.split(key)
     params = model.init({'params': init_key}, inputs)['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=train_key,
-                      skipped=jnp.zeros((), jnp.int32), apply_fn=model.apply)
+                      skipped=jnp.zeros((), jnp.int32), apply_fn=ApplyFn(model))
+  return jax.jit(jax.vmap(init_one))
 
-  keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-  return jax.jit(jax.vmap(init_one))(keys)
+
+def seed_keys(seeds: Sequence[int]) -> np.ndarray:
+  """``[K, 2]`` uint32 root keys, ``PRNGKey(seed)`` for each seed."""
+  return np.stack([np.asarray(jax.random.key_data(jax.random.key(s, impl='threefry2x32'))) for s in seeds])
+
+
+def init_state(model, tx: optax.GradientTransformation, info, seeds: Sequence[int]) -> TrainState:
+  """K independently initialised states stacked on a leading seed axis (one per entry of ``seeds``)."""
+  return _init_fn(model, tx, dummy_inputs(info))(seed_keys(seeds))
+
+
+def _freeze(x: Any) -> Any:
+  if isinstance(x, (Mapping, ml_collections.ConfigDict)):
+    return tuple(sorted((k, _freeze(v)) for k, v in x.items()))
+  if isinstance(x, (list, tuple)):
+    return tuple(_freeze(v) for v in x)
+  return x
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+  """The compiled pieces of a run: optimizer, data-parallel layout, init / train / eval programs."""
+  tx: optax.GradientTransformation
+  dp: parallel.DataParallel
+  init: Callable
+  train_step: Callable
+  eval_step: Callable
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_engine(model, loss, optim_frozen, total_steps, mode, inputs_spec) -> Engine:
+  optim_config = dict(optim_frozen)
+  tx = optim.make_optimizer(optim_config, total_steps)
+  dp = parallel.DataParallel(mode)
+  return Engine(tx=tx, dp=dp, init=_init_fn(model, tx, np.zeros(*inputs_spec)),
+                train_step=dp.compile_train(make_train_step(loss, tx, optim_config, total_steps)),
+                eval_step=dp.compile_eval(make_eval_step(loss, ApplyFn(model))))
+
+
+def make_engine(model, loss: losses.Loss, optim_config: Mapping, total_steps: int, mode: str, info) -> Engine:
+  """The ``Engine`` for these settings; runs with equal settings in one process (a sweep over seeds, a resumed
+  run, tests) reuse the same compiled programs."""
+  inputs = dummy_inputs(info)
+  return _cached_engine(model, loss, _freeze(optim_config), total_steps, mode, (inputs.shape, inputs.dtype))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -272,10 +324,11 @@ class _Run:
     self.config, self.workdir, self.task = config, workdir, task
     tc = config.train
     self.seeds = [config.seed + k for k in range(config.num_seeds)]
-    self.dp = parallel.DataParallel(config.parallel)
     self.info = task.info
     self.loss = losses.get_loss(self.info)
-    self.tx = optim.make_optimizer(config.optim, tc.steps)
+    self.engine = make_engine(model, self.loss, config.optim, tc.steps, config.parallel, self.info)
+    self.dp, self.tx = self.engine.dp, self.engine.tx
+    self.train_step, self.eval_step = self.engine.train_step, self.engine.eval_step
     self.model = model
     self.extra_metrics = list(extra_metrics)
     self.is_main = jax.process_index() == 0
@@ -283,14 +336,12 @@ class _Run:
     self.local_batch = tc.batch_size // jax.process_count() if config.parallel == 'sharded' else tc.batch_size
     self.iterators = [task.iterator('train', self.local_batch, s + seed_offset) for s in self.seeds]
     self.eval_batch_size = tc.eval_batch_size or tc.batch_size
-    self.train_step = self.dp.compile_train(make_train_step(self.loss, self.tx, config.optim, tc.steps))
-    self.eval_step = self.dp.compile_eval(make_eval_step(self.loss, model.apply))
     self.ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), keep=tc.keep_checkpoints,
                                            best_metric=tc.best_metric, best_mode=tc.best_mode)
     self.config_json = _jsonable_config(config)
 
   def initial_state(self) -> tuple[TrainState, int]:
-    state = init_state(self.model, self.tx, self.info, self.seeds)
+    state = self.engine.init(seed_keys(self.seeds))
     if self.ckpt.latest_step() is None:
       return state, 0
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.dp.replicated),
@@ -495,7 +546,7 @@ def evaluate_checkpoint(workdir: str, *, step: int | None = None, best: bool = F
   run = _Run(config, workdir, task, model, ())
   if best:
     step = run.ckpt.best_step()
-  state = init_state(model, run.tx, run.info, run.seeds)
+  state = run.engine.init(seed_keys(run.seeds))
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=run.dp.replicated), state)
   state, _, step = run.ckpt.restore(abstract, step)
   run.ckpt.close()
