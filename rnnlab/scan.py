@@ -24,6 +24,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import errors as flax_errors
 from flax import linen as nn
 
@@ -79,7 +80,8 @@ def _check_lengths(lengths, b: int, t: int):
     if not jnp.issubdtype(jnp.asarray(lengths).dtype, jnp.integer):
         raise ValueError(f"lengths must be integers, got dtype {jnp.asarray(lengths).dtype}.")
     if not isinstance(lengths, jax.core.Tracer):
-        lo, hi = int(jnp.min(lengths)), int(jnp.max(lengths))
+        concrete = np.asarray(lengths)  # numpy, so a concrete array closed over by a jitted fn is checked too
+        lo, hi = (int(concrete.min()), int(concrete.max())) if concrete.size else (0, 0)
         if lo < 0:
             raise ValueError(f"lengths must be >= 0, got a minimum of {lo}.")
         if hi > t:

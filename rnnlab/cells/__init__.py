@@ -37,7 +37,7 @@ def _lookup(name: str):
     return CELLS[name]
 
 
-def get_cell(name: str, hidden_size: int, **options) -> RecurrentCell:
+def get_cell(name: str, /, hidden_size: int, **options) -> RecurrentCell:
     """Build the cell registered as ``name`` with ``hidden_size`` and cell-specific ``options``.
 
     Flax's ``parent=`` and ``name=`` may be passed too (``parent=None`` gives a detached cell).
@@ -46,7 +46,7 @@ def get_cell(name: str, hidden_size: int, **options) -> RecurrentCell:
       ValueError: unknown name, unknown option (the message lists the valid ones), or an invalid value.
     """
     cls, preset = _lookup(name)
-    valid = cell_options(name)
+    valid = cell_options(name)  # ``name`` is positional-only, so Flax's ``name=`` can be passed in options
     unknown = sorted(set(options) - set(valid) - {"parent", "name"})
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} for cell {name!r}; "
