@@ -46,7 +46,7 @@ def _time_steps(step, state, batch, steps):
   for _ in range(steps):
     state, _ = step(state, batch)
   jax.block_until_ready(state)
-  return time.perf_counter() - t0
+  return time.perf_counter() - t0, state  # the input state was donated: callers continue from this one
 
 
 def bench_seeds_vmap(k: int = 8, steps: int = 20, **model) -> dict[str, float]:
@@ -56,11 +56,12 @@ def bench_seeds_vmap(k: int = 8, steps: int = 20, **model) -> dict[str, float]:
     ``{'vmap_seed_steps_per_s', 'separate_seed_steps_per_s', 'speedup'}``.
   """
   step, state, batch = _setup(list(range(k)), **model)
-  t_vmap = _time_steps(step, state, batch, steps)
+  t_vmap, _ = _time_steps(step, state, batch, steps)
   t_sep = 0.0
   step1, state1, batch1 = _setup([0], **model)  # the same program serves every seed
   for _ in range(k):
-    t_sep += _time_steps(step1, state1, batch1, steps)
+    t, state1 = _time_steps(step1, state1, batch1, steps)
+    t_sep += t
   return {'k': k, 'vmap_seed_steps_per_s': k * steps / t_vmap, 'separate_seed_steps_per_s': k * steps / t_sep,
           'speedup': t_sep / t_vmap}
 
@@ -68,7 +69,7 @@ def bench_seeds_vmap(k: int = 8, steps: int = 20, **model) -> dict[str, float]:
 def _sharded_worker(steps: int, batch_size: int) -> dict[str, float]:
   import jax  # pylint: disable=import-outside-toplevel
   step, state, batch = _setup([0], mode='sharded', batch_size=batch_size)
-  return {'devices': jax.device_count(), 'steps_per_s': steps / _time_steps(step, state, batch, steps)}
+  return {'devices': jax.device_count(), 'steps_per_s': steps / _time_steps(step, state, batch, steps)[0]}
 
 
 def bench_sharded_devices(device_counts=(1, 2), steps: int = 20, batch_size: int = 64) -> dict[str, float]:

@@ -9,6 +9,11 @@ same program with K = 1.
 Randomness: seed k's root key is ``PRNGKey(config.seed + k)``, split into (init, train); step s uses
 ``fold_in(train_key, s)`` (dropout), so a resumed run draws exactly the same numbers.
 
+Logging: a 'train/...' record averages the steps since the previous record (sums for the nonfinite counts);
+a resumed run reproduces metrics.jsonl exactly when ``checkpoint_every`` is a multiple of ``log_every``.
+Non-finite values are checked on the host at every record and before every checkpoint (no per-step sync):
+the bad update is never applied, and with ``nonfinite='stop'`` the run raises naming the first bad step.
+
 Files in ``workdir``: ``config.json`` (the resolved config), ``metrics.jsonl`` (deterministic: one record per
 logged step and seed, keys 'train/...', 'eval/...'), ``tb/seed_<s>/`` (TensorBoard, also steps/s),
 ``checkpoints/<step>/`` (see ``rnnlab.checkpointing``), ``final_metrics.json`` (written when the run ends).
