@@ -236,27 +236,29 @@ def _gru_fwd(slope, unroll, w, bhn, xp, h0, mask, probes, proj):
 def _gru_bwd(slope, unroll, res, cts):
     w, h0, mask, has_probes, proj, xs, (r, z, n, hn, h_seq) = res
     dh_t, dys = cts
-    wt = w.T
+    wt, hs = w.T, w.shape[0]
+
     h_prev = _prev(h0, h_seq)
 
     def body(dh, inp):
         r, z, n, hn, h, dy, m = inp
         dprobe = dh if has_probes else None
         dh_new = _select(m, dh + dy, jnp.zeros_like(dh))
-        dan = dh_new * (1.0 - z) * (1.0 - n * n)          # d(pre-tanh of n)
-        dhp = jnp.concatenate([dan * hn * _dgate(r, slope), dh_new * (h - n) * _dgate(z, slope), dan * r],
-                              axis=-1)                     # d(h W_hh (+ b_hn)), [B, 3H]
-        dh_prev = dhp @ wt + dh_new * z
+        dan = dh_new * (1.0 - z) * (1.0 - n * n)          # d(pre-tanh of n) = d(n_x)
+        dxp = jnp.concatenate([dan * hn * _dgate(r, slope), dh_new * (h - n) * _dgate(z, slope), dan],
+                              axis=-1)                     # d(x W_ih + b), [B, 3H]
+        dhn = dan * r                                      # d(h W_hn + b_hn)
+        dh_prev = jnp.concatenate([dxp[:, :2 * hs], dhn], axis=-1) @ wt + dh_new * z
         if m is not None:
             dh_prev = dh_prev + jnp.where(m[:, None], jnp.zeros_like(dh), dh)
-        return dh_prev, (dhp, dan, dprobe)
+        return dh_prev, (dxp, dhn, dprobe)
 
-    dh0, (dhp, dan, dprobes) = jax.lax.scan(body, dh_t, (r, z, n, hn, h_prev, dys, mask),
+    dh0, (dxp, dhn, dprobes) = jax.lax.scan(body, dh_t, (r, z, n, hn, h_prev, dys, mask),
                                             reverse=True, unroll=unroll)
-    hs = w.shape[0]
-    dw = _outer_sum(h_prev, dhp)
-    dbhn = jnp.sum(dhp[..., 2 * hs:], axis=(0, 1))
-    dxp, dproj = _project_grads(proj, xs, jnp.concatenate([dhp[..., :2 * hs], dan], axis=-1))
+    # dW_hh = sum_t h_{t-1}^T [d_rz, dhn]: the r, z columns from dxp (no strided copy), the n columns from dhn
+    dw = jnp.concatenate([_outer_sum(h_prev, dxp)[:, :2 * hs], _outer_sum(h_prev, dhn)], axis=-1)
+    dbhn = jnp.sum(dhn, axis=(0, 1))
+    dxp, dproj = _project_grads(proj, xs, dxp)
     return dw, dbhn, dxp, dh0, None, dprobes, dproj
 
 

@@ -18,20 +18,21 @@ from rnnlab import kernels
 B, T, D, H = 3, 6, 2, 4
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-GATED = [
-    pytest.param("lstm", {}, id="lstm"),
-    pytest.param("lstm", {"gate_slope": 2.5, "chrono_tmax": 8.0}, id="lstm-slope2.5-chrono"),
-    pytest.param("gru", {}, id="gru"),
-    pytest.param("gru", {"gate_slope": 0.5}, id="gru-slope0.5"),
-]
 # (lengths, reverse, hoist)
-LOOPS = [
-    pytest.param(None, False, True, id="full"),
-    pytest.param((6, 3, 0), False, True, id="lengths"),
-    pytest.param((6, 3, 0), True, True, id="lengths-reverse"),
-    pytest.param(None, True, False, id="reverse-nohoist"),
-    pytest.param((2, 6, 5), False, False, id="lengths-nohoist"),
-]
+LOOPS = {
+    "full": (None, False, True),
+    "lengths": ((6, 3, 0), False, True),
+    "lengths-reverse": ((6, 3, 0), True, True),
+    "reverse-nohoist": (None, True, False),
+    "lengths-nohoist": ((2, 6, 5), False, False),
+}
+# Every loop variant for the standard cells; the gate options (which only change the step) on two of them.
+CASES = [pytest.param(name, {}, *loop, id=f"{name}-{loop_id}")
+         for name in ("lstm", "gru") for loop_id, loop in LOOPS.items()]
+CASES += [pytest.param(name, options, *LOOPS[loop_id], id=f"{name}-{option_id}-{loop_id}")
+          for name, option_id, options in [("lstm", "slope2.5-chrono", {"gate_slope": 2.5, "chrono_tmax": 8.0}),
+                                           ("gru", "slope0.5", {"gate_slope": 0.5})]
+          for loop_id in ("full", "lengths-reverse")]
 
 
 @pytest.fixture(autouse=True)
@@ -82,8 +83,7 @@ def _assert_trees_close(a, b):
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12), a, b)
 
 
-@pytest.mark.parametrize("name, options", GATED)
-@pytest.mark.parametrize("lengths, reverse, hoist", LOOPS)
+@pytest.mark.parametrize("name, options, lengths, reverse, hoist", CASES)
 def test_fused_equals_xla(name, options, lengths, reverse, hoist):
     lengths = None if lengths is None else jnp.array(lengths)
     fused = _loss_and_grads(name, options, "fused", lengths, reverse, hoist)
