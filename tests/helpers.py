@@ -25,9 +25,11 @@ CELL_CASES = [
 ]
 LINEAR_CASES = [c for c in CELL_CASES if c[1] in ("lru", "mingru")]
 
-# Runtime: compiling dominates these tiny tests. NumPy does the bookkeeping (random data and parameters), and
-# tests share the shapes below so that eagerly dispatched ops hit JAX's per-op compilation cache.
-B, T, D, H = 2, 5, 2, 3
+# Runtime: compiling dominates these tiny tests. NumPy does the bookkeeping (random data and parameters), each
+# model call is one jitted program compiled with few optimisations, and tests share the shapes below so that
+# eagerly dispatched ops (the Python reference loops) hit JAX's per-op compilation cache.
+B, T, D, H = 3, 5, 2, 3
+LENGTHS = (T, 2, 0)  # full, partial and empty sequences
 
 
 def cases(items=CELL_CASES):
@@ -67,8 +69,23 @@ def init_params(module, *args, seed=0, noise=True, **kwargs):
     return jax.tree.unflatten(treedef, [jnp.asarray(0.5 * rng.normal(size=s.shape), s.dtype) for s in leaves])
 
 
-def apply(module, params, *args, **kwargs):
+# XLA's optimisation passes dominate compile time and buy nothing at these sizes.
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def fast_jit(fun, **kwargs):
+    return jax.jit(fun, compiler_options=FAST_COMPILE, **kwargs)
+
+
+def call(module, params, *args, **kwargs):
+    """``module.apply({'params': params}, *args, **kwargs)``: inside functions that are traced anyway."""
     return module.apply({"params": params}, *args, **kwargs)
+
+
+def apply(module, params, *args, **kwargs):
+    """:func:`call`, jitted at the top level; arguments are arrays (or None), so ``lengths`` are traced and
+    the eager-only checks on their values do not run (the error tests use :func:`call`)."""
+    return fast_jit(lambda p, a, k: call(module, p, *a, **k))(params, args, kwargs)
 
 
 def rand_carry(cell, batch, seed):
@@ -117,3 +134,29 @@ def assert_trees_close(actual, expected, rtol=1e-10, atol=1e-12):
     assert a_def == e_def, f"tree structures differ: {a_def} vs {e_def}"
     for a, e in zip(a_leaves, e_leaves):
         np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=rtol, atol=atol)
+
+
+def take(tree, b):
+    """Sequence ``b`` of a batch-first pytree, keeping a batch axis of 1."""
+    return jax.tree.map(lambda a: a[b:b + 1], tree)
+
+
+def dot(tree, weights):
+    """sum(Re(leaf * w)) over leaves: a scalar loss that weighs every entry (real and imaginary parts)."""
+    return sum(jnp.sum(jnp.real(a * w)) for a, w in zip(jax.tree.leaves(tree), jax.tree.leaves(weights)))
+
+
+def assert_masked_equals_alone(module, params, x, lengths, initial_carry, **kwargs):
+    """``module(x, lengths, initial_carry) -> (carry, y)`` on the padded batch equals each sequence run alone
+    on its valid part: outputs on valid steps, exactly 0 on padded ones, final carry = carry after the last
+    valid step, exactly the initial carry for length 0."""
+    carry, y = apply(module, params, x, jnp.asarray(lengths), initial_carry, **kwargs)
+    for b, n in enumerate(lengths):
+        assert np.all(np.asarray(y[b, n:]) == 0.0), f"padded outputs of sequence {b} are not exactly 0"
+        if n == 0:
+            for got, want in zip(jax.tree.leaves(take(carry, b)), jax.tree.leaves(take(initial_carry, b))):
+                np.testing.assert_array_equal(got, want)
+            continue
+        carry_b, y_b = apply(module, params, x[b:b + 1, :n], None, take(initial_carry, b), **kwargs)
+        assert_trees_close(y[b:b + 1, :n], y_b)
+        assert_trees_close(take(carry, b), carry_b)
