@@ -287,13 +287,13 @@ def test_associative_mode_needs_a_linear_cell(name):
     rnn = rnnlab.RNN(make_cell(name), mode="associative")
     with pytest.raises(ValueError, match=r"mode='associative' needs a linear cell \(lru, mingru\).*"
                                          r"use mode='sequential'"):
-        rnn.init(jax.random.key(0), jnp.zeros((B, T, D)))
+        jax.eval_shape(rnn.init, jax.random.key(0), jnp.zeros((B, T, D)))
 
 
 def test_unknown_mode_lists_valid_modes():
     rnn = rnnlab.RNN(make_cell("gru"), mode="parallel")
     with pytest.raises(ValueError, match="unknown mode 'parallel'; valid: auto, sequential, associative"):
-        rnn.init(jax.random.key(0), jnp.zeros((B, T, D)))
+        jax.eval_shape(rnn.init, jax.random.key(0), jnp.zeros((B, T, D)))
 
 
 @pytest.mark.xfail(strict=True, raises=TypeError,

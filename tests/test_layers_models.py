@@ -1,0 +1,190 @@
+"""Layers and models: bidirectional / stacked layers mask exactly and match jax.experimental.rnn.lstm_ref, the
+SequenceModel heads do what models.py documents, embeddings, residual connections and dropout behave, and
+bad configurations fail with a message that names the fix."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental.rnn import lstm_ref
+
+import rnnlab
+from helpers import (LENGTHS, B, D, H, T, apply, assert_masked_equals_alone, assert_trees_close, call,
+                     init_params, make_cell, rand, rand_carry, x64)  # noqa: F401  (x64: autouse fixture)
+
+F64 = {"param_dtype": jnp.float64}
+C = 2  # outputs
+
+
+def _model(**kwargs):
+    kwargs = {"cell": "gru", "hidden_size": H, "cell_options": F64, "num_outputs": C, **kwargs}
+    return rnnlab.SequenceModel(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Layers.
+
+@pytest.mark.parametrize("merge", ["concat", "sum"])
+def test_bidirectional_masked_batch_equals_each_sequence_alone(merge):
+    fwd, bwd = make_cell("lstm"), make_cell("gru")
+    layer = rnnlab.Bidirectional(rnnlab.RNN(fwd), rnnlab.RNN(bwd, reverse=True), merge=merge)
+    x = rand((B, T, D), 0)
+    params = init_params(layer, x)
+    assert_masked_equals_alone(layer, params, x, LENGTHS, (rand_carry(fwd, B, 1), rand_carry(bwd, B, 2)))
+    (_, _), y = apply(layer, params, x)
+    _, yf = apply(rnnlab.RNN(fwd), params["forward"], x)
+    _, yb = apply(rnnlab.RNN(bwd, reverse=True), params["backward"], x)
+    assert_trees_close(y, jnp.concatenate([yf, yb], -1) if merge == "concat" else yf + yb)
+
+
+def test_stacked_bidirectional_lstm_equals_lstm_ref():
+    """Two bidirectional layers with ragged lengths; cuDNN weights mapped as in the gated.py docstring."""
+    layers, lengths = 2, (T, 3, 1)
+    stack = rnnlab.StackedRNN(functools.partial(rnnlab.get_cell, "lstm", H, **F64), num_layers=layers,
+                              bidirectional=True)
+    rng = np.random.default_rng(0)
+    w_ih, w_hh, b_ih, b_hh, params = {}, {}, {}, {}, {}
+    for layer in range(layers):
+        d = D if layer == 0 else 2 * H
+        for k, direction in enumerate(("forward", "backward")):
+            i = 2 * layer + k
+            w_ih[i], w_hh[i] = rng.normal(size=(4 * H, d)) * 0.5, rng.normal(size=(4 * H, H)) * 0.5
+            b_ih[i], b_hh[i] = rng.normal(size=4 * H), rng.normal(size=4 * H)
+            params.setdefault(f"layer{layer}", {})[direction] = {"cell": {
+                "input": {"kernel": w_ih[i].T, "bias": b_ih[i] + b_hh[i]}, "recurrent_kernel": w_hh[i].T}}
+    h0, c0 = rng.normal(size=(2 * layers, B, H)), rng.normal(size=(2 * layers, B, H))
+    x = rand((B, T, D), 1)
+    as_jnp = lambda d: {k: jnp.asarray(v) for k, v in d.items()}  # noqa: E731
+    y_ref, h_n, c_n = lstm_ref(x, jnp.asarray(h0), jnp.asarray(c0), as_jnp(w_ih), as_jnp(w_hh), as_jnp(b_ih),
+                               as_jnp(b_hh), jnp.array(lengths, jnp.int32), D, H, layers, 0.0, True)
+    carries0 = [((c0[2 * l], h0[2 * l]), (c0[2 * l + 1], h0[2 * l + 1])) for l in range(layers)]  # noqa: E741
+    carries, y = apply(stack, params, x, jnp.array(lengths), initial_carries=carries0)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-12)
+    for layer, pair in enumerate(carries):
+        for k, (c, h) in enumerate(pair):
+            np.testing.assert_allclose(h, h_n[2 * layer + k], rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(c, c_n[2 * layer + k], rtol=1e-10, atol=1e-12)
+
+
+def test_residual_adds_each_layers_input_from_the_second_layer_on():
+    x = rand((B, T, H), 2)  # D = H, so the first layer could take a residual too: it must not
+    lengths = jnp.array(LENGTHS)
+    plain, res = _model(num_layers=3, head="all"), _model(num_layers=3, head="all", residual=True)
+    params = init_params(plain, x)
+    cell = make_cell("gru")
+    y = x
+    for layer in range(3):
+        _, out = apply(rnnlab.RNN(cell), params["rnn"][f"layer{layer}"], y, lengths)
+        y = out + y if layer > 0 else out
+    head = params["head"]
+    assert_trees_close(apply(res, params, x, lengths), y @ head["kernel"] + head["bias"])
+    assert not np.allclose(apply(plain, params, x, lengths), apply(res, params, x, lengths))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# SequenceModel heads.
+
+@pytest.mark.parametrize("head, bidirectional", [("last", False), ("last", True), ("mean", True), ("all", True)])
+def test_model_on_a_padded_batch_equals_the_model_on_each_truncated_sequence(head, bidirectional):
+    model = _model(num_layers=2, head=head, bidirectional=bidirectional)
+    x, lengths = rand((B, T, D), 3), (T, 2, 1)
+    params = init_params(model, x)
+    out = apply(model, params, x, jnp.array(lengths))
+    for b, n in enumerate(lengths):
+        alone = apply(model, params, x[b:b + 1, :n])
+        if head == "all":
+            assert_trees_close(out[b:b + 1, :n], alone)
+            # documented: padded steps give exactly the head's bias
+            np.testing.assert_array_equal(out[b, n:], np.broadcast_to(params["head"]["bias"], (T - n, C)))
+        else:
+            assert_trees_close(out[b:b + 1], alone)
+
+
+def test_last_head_reads_the_final_hidden_state():
+    model = _model(cell="lstm", head="last")
+    x, lengths = rand((B, T, D), 4), jnp.array((T, 2, 0))
+    params = init_params(model, x)
+    (c, h), _ = apply(rnnlab.RNN(make_cell("lstm")), params["rnn"]["layer0"], x, lengths)
+    assert_trees_close(apply(model, params, x, lengths), h @ params["head"]["kernel"] + params["head"]["bias"])
+
+
+def test_mean_head_is_the_masked_mean_of_the_rnn_outputs():
+    model = _model(head="mean")
+    x, lengths = rand((B, T, D), 5), (T, 2, 0)
+    params = init_params(model, x)
+    _, y = apply(rnnlab.RNN(make_cell("gru")), params["rnn"]["layer0"], x, jnp.array(lengths))
+    feats = np.stack([np.asarray(y[b, :n]).mean(0) if n else np.zeros(H) for b, n in enumerate(lengths)])
+    assert_trees_close(apply(model, params, x, jnp.array(lengths)),
+                       feats @ params["head"]["kernel"] + params["head"]["bias"])
+
+
+def test_embedding_input_equals_feature_input_of_the_embedded_tokens():
+    vocab, embed_dim = 7, 4
+    tokens = jnp.asarray(np.random.default_rng(0).integers(0, vocab, size=(B, T)), jnp.int32)
+    emb_model = _model(vocab_size=vocab, embed_dim=embed_dim, head="all")
+    params = init_params(emb_model, tokens)
+    assert params["embed"]["embedding"].shape == (vocab, embed_dim)
+    lengths = jnp.array(LENGTHS)
+    features = params["embed"]["embedding"][tokens]
+    rest = {k: v for k, v in params.items() if k != "embed"}
+    assert_trees_close(apply(emb_model, params, tokens, lengths), apply(_model(head="all"), rest, features, lengths))
+
+
+def test_dropout_is_off_in_eval_and_on_in_training():
+    x, lengths = rand((B, T, D), 6), jnp.array(LENGTHS)
+    model, no_dropout = _model(num_layers=2, head="all", dropout=0.5), _model(num_layers=2, head="all")
+    params = init_params(model, x)
+    run = jax.jit(lambda p, x, key, train: call(model, p, x, lengths, train=train, rngs={"dropout": key}),
+                  static_argnums=3)
+    k1, k2 = jax.random.key(1), jax.random.key(2)
+    assert_trees_close(run(params, x, k1, False), apply(no_dropout, params, x, lengths))
+    assert_trees_close(run(params, x, k1, False), run(params, x, k2, False))
+    train1, train2 = run(params, x, k1, True), run(params, x, k2, True)
+    assert not np.allclose(train1, run(params, x, k1, False))
+    assert not np.allclose(train1, train2)
+    assert_trees_close(run(params, x, k1, True), train1)  # same rng, same mask
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Bad configurations.
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"head": "first"}, "unknown head 'first'; valid heads: last, mean, all"),
+    ({"cell": "lstmm"}, "unknown cell 'lstmm'; valid cells: rnn, irnn, lstm, gru, lru, mingru"),
+    ({"cell_options": {"forgetbias": 1.0}}, "unknown option.*'forgetbias'.*valid options:"),
+    ({"hidden_size": 0}, "hidden_size must be a positive integer"),
+])
+def test_bad_model_configuration_fails_at_construction(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        _model(**kwargs)
+
+
+def test_embedding_model_rejects_float_features():
+    model = _model(vocab_size=5)
+    with pytest.raises(ValueError, match=r"inputs must be int \[B, T\].*vocab_size=None"):
+        jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((B, T, D)))
+
+
+def test_feature_model_rejects_token_ids():
+    with pytest.raises(ValueError, match=r"inputs must be float \[B, T, D\].*set vocab_size"):
+        jax.eval_shape(_model().init, jax.random.key(0), jnp.zeros((B, T), jnp.int32))
+
+
+def test_bidirectional_needs_a_reversed_backward_rnn():
+    layer = rnnlab.Bidirectional(rnnlab.RNN(make_cell("gru")), rnnlab.RNN(make_cell("gru")))
+    with pytest.raises(ValueError, match=r"backward=RNN\(..., reverse=True\)"):
+        jax.eval_shape(layer.init, jax.random.key(0), jnp.zeros((B, T, D)))
+
+
+def test_unknown_merge_lists_valid_merges():
+    layer = rnnlab.Bidirectional(rnnlab.RNN(make_cell("gru")), rnnlab.RNN(make_cell("gru"), reverse=True), "max")
+    with pytest.raises(ValueError, match="unknown merge 'max'; valid: concat, sum"):
+        jax.eval_shape(layer.init, jax.random.key(0), jnp.zeros((B, T, D)))
+
+
+def test_zero_layers_is_rejected():
+    with pytest.raises(ValueError, match="num_layers must be >= 1"):
+        jax.eval_shape(_model(num_layers=0).init, jax.random.key(0), jnp.zeros((B, T, D)))
+
