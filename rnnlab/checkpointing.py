@@ -45,7 +45,8 @@ class Checkpointer:
     policies = [pp.LatestN(n=keep)]
     best_fn = None
     if best_metric:
-      best_fn = lambda m: float(m[best_metric])  # noqa: E731
+      def best_fn(m):
+        return float(m[best_metric])
       policies.append(pp.BestN(get_metric_fn=best_fn, reverse=(best_mode == 'min'), n=1,
                                keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(

@@ -180,7 +180,7 @@ def _run_sweep(args, overrides) -> int:
     try:
       result = train.train_and_evaluate(cfg, workdir)
       print('  ' + ', '.join(f'{k}={v:.4g}' for k, v in result.items() if k.startswith('eval/')))
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:  # noqa: BLE001  (one failed run must not stop the sweep)
       failed.append(name)
       print(f'  FAILED: {type(e).__name__}: {e}', file=sys.stderr)
   if failed:

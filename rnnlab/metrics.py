@@ -81,7 +81,7 @@ class MetricWriter:
         f.writelines(json.dumps(r, sort_keys=True) + '\n' for r in kept)
     elif resume_step is None and os.path.exists(self.path):
       os.remove(self.path)
-    self._file = open(self.path, 'a')  # pylint: disable=consider-using-with
+    self._file = open(self.path, 'a')  # noqa: SIM115  (open for the writer's lifetime)
 
   def _tb_writer(self, seed: int):
     if seed not in self._tb:

@@ -136,10 +136,14 @@ class DataParallel:
     """``(state, batch) -> (state, metrics)``, state donated."""
     if self.mode == 'pmap':
       step = jax.pmap(lambda s, b: train_fn(s, b, AXIS), axis_name=AXIS, donate_argnums=0)
-      return lambda s, b: (lambda out: (out[0], self.first(out[1])))(step(s, b))
+
+      def run(s, b):
+        state, metrics = step(s, b)
+        return state, self.first(metrics)
+      return run
     kwargs = {}
     if self.mode == 'sharded':
-      kwargs = dict(out_shardings=self.replicated)
+      kwargs = {'out_shardings': self.replicated}
     return jax.jit(lambda s, b: train_fn(s, b, None), donate_argnums=0, **kwargs)
 
   def compile_eval(self, eval_fn: Callable) -> Callable:
@@ -149,7 +153,7 @@ class DataParallel:
       return lambda p, b: self.first(step(p, b))
     kwargs = {}
     if self.mode == 'sharded':
-      kwargs = dict(out_shardings=self.replicated)
+      kwargs = {'out_shardings': self.replicated}
     return jax.jit(lambda p, b: eval_fn(p, b, None), **kwargs)
 
 

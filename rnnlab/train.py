@@ -83,11 +83,11 @@ def model_kwargs(model_config: Mapping, info) -> dict[str, Any]:
     head = 'last' if info.kind in ('classification', 'regression') else 'all'
   options = model_config['cell_options']
   options = options.to_dict() if isinstance(options, ml_collections.ConfigDict) else dict(options)
-  return dict(cell=model_config['cell'], hidden_size=model_config['hidden_size'],
-              num_layers=model_config['num_layers'], cell_options=tuple(sorted(options.items())),
-              vocab_size=info.vocab_size, embed_dim=model_config['embed_dim'] or None,
-              bidirectional=model_config['bidirectional'], residual=model_config['residual'], head=head,
-              num_outputs=info.num_outputs, dropout=model_config['dropout'])
+  return {'cell': model_config['cell'], 'hidden_size': model_config['hidden_size'],
+          'num_layers': model_config['num_layers'], 'cell_options': tuple(sorted(options.items())),
+          'vocab_size': info.vocab_size, 'embed_dim': model_config['embed_dim'] or None,
+          'bidirectional': model_config['bidirectional'], 'residual': model_config['residual'], 'head': head,
+          'num_outputs': info.num_outputs, 'dropout': model_config['dropout']}
 
 
 def build_model(model_config: Mapping, info):
@@ -197,7 +197,8 @@ def _train_step_one(state: TrainState, batch, axis_name, *, loss: losses.Loss,
   grad_finite = jnp.isfinite(grad_norm)
   ok = loss_finite & grad_finite
   # A non-finite update is never applied (with nonfinite='stop' the host raises before saving anything).
-  keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+  def keep(new, old):
+    return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
   new_state = state.replace(step=state.step + 1, params=keep(params, state.params),
                             opt_state=keep(opt_state, state.opt_state),
                             skipped=state.skipped + (~ok).astype(jnp.int32))
@@ -494,9 +495,8 @@ def _loop(run: _Run, state, start: int, writer, progress) -> dict[str, Any]:
     do_eval = is_last or (tc.eval_every and step % tc.eval_every == 0)
     do_ckpt = is_last or (tc.checkpoint_every and step % tc.checkpoint_every == 0) or (
         do_eval and tc.best_metric)
-    if step % tc.log_every == 0 or is_last or do_ckpt:
-      if tc.nonfinite == 'stop':
-        _check_nonfinite(pending, run.seeds)
+    if (step % tc.log_every == 0 or is_last or do_ckpt) and tc.nonfinite == 'stop':
+      _check_nonfinite(pending, run.seeds)
     if step % tc.log_every == 0 or is_last:
       now = time.perf_counter()
       last_train = _log(pending, step, run.seeds, writer, progress, now - tick)

@@ -60,21 +60,22 @@ def test_sweep_runs_grid_times_seeds_and_skips_finished(tmp_path, capsys):
       '  c.task.params.length = 4\n'
       '  c.train.steps = 2\n'
       '  c.model.cell = "rnn"\n'
+      '  c.model.hidden_size = 4\n'
       '  return c\n'
-      'def get_sweep():\n'
-      '  return [{"model.hidden_size": 4}, {"model.hidden_size": 6}]\n')
+      'def get_sweep():\n'  # points that share one compiled program (the engine cache), to stay fast
+      '  return [{"train.log_every": 1}, {"train.log_every": 2, "name": "two"}]\n')
   runs = cli.sweep_runs(str(exp), [0, 1], {})
-  assert [name for name, _ in runs] == ['model.hidden_size=4,seed=0', 'model.hidden_size=4,seed=1',
-                                        'model.hidden_size=6,seed=0', 'model.hidden_size=6,seed=1']
-  assert runs[3][1].model.hidden_size == 6 and runs[3][1].seed == 1
+  assert [name for name, _ in runs] == ['train.log_every=1,seed=0', 'train.log_every=1,seed=1',
+                                        'two,seed=0', 'two,seed=1']
+  assert runs[3][1].train.log_every == 2 and runs[3][1].seed == 1
   workdir = tmp_path / 'sweep'
   args = ['sweep', '--config', str(exp), '--workdir', str(workdir), '--seeds', '3',
           *[a for a in SHORT if 'hidden_size' not in a]]
   assert cli.main(args) == 0
   names = sorted(os.listdir(workdir))
-  assert names == ['model.hidden_size=4,seed=3', 'model.hidden_size=6,seed=3']
+  assert names == ['train.log_every=1,seed=3', 'two,seed=3']
   config = json.loads((workdir / names[1] / 'config.json').read_text())
-  assert config['model']['hidden_size'] == 6 and config['seed'] == 3
+  assert config['train']['log_every'] == 2 and config['seed'] == 3
   capsys.readouterr()
   assert cli.main(args) == 0
   assert capsys.readouterr().out.count('finished, skipped') == 2

@@ -3,7 +3,6 @@ guard, determinism, the diagnostics hook, and losses per task kind."""
 
 import json
 import math
-import os
 
 import flax.linen as nn
 import jax
