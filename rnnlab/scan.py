@@ -146,8 +146,8 @@ class RNN(nn.Module):
       reverse: process each sequence's valid part from its last step to its first.
       unroll: ``lax.scan`` unroll factor (keep 1 on CPU: larger is slower there).
       remat: checkpoint the loop body (recompute activations in the backward pass).
-      remat_chunk: with ``remat``, checkpoint chunks of this many steps (their input projection included)
-        instead of single steps: the memory-lean choice for long sequences.
+      remat_chunk: if > 0, checkpoint chunks of this many steps (their input projection included) instead
+        of single steps (implies ``remat``): the memory-lean choice for long sequences.
       mode: ``'sequential'`` (lax.scan), ``'associative'`` (linear cells only) or ``'auto'`` (associative on
         GPU/TPU for linear cells, sequential otherwise — sequential was faster on CPU).
       hoist: compute the input projection for all steps before the loop (one matmul); False projects inside
@@ -178,7 +178,7 @@ class RNN(nn.Module):
                              "use backend='xla' or 'auto'.")
         if self.backend == "xla" or not fusable:
             return "xla"
-        unsupported = (self.remat or collect
+        unsupported = (self.remat or self.remat_chunk or collect
                        or (isinstance(self.cell, LSTMCell) and (self.cell.peephole or self.cell.cifg)))
         return "xla" if unsupported else "fused"
 
@@ -238,12 +238,17 @@ class RNN(nn.Module):
                              f"inputs with the original D. ({e})") from None
         params = cell.variables.get("params", {})
         fns = _PureCell(cell, collect)
+        # The step computes in promote(input dtype, param dtype); give the carry that dtype from the start.
+        if t > 0:
+            out = jax.eval_shape(lambda c, v: fns.step(params, c, fns.project(params, v))[0], carry, xt[0])
+            carry = jax.tree.map(lambda c, o: c.astype(o.dtype), carry, out)
 
         if mode == "associative":
             a, bb = fns.linear_coeffs(params, xp)
             h = associative_linear_scan(a, bb, carry, mask, pt)
             final = h[-1] if t > 0 else carry
-            ys = fns.readout(params, h, xp)
+            # y_t is read from the state before the probe is added, as in the sequential loop.
+            ys = fns.readout(params, h if pt is None else h - pt, xp)
             if mask is not None:
                 ys = jnp.where(mask[..., None], ys, jnp.zeros_like(ys))
             auxs = None
@@ -251,7 +256,7 @@ class RNN(nn.Module):
             final, ys = _fused_scan(cell, params, carry, xp if self.hoist else xt, mask, pt, self.unroll,
                                     hoisted=self.hoist)
             auxs = None
-        elif self.remat and self.remat_chunk:
+        elif self.remat_chunk:
             final, ys, auxs = _chunked_scan(fns, params, carry, xt, mask, pt, self.remat_chunk, self.unroll,
                                             collect)
         else:

@@ -2,17 +2,39 @@
 loop options (unroll, remat, chunked remat, hoisting) change nothing, probes give dL/d(carry_t), gates are
 collected per step, and bad input fails with a message that names the fix."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import (
+    CELL_CASES,
+    LENGTHS,
+    LINEAR_CASES,
+    B,
+    D,
+    H,
+    T,
+    apply,
+    assert_masked_equals_alone,
+    assert_trees_close,
+    call,
+    cases,
+    dot,
+    fast_jit,
+    init_params,
+    loop_cell,
+    make_cell,
+    rand,
+    rand_carry,
+    take,
+    x64,  # noqa: F401  (x64 is an autouse fixture)
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rnnlab
-from helpers import (CELL_CASES, LENGTHS, LINEAR_CASES, B, D, H, T, apply, assert_masked_equals_alone,
-                     assert_trees_close, call, cases, dot, fast_jit, init_params, loop_cell, make_cell, rand, rand_carry, take,
-                     x64)  # noqa: F401  (x64 is an autouse fixture)
 
 # Masking, reversal and probes live in the loop, not in the cells: a tuple carry (LSTM), a plain one (GRU), a
 # complex one (LRU) and a gated linear cell cover the carry structures the loop has to handle.
@@ -119,12 +141,8 @@ def test_associative_equals_sequential(name, options, lengths, reverse):
     assert_trees_close(got_grads[:3], want_grads[:3], rtol=1e-9)  # params, x, initial carry (probes: below)
 
 
-ASSOC_PROBE_BUG = pytest.mark.xfail(
-    strict=True, reason="scan.py associative branch reads y_t out of h_t + probe_t; sequential_scan emits y_t "
-    "before adding the probe, so grad w.r.t. probes (and y with non-zero probes) differ between modes")
 
 
-@ASSOC_PROBE_BUG
 @pytest.mark.parametrize("name, options", cases(LINEAR_CASES))
 def test_associative_probe_gradients_equal_sequential(name, options):
     cell, seq, x, params = _setup(name, options, mode="sequential")
@@ -145,23 +163,27 @@ LOOP_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("option", LOOP_OPTIONS)
-@pytest.mark.parametrize("name, options", cases([c for c in LOOP_CASES if c[0] in ("lstm", "lru")]))
-def test_loop_options_change_nothing(name, options, option):
-    """T = 5 is not a multiple of remat_chunk = 3; lengths (5, 2, 0); a non-zero initial carry; probes."""
-    reverse = option.get("reverse", False)
-    cell, ref, x, params = _setup(name, options, mode="sequential", reverse=reverse)
-    rnn = rnnlab.RNN(cell, mode="sequential", **option)
+@functools.cache
+def _reference_run(name, reverse):
+    """The default loop's outputs and gradients, computed once for all the options compared with it."""
+    cell, ref, x, params = _setup(name, {}, mode="sequential", reverse=reverse)
     lengths, carry0 = jnp.array(LENGTHS), rand_carry(cell, B, 3)
     probes = rnnlab.zero_probes(cell.init_carry(None, (B,)), T)
-    (want, want_grads), (got, got_grads) = (_outputs_and_grads(m, params, x, lengths, carry0, probes)
-                                            for m in (ref, rnn))
+    return (cell, x, params, lengths, carry0, probes), _outputs_and_grads(ref, params, x, lengths, carry0, probes)
+
+
+@pytest.mark.parametrize("option", LOOP_OPTIONS)
+@pytest.mark.parametrize("name", ["lstm", "lru"])
+def test_loop_options_change_nothing(name, option):
+    """T = 5 is not a multiple of remat_chunk = 3; lengths (5, 2, 0); a non-zero initial carry; probes."""
+    (cell, x, params, lengths, carry0, probes), (want, want_grads) = _reference_run(
+        name, option.get("reverse", False))
+    rnn = rnnlab.RNN(cell, mode="sequential", **option)
+    got, got_grads = _outputs_and_grads(rnn, params, x, lengths, carry0, probes)
     assert_trees_close(got, want)
     assert_trees_close(got_grads, want_grads)
 
 
-@pytest.mark.xfail(strict=True, reason="scan.py:205 projects only x[:1] whenever remat_chunk is set, but the "
-                   "chunked loop only runs with remat=True: remat_chunk without remat silently returns 1 step")
 def test_remat_chunk_without_remat_changes_nothing():
     cell, ref, x, params = _setup("gru", {})
     want = apply(ref, params, x)
@@ -175,7 +197,7 @@ def test_remat_chunk_without_remat_changes_nothing():
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("name, options, mode", [
     SEQ_AND_ASSOC[0], SEQ_AND_ASSOC[1], SEQ_AND_ASSOC[2],
-    *(pytest.param(*p.values, id=p.id, marks=ASSOC_PROBE_BUG) for p in SEQ_AND_ASSOC[-2:])])
+    *(pytest.param(*p.values, id=p.id) for p in SEQ_AND_ASSOC[-2:])])
 def test_probe_gradients_equal_loss_gradient_wrt_each_carry(name, options, mode, reverse):
     cell, rnn, x, params = _setup(name, options, mode=mode, reverse=reverse)
     lengths = LENGTHS[:2] + (3,)
@@ -194,14 +216,14 @@ def test_probe_gradients_equal_loss_gradient_wrt_each_carry(name, options, mode,
         # the cell reads the steps (reversed for reverse=True), differentiated w.r.t. each perturbation.
         order = np.arange(n)[::-1] if reverse else np.arange(n)
 
-        def slow_loss(perts):
+        def slow_loss(perts, b=b, order=order):
             carry, y = loop_cell(cell, params["cell"], x[b:b + 1, order], take(x0, b), perts)
             return dot(y, wy[b:b + 1, order]) + dot(carry, take(wc, b))
 
         zeros = [jax.tree.map(jnp.zeros_like, take(one_carry, b)) for _ in range(n)]
         slow = jax.grad(slow_loss)(zeros)
         for step, t in enumerate(order):
-            assert_trees_close(jax.tree.map(lambda g: g[b:b + 1, t], got), slow[step], rtol=1e-9)
+            assert_trees_close(jax.tree.map(lambda g, b=b, t=t: g[b:b + 1, t], got), slow[step], rtol=1e-9)
         for leaf in jax.tree.leaves(got):
             assert np.all(np.asarray(leaf[b, n:]) == 0.0), "probe gradients on padded steps must be 0"
 
@@ -215,7 +237,7 @@ def _sigmoid(z):
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 def test_lstm_gates_are_collected_per_step(reverse):
-    cell, rnn, x, params = _setup("lstm", {}, reverse=reverse)
+    _, rnn, x, params = _setup("lstm", {}, reverse=reverse)
     lengths = (T, 2, 1)
     (_, y), state = rnn.apply({"params": params}, x, jnp.array(lengths), mutable=["intermediates"])
     gates = state["intermediates"]["gates"][0]
@@ -239,7 +261,7 @@ def test_lstm_gates_are_collected_per_step(reverse):
 
 @pytest.fixture()
 def lstm_rnn():
-    cell, rnn, x, params = _setup("lstm", {})
+    _, rnn, x, params = _setup("lstm", {})
     return rnn, params, x
 
 
@@ -253,7 +275,7 @@ def test_wrong_rank_of_x(lstm_rnn, shape):
 @pytest.mark.parametrize("hoist", [True, False])
 @pytest.mark.parametrize("name, options", cases())
 def test_feature_size_differing_from_init(name, options, hoist):
-    cell, rnn, x, params = _setup(name, options, hoist=hoist)
+    _, rnn, _, params = _setup(name, options, hoist=hoist)
     with pytest.raises(ValueError, match=r"input feature size D = 4 differs.*re-initialise the model"):
         call(rnn, params, jnp.zeros((B, T, 4)))
 
@@ -276,10 +298,10 @@ def test_concrete_lengths_inside_jit(lstm_rnn):
     rnn, params, x = lstm_rnn
     for lengths in (np.array(LENGTHS), jnp.array(LENGTHS)):
         want = call(rnn, params, x, lengths)
-        assert_trees_close(jax.jit(lambda p: call(rnn, p, x, lengths))(params), want)
+        assert_trees_close(jax.jit(lambda p, lengths=lengths: call(rnn, p, x, lengths))(params), want)
         negative = -lengths
         with pytest.raises(ValueError, match="lengths must be >= 0"):
-            jax.jit(lambda p: call(rnn, p, x, negative))(params)
+            jax.jit(lambda p, negative=negative: call(rnn, p, x, negative))(params)
 
 
 @pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
@@ -296,9 +318,6 @@ def test_unknown_mode_lists_valid_modes():
         jax.eval_shape(rnn.init, jax.random.key(0), jnp.zeros((B, T, D)))
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="scan.py: the default carry has param_dtype but the step computes in "
-                   "promote(input dtype, param_dtype), so lax.scan rejects the carry type change")
 def test_inputs_with_a_dtype_other_than_param_dtype():
     cell = rnnlab.get_cell("mingru", H, param_dtype=jnp.bfloat16)
     rnn = rnnlab.RNN(cell)
