@@ -48,8 +48,8 @@ def initialize_distributed() -> bool:
     return False
   if jax.distributed.is_initialized():
     return True
-  if jax.default_backend() == 'cpu' or os.environ.get('JAX_PLATFORMS', '') == 'cpu':
-    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  # Only the CPU client reads this; it must be set before the backend starts (so no jax.devices() here).
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(coordinator_address=os.environ['RNNLAB_COORDINATOR'], num_processes=n,
                              process_id=int(os.environ['RNNLAB_PROCESS_ID']))
   return True
