@@ -483,6 +483,8 @@ def _loop(run: _Run, state, start: int, writer, progress) -> dict[str, Any]:
   step = start
   while step < tc.steps:
     batch = run.next_batch()
+    if step == 0 and run.extra_metrics and run.config.diagnostics.every:
+      run.diagnostics(0, state, batch, writer)  # the initialisation, before the first update
     state, m = run.train_step(state, run.dp.put_batch(batch))
     step += 1
     pending.append((step, m))
