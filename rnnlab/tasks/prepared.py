@@ -255,29 +255,55 @@ def mnist_permutation(seed: int = 0, size: int = 784) -> np.ndarray:
 
 
 class ForecastTask(DatasetTask):
-    """One-step forecasting of a univariate series: inputs float32 `[B, window, 1]` (values standardised with
-    the train mean / std), targets float32 `[B]` = the next value. Windows whose target lies in a split belong
-    to it (their inputs may reach back into the previous split). Baseline: MSE of the last value, or of the
-    value one `season` earlier when `season` is set and fits in the window (seasonal naive)."""
+    """Forecasting the next `horizon` values of a univariate series: inputs float32 `[B, window, 1]` (values
+    standardised with the train mean / std), targets float32 `[B]` (horizon 1: the next value) or `[B, k]`
+    (horizon k: the next k values; num_outputs = k). A window belongs to the split holding all its targets
+    (its inputs may reach back into the previous split). Baseline: MSE of the naive forecast (the last value
+    repeated), or of the seasonal-naive one (the value one `season` earlier) when `season` is set and fits in
+    the window; both are in `baseline_forecasts`."""
 
     kind = 'regression'
 
-    def __init__(self, name, dataset, *, window=20, season: int | None = None, **kwargs):
+    def __init__(self, name, dataset, *, window=20, season: int | None = None, horizon: int = 1, **kwargs):
         super().__init__(name, dataset, **kwargs)
-        self.window, self.season = int(window), season
+        self.window, self.season, self.horizon = int(window), season, int(horizon)
+        if self.horizon < 1:
+            raise ValueError(f'{name}: horizon must be >= 1, got {horizon}')
         parts = {s: sorted((int(r['t']), float(r['value'])) for r in self.records(s)) for s in self.splits}
         train = np.array([v for _, v in parts['train']])
         self.mean, self.std = float(train.mean()), float(train.std() or 1.0)
         allv = sorted(p for s in self.splits for p in parts[s])
         self.series = (np.array([v for _, v in allv], np.float32) - self.mean) / self.std
-        self.targets_of = {s: np.array([t for t, _ in parts[s] if t >= self.window]) for s in self.splits}
+        self.targets_of = {}  # split -> first target index t of each window (targets t .. t + horizon - 1)
+        for s in self.splits:
+            ts = {t for t, _ in parts[s]}
+            self.targets_of[s] = np.array([t for t, _ in parts[s]
+                                           if t >= self.window and t + self.horizon - 1 in ts], np.int64)
+
+    def _targets(self, t):
+        y = self.series[t[:, None] + np.arange(self.horizon)[None, :]]
+        return y[:, 0] if self.horizon == 1 else y
 
     def windows(self, split):
         t = self.targets_of[split]
         if len(t) == 0:
-            raise ValueError(f'{self.name} {split}: no target has {self.window} earlier values')
+            raise ValueError(f'{self.name} {split}: no window of {self.window} values followed by '
+                             f'{self.horizon} target(s) in this split')
         x = self.series[t[:, None] + np.arange(-self.window, 0)[None, :]]
-        return ArraySource({'inputs': x[..., None], 'targets': self.series[t]})
+        return ArraySource({'inputs': x[..., None], 'targets': self._targets(t)})
+
+    def baseline_forecasts(self, split='test', season: int | None = None) -> dict[str, np.ndarray]:
+        """Trivial forecasts of `split`'s targets (same shape as them): 'naive' (the last input value) and, with
+        a season m (`season` or the task's), 'seasonal_naive' (y[t+j] ~ y[t+j-m*(j//m+1)], the same point of
+        the last observed season, which may lie before the window)."""
+        t = self.targets_of[split]
+        j = np.arange(self.horizon)[None, :]
+        out = {'naive': np.repeat(self.series[t - 1][:, None], self.horizon, axis=1)}
+        m = season or self.season
+        if m:
+            idx = t[:, None] + j - m * (j // m + 1)
+            out['seasonal_naive'] = np.where(idx >= 0, self.series[np.maximum(idx, 0)], np.nan)
+        return {k: (v[:, 0] if self.horizon == 1 else v).astype(np.float32) for k, v in out.items()}
 
     def iterator(self, split, batch_size, seed, *, num_epochs=None, shuffle=True):
         self.check_split(split)
@@ -290,12 +316,11 @@ class ForecastTask(DatasetTask):
                       drop_remainder=split == 'train')
 
     def _info(self):
-        w = self.windows('test').arrays
-        if self.season and self.season <= self.window:
-            pred = w['inputs'][:, -self.season, 0]
-        else:
-            pred = w['inputs'][:, -1, 0]
-        return TaskInfo(self.name, self.kind, 1, None, 1, float(np.mean((pred - w['targets']) ** 2)), 'mse')
+        targets = self.windows('test').arrays['targets']
+        preds = self.baseline_forecasts('test')
+        pred = preds['seasonal_naive'] if self.season and self.season <= self.window else preds['naive']
+        return TaskInfo(self.name, self.kind, 1, None, self.horizon, float(np.mean((pred - targets) ** 2)),
+                        'mse')
 
 
 # ------------------------------------------------------------------------------------------------ seq2seq
