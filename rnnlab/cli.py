@@ -6,6 +6,9 @@
     rnnlab experiment FILE[:ARG] [FILE[:ARG] ...] --workdir DIR [--seeds 0,1,2]   (rnnlab.experiment)
     rnnlab data list
     rnnlab data prepare NAME [--data-dir DIR]
+    rnnlab predict --workdir DIR [--step N | --best] [TEXT ...]   (rnnlab.apps: P(positive) / token tags;
+                                                                 no TEXT: one text per stdin line)
+    rnnlab predict --workdir DIR --evaluate [--split test]        (entity F1 / forecast vs naive / accuracy)
 
 ``--config.a.b=v`` (or ``--config.a.b v``) overrides a field of the config, as ``ml_collections``'
 ``config_flags`` does; values are parsed as Python literals guided by the field's type (``--config.model.cell=gru``,
@@ -236,6 +239,46 @@ def _run_data(args, overrides) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------
+# predict (rnnlab.apps)
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+  p.add_argument('texts', nargs='*', metavar='TEXT',
+                 help='texts to classify (prints P(positive) for a binary classifier) or tag (whitespace tokens; '
+                      'prints token/TAG); none: read one text per line from stdin')
+  p.add_argument('--workdir', required=True)
+  g = p.add_mutually_exclusive_group()
+  g.add_argument('--step', type=int, default=None, help='checkpoint step (default: latest)')
+  g.add_argument('--best', action='store_true', help='the best checkpoint by train.best_metric')
+  p.add_argument('--evaluate', action='store_true',
+                 help='print the application score on --split as JSON: entity P/R/F1 (taggers), MSE/MAE vs naive '
+                      'and seasonal-naive forecasts (forecasters), accuracy vs majority class (classifiers)')
+  p.add_argument('--split', default='test', help='split for --evaluate (default: test)')
+
+
+def _run_predict(args, overrides) -> int:
+  from rnnlab import apps  # pylint: disable=import-outside-toplevel
+  if overrides:
+    raise SystemExit("error: predict takes no --config.* overrides (it uses the run's config.json)")
+  if args.evaluate:
+    if args.texts:
+      raise SystemExit('error: --evaluate takes no TEXT')
+    result = apps.evaluate_app(args.workdir, split=args.split, step=args.step, best=args.best)
+    print(json.dumps(result, indent=1, sort_keys=True))
+    return 0
+  texts = args.texts or [line.rstrip('\n') for line in sys.stdin if line.strip()]
+  run = apps.load_run(args.workdir, step=args.step, best=args.best)
+  for text, out in zip(texts, apps.predict(run, texts)):
+    if isinstance(out, list):
+      print(' '.join(f'{tok}/{tag}' for tok, tag in out))
+    elif getattr(out, 'ndim', 0) == 0:
+      print(f'{float(out):.4f}\t{text}')
+    else:
+      print(' '.join(f'{float(v):.4f}' for v in out) + f'\t{text}')
+  return 0
+
+
+# --------------------------------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
     'train': (_add_train, _run_train),
@@ -243,6 +286,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[..
     'sweep': (_add_sweep, _run_sweep),
     'experiment': (_add_experiment, _run_experiment),
     'data': (_add_data, _run_data),
+    'predict': (_add_predict, _run_predict),
 }
 HELP = {
     'train': 'train (and evaluate) one config; resumes from --workdir',
@@ -250,6 +294,7 @@ HELP = {
     'sweep': "run the grid of the config file's get_sweep() x seeds",
     'experiment': 'run the grids of experiment files, then write report.md',
     'data': 'list or prepare datasets',
+    'predict': 'predict with a trained run (text classifier / tagger), or --evaluate its application score',
 }
 
 
