@@ -28,8 +28,11 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]' || echo "torch unavailable: benchmarking without PyTorch"
 	$(BIN)/python benchmarks/run.py
 
+# The main job: the vanishing-gradient comparison (gradient flow at T=1000 + the adding problem at T=100, 200,
+# 3 seeds each), then results/<run>/report.md with its plots.
+RUN ?= $(shell date +%Y%m%d-%H%M%S)
 experiment: $(STAMP)
-	$(BIN)/python -m rnnlab experiment --config experiments/vanishing.py --workdir results/vanishing
+	$(BIN)/rnnlab experiment experiments/gradient_flow.py experiments/adding.py:cpu --workdir results/$(RUN)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -106,7 +106,7 @@ def report_kind(spec: str) -> str:
 def experiment_name(spec: str) -> str:
     path, arg = split_spec(spec)
     stem = os.path.splitext(os.path.basename(path))[0]
-    return stem if arg is None else f"{stem}_{re.sub(r'[^\w.-]', '_', arg)}"
+    return stem if arg is None else stem + "_" + re.sub(r"[^\w.-]", "_", arg)
 
 
 def run_experiments(specs: Sequence[str], workdir: str, *, overrides: Mapping[str, Any] | None = None,
