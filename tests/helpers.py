@@ -60,7 +60,7 @@ def init_params(module, *args, seed=0, noise=True, **kwargs):
     (biases, peepholes) then take part too. ``noise=False``: the module's own initialisers (eagerly: the
     per-op compilations are shared between tests, a jitted init would compile each configuration anew).
     """
-    init = lambda key, *a: module.init(key, *a, **kwargs)  # noqa: E731
+    init = lambda key, *a: module.init(key, *a, **kwargs)
     if not noise:
         return init(jax.random.key(seed), *args)["params"]
     shapes = jax.eval_shape(init, jax.random.key(seed), *args)["params"]

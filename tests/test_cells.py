@@ -6,12 +6,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import (
+    CELL_CASES,
+    B,
+    D,
+    H,
+    T,
+    apply,
+    assert_trees_close,
+    cases,
+    init_params,
+    loop_cell,
+    make_cell,
+    rand,
+    rand_carry,
+    weighted_sum,
+    x64,  # noqa: F401  (autouse fixture: every test runs in float64)
+)
 from jax.experimental.rnn import lstm_ref
 from jax.test_util import check_grads
 
 import rnnlab
-from helpers import (CELL_CASES, B, D, H, T, apply, assert_trees_close, cases, init_params, loop_cell, make_cell,
-                     rand, rand_carry, weighted_sum, x64)  # noqa: F401  (x64 is an autouse fixture)
 
 
 def test_every_registered_cell_is_covered():
@@ -151,7 +166,7 @@ def test_gradients_match_finite_differences(name, options):
     rnn = rnnlab.RNN(cell, mode="sequential")
     params = init_params(rnn, x)
 
-    @jax.jit
+    @jax.jit  # not fast_jit: check_grads differentiates it, and compiler options are top-level only
     def loss(params, x):
         carry, y = rnn.apply({"params": params}, x)
         return weighted_sum(y, 10) + weighted_sum(carry, 20)
@@ -167,7 +182,7 @@ def test_gradients_match_finite_differences_with_lengths_and_reverse():
     params = init_params(rnn, x)
     carry0 = rand_carry(cell, 3, 6)
 
-    @jax.jit
+    @jax.jit  # not fast_jit: check_grads differentiates it, and compiler options are top-level only
     def loss(params, x, carry0, lengths):
         carry, y = rnn.apply({"params": params}, x, lengths, initial_carry=carry0)
         return weighted_sum(y, 10) + weighted_sum(carry, 20)

@@ -8,11 +8,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import (
+    LENGTHS,
+    B,
+    D,
+    H,
+    T,
+    apply,
+    assert_masked_equals_alone,
+    assert_trees_close,
+    call,
+    init_params,
+    make_cell,
+    rand,
+    rand_carry,
+    x64,  # noqa: F401  (autouse fixture: every test runs in float64)
+)
 from jax.experimental.rnn import lstm_ref
 
 import rnnlab
-from helpers import (LENGTHS, B, D, H, T, apply, assert_masked_equals_alone, assert_trees_close, call,
-                     init_params, make_cell, rand, rand_carry, x64)  # noqa: F401  (x64: autouse fixture)
 
 F64 = {"param_dtype": jnp.float64}
 C = 2  # outputs
@@ -56,10 +70,10 @@ def test_stacked_bidirectional_lstm_equals_lstm_ref():
                 "input": {"kernel": w_ih[i].T, "bias": b_ih[i] + b_hh[i]}, "recurrent_kernel": w_hh[i].T}}
     h0, c0 = rng.normal(size=(2 * layers, B, H)), rng.normal(size=(2 * layers, B, H))
     x = rand((B, T, D), 1)
-    as_jnp = lambda d: {k: jnp.asarray(v) for k, v in d.items()}  # noqa: E731
+    as_jnp = lambda d: {k: jnp.asarray(v) for k, v in d.items()}
     y_ref, h_n, c_n = lstm_ref(x, jnp.asarray(h0), jnp.asarray(c0), as_jnp(w_ih), as_jnp(w_hh), as_jnp(b_ih),
                                as_jnp(b_hh), jnp.array(lengths, jnp.int32), D, H, layers, 0.0, True)
-    carries0 = [((c0[2 * l], h0[2 * l]), (c0[2 * l + 1], h0[2 * l + 1])) for l in range(layers)]  # noqa: E741
+    carries0 = [((c0[2 * l], h0[2 * l]), (c0[2 * l + 1], h0[2 * l + 1])) for l in range(layers)]
     carries, y = apply(stack, params, x, jnp.array(lengths), initial_carries=carries0)
     np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-12)
     for layer, pair in enumerate(carries):
@@ -106,7 +120,7 @@ def test_last_head_reads_the_final_hidden_state():
     model = _model(cell="lstm", head="last")
     x, lengths = rand((B, T, D), 4), jnp.array((T, 2, 0))
     params = init_params(model, x)
-    (c, h), _ = apply(rnnlab.RNN(make_cell("lstm")), params["rnn"]["layer0"], x, lengths)
+    (_, h), _ = apply(rnnlab.RNN(make_cell("lstm")), params["rnn"]["layer0"], x, lengths)
     assert_trees_close(apply(model, params, x, lengths), h @ params["head"]["kernel"] + params["head"]["bias"])
 
 
