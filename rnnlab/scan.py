@@ -154,7 +154,8 @@ class RNN(nn.Module):
         the loop step by step.
       backend: ``'fused'`` (LSTMCell/GRUCell only; a ValueError for other cells), ``'xla'`` or ``'auto'``
         (the default: fused wherever it applies, else xla — on CPU the fused kernel was 5-20% faster than
-        xla at every benchmarked shape, LSTM and GRU; see ``benchmarks/bench_rnn.py``). The fused kernel covers masking, reverse, probes, unroll,
+        xla at every benchmarked shape, LSTM and GRU; see ``benchmarks/bench_rnn.py``). The fused kernel is a
+        ``jax.custom_vjp``: reverse mode only, so use ``backend='xla'`` for ``jax.jvp``/``jacfwd`` through the layer. The fused kernel covers masking, reverse, probes, unroll,
         ``hoist`` and ``gate_slope``; it falls back to ``'xla'`` automatically for peephole or CIFG LSTMs,
         ``remat`` and when the ``'intermediates'`` collection (gate statistics) is requested.
     """
