@@ -27,6 +27,7 @@ SCHEDULES = ('constant', 'warmup_cosine', 'step')
 CLIPS = ('none', 'global_norm', 'value')
 NONFINITE = ('stop', 'skip')
 BEST_MODES = ('min', 'max')
+ATTENTIONS = ('general', 'dot', 'none')  # rnnlab.seq2seq.ATTENTIONS
 
 # Sub-dicts whose keys are not checked here (they are keyword arguments of another module).
 FREE_FORM = ('model.cell_options', 'task.params')
@@ -49,6 +50,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.head = 'auto'         # 'auto' (last for classification/regression, all otherwise), last|mean|all
   c.model.embed_dim = 0         # embedding size for token inputs; 0 = the model's default
   c.model.dropout = 0.0
+  c.model.attention = 'general'  # seq2seq tasks (Seq2Seq, Luong attention): general | dot | none
 
   c.task = ml_collections.ConfigDict()
   c.task.name = 'adding'        # a name known to rnnlab.tasks.get_task
@@ -88,6 +90,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.best_mode = 'min'     # min | max
   c.train.nonfinite = 'stop'    # stop: raise on NaN/Inf loss or gradient; skip: drop that update, count it
   c.train.progress = True       # tqdm progress bar
+  c.train.tbptt = False         # lm tasks: truncated BPTT over contiguous streams, carry kept across batches
+  c.train.beam_size = 4         # seq2seq: beam of the end-of-run BLEU / exact-match decoding; 0 = greedy only
 
   c.diagnostics = ml_collections.ConfigDict()
   c.diagnostics.every = 0       # record diagnostics (rnnlab.diagnostics) every n steps; 0 = off
@@ -272,6 +276,9 @@ def validate(config: Mapping | ml_collections.ConfigDict, *, num_devices: int | 
   choice('optim.clip', CLIPS)
   choice('train.nonfinite', NONFINITE)
   choice('train.best_mode', BEST_MODES)
+  choice('model.attention', ATTENTIONS)
+  if get('train.tbptt') and get('parallel') == 'pmap':
+    problems.append("train.tbptt needs parallel='sharded' or 'none' (pmap keeps one state copy per device)")
   tasks = _known_tasks()
   if tasks is not None:
     choice('task.name', tasks)
@@ -279,7 +286,8 @@ def validate(config: Mapping | ml_collections.ConfigDict, *, num_devices: int | 
                     ('model.embed_dim', 0), ('optim.warmup_steps', 0), ('optim.decay_steps', 0),
                     ('train.steps', 1), ('train.batch_size', 1), ('train.eval_every', 0),
                     ('train.eval_batches', 0), ('train.eval_batch_size', 0), ('train.log_every', 1),
-                    ('train.checkpoint_every', 0), ('train.keep_checkpoints', 1), ('diagnostics.every', 0)]:
+                    ('train.checkpoint_every', 0), ('train.keep_checkpoints', 1), ('diagnostics.every', 0),
+                    ('train.beam_size', 0)]:
     at_least(path, low)
   for path in ('optim.learning_rate', 'optim.clip_value'):
     if not get(path) > 0:

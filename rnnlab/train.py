@@ -62,6 +62,8 @@ class TrainState:
     opt_state: the optax state.
     rng: uint32 ``[2]`` raw key; step s uses ``fold_in(rng, s)``.
     skipped: int32, updates dropped because the loss or gradient was not finite.
+    carry: truncated BPTT (``train.tbptt``): the model's final carries of the last train chunk (leaves
+      ``[B, ...]``, ``[K, B, ...]`` with the seed axis), the next chunk's initial carries; None otherwise.
     apply_fn: ``model.apply`` (for diagnostics that need to run the model).
   """
   step: jax.Array
@@ -69,6 +71,7 @@ class TrainState:
   opt_state: Any
   rng: jax.Array
   skipped: jax.Array
+  carry: Any = None
   apply_fn: Callable = flax.struct.field(pytree_node=False, default=None)
 
 
@@ -90,8 +93,24 @@ def model_kwargs(model_config: Mapping, info) -> dict[str, Any]:
           'num_outputs': info.num_outputs, 'dropout': model_config['dropout']}
 
 
+def seq2seq_kwargs(model_config: Mapping, info) -> dict[str, Any]:
+  """``config.model`` + a seq2seq ``TaskInfo`` -> keyword arguments of ``rnnlab.seq2seq.Seq2Seq``
+  (``num_layers`` = encoder layers, ``bidirectional`` = the encoder)."""
+  options = model_config['cell_options']
+  options = options.to_dict() if isinstance(options, ml_collections.ConfigDict) else dict(options)
+  return {'input_vocab': info.vocab_size, 'output_vocab': info.num_outputs, 'cell': model_config['cell'],
+          'hidden_size': model_config['hidden_size'], 'cell_options': tuple(sorted(options.items())),
+          'embed_dim': model_config['embed_dim'] or None, 'encoder_layers': model_config['num_layers'],
+          'bidirectional': model_config['bidirectional'], 'attention': model_config['attention'],
+          'dropout': model_config['dropout']}
+
+
 def build_model(model_config: Mapping, info):
-  """The ``SequenceModel`` described by ``config.model`` for the task ``info``."""
+  """The model described by ``config.model`` for the task ``info``: a ``Seq2Seq`` (encoder-decoder) for
+  tasks of kind 'seq2seq', else a ``SequenceModel``."""
+  if info.kind == 'seq2seq':
+    from rnnlab.seq2seq import Seq2Seq  # pylint: disable=import-outside-toplevel
+    return Seq2Seq(**seq2seq_kwargs(model_config, info))
   from rnnlab.models import SequenceModel  # pylint: disable=import-outside-toplevel
   return SequenceModel(**model_kwargs(model_config, info))
 
@@ -101,6 +120,22 @@ def dummy_inputs(info) -> np.ndarray:
   if info.vocab_size is not None:
     return np.zeros((1, 1), np.int32)
   return np.zeros((1, 1, info.input_size), np.float32)
+
+
+def dummy_args(info) -> tuple:
+  """Positional arguments of ``model.init``: ``(inputs,)``, or ``(inputs, lengths, decoder_inputs)`` for
+  seq2seq."""
+  inputs = dummy_inputs(info)
+  return (inputs, None, inputs) if info.kind == 'seq2seq' else (inputs,)
+
+
+def zero_carry(model, info, batch_size: int, num_seeds: int):
+  """Zero initial carries ``[K, B, ...]`` of a model that takes ``initial_carries`` / ``return_carries``
+  (shapes from ``jax.eval_shape``: nothing runs)."""
+  inputs = np.zeros((batch_size,) + dummy_inputs(info).shape[1:], dummy_inputs(info).dtype)
+  shapes = jax.eval_shape(lambda k: model.init_with_output(k, inputs, return_carries=True)[0][1],
+                          jax.random.key(0))
+  return jax.tree.map(lambda s: jnp.zeros((num_seeds, *s.shape), s.dtype), shapes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,11 +148,14 @@ class ApplyFn:
     return self.model.apply(*args, **kwargs)
 
 
-def _init_fn(model, tx: optax.GradientTransformation, inputs: np.ndarray) -> Callable:
-  """``keys [K, 2] -> TrainState [K, ...]`` (jitted)."""
+def _init_fn(model, tx: optax.GradientTransformation, inputs: np.ndarray | tuple) -> Callable:
+  """``keys [K, 2] -> TrainState [K, ...]`` (jitted); ``inputs``: the init inputs, or a tuple of ``model.init``
+  arguments (``dummy_args``)."""
+  args = inputs if isinstance(inputs, tuple) else (inputs,)
+
   def init_one(key):
     init_key, train_key = jax.random.split(key)
-    params = model.init({'params': init_key}, inputs)['params']
+    params = model.init({'params': init_key}, *args)['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=train_key,
                       skipped=jnp.zeros((), jnp.int32), apply_fn=ApplyFn(model))
   return jax.jit(jax.vmap(init_one))
@@ -130,7 +168,7 @@ def seed_keys(seeds: Sequence[int]) -> np.ndarray:
 
 def init_state(model, tx: optax.GradientTransformation, info, seeds: Sequence[int]) -> TrainState:
   """K independently initialised states stacked on a leading seed axis (one per entry of ``seeds``)."""
-  return _init_fn(model, tx, dummy_inputs(info))(seed_keys(seeds))
+  return _init_fn(model, tx, dummy_args(info))(seed_keys(seeds))
 
 
 def _freeze(x: Any) -> Any:
@@ -152,40 +190,67 @@ class Engine:
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_engine(model, loss, optim_frozen, total_steps, mode, inputs_spec) -> Engine:
+def _cached_engine(model, loss, optim_frozen, total_steps, mode, inputs_spec, seq2seq=False,
+                   tbptt=False) -> Engine:
   optim_config = dict(optim_frozen)
   tx = optim.make_optimizer(optim_config, total_steps)
   dp = parallel.DataParallel(mode)
-  return Engine(tx=tx, dp=dp, init=_init_fn(model, tx, np.zeros(*inputs_spec)),
-                train_step=dp.compile_train(make_train_step(loss, tx, optim_config, total_steps)),
-                eval_step=dp.compile_eval(make_eval_step(loss, ApplyFn(model))))
+  inputs = np.zeros(*inputs_spec)
+  return Engine(tx=tx, dp=dp, init=_init_fn(model, tx, (inputs, None, inputs) if seq2seq else inputs),
+                train_step=dp.compile_train(make_train_step(loss, tx, optim_config, total_steps, tbptt=tbptt)),
+                eval_step=dp.compile_eval(make_eval_step(loss, ApplyFn(model), tbptt=tbptt)))
 
 
-def make_engine(model, loss: losses.Loss, optim_config: Mapping, total_steps: int, mode: str, info) -> Engine:
+def make_engine(model, loss: losses.Loss, optim_config: Mapping, total_steps: int, mode: str, info, *,
+                tbptt: bool = False) -> Engine:
   """The ``Engine`` for these settings; runs with equal settings in one process (a sweep over seeds, a resumed
-  run, tests) reuse the same compiled programs."""
+  run, tests) reuse the same compiled programs. ``tbptt``: steps that carry the state across batches."""
   inputs = dummy_inputs(info)
-  return _cached_engine(model, loss, _freeze(optim_config), total_steps, mode, (inputs.shape, inputs.dtype))
+  return _cached_engine(model, loss, _freeze(optim_config), total_steps, mode, (inputs.shape, inputs.dtype),
+                        info.kind == 'seq2seq', bool(tbptt))
 
 
 # --------------------------------------------------------------------------------------------------------
 # Steps (one seed; vmapped over seeds by make_train_step)
 
 
+def apply_model(apply_fn: Callable, params, batch, *, train: bool, rngs=None, carry=None):
+  """The model's outputs for a batch of any kind: seq2seq batches (with ``decoder_inputs``) are teacher-forced
+  (``decoder_lengths`` = ``target_lengths``). With ``carry`` (truncated BPTT): ``(outputs, final carries)``
+  from ``initial_carries=carry``."""
+  variables = {'params': params}
+  if 'decoder_inputs' in batch:
+    return apply_fn(variables, batch['inputs'], batch['lengths'], batch['decoder_inputs'],
+                    decoder_lengths=batch['target_lengths'], train=train, rngs=rngs)
+  if carry is None:
+    return apply_fn(variables, batch['inputs'], batch['lengths'], train=train, rngs=rngs)
+  return apply_fn(variables, batch['inputs'], batch['lengths'], train=train, rngs=rngs, initial_carries=carry,
+                  return_carries=True)
+
+
+def reset_carry(carry, reset: jax.Array | None):
+  """Zero the carry rows where ``reset [B]`` is nonzero (a stream's first chunk of an epoch)."""
+  if reset is None:
+    return carry
+  return jax.tree.map(lambda c: jnp.where((reset != 0).reshape((-1,) + (1,) * (c.ndim - 1)), 0, c), carry)
+
+
 def _train_step_one(state: TrainState, batch, axis_name, *, loss: losses.Loss,
                     tx: optax.GradientTransformation, clip: str, clip_value: float,
-                    lr_fn: Callable) -> tuple[TrainState, dict[str, jax.Array]]:
+                    lr_fn: Callable, tbptt: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
   dropout_key = jax.random.fold_in(state.rng, state.step)
+  carry = reset_carry(state.carry, batch.get('reset')) if tbptt else None
 
   def objective(params):
-    outputs = state.apply_fn({'params': params}, batch['inputs'], batch['lengths'], train=True,
-                             rngs={'dropout': dropout_key})
+    outputs = apply_model(state.apply_fn, params, batch, train=True, rngs={'dropout': dropout_key},
+                          carry=carry)
+    outputs, new_carry = outputs if tbptt else (outputs, None)
     stats = loss.stats(outputs, batch)
     num, den = stats['loss']
     # Local numerator over the GLOBAL count: summing gradients over devices then gives the global mean.
-    return num / jnp.maximum(parallel.psum_if(den, axis_name), 1e-30), stats
+    return num / jnp.maximum(parallel.psum_if(den, axis_name), 1e-30), (stats, new_carry)
 
-  grads, stats = jax.grad(objective, has_aux=True)(state.params)
+  grads, (stats, new_carry) = jax.grad(objective, has_aux=True)(state.params)
   grads = parallel.psum_if(grads, axis_name)
   stats = parallel.psum_if(stats, axis_name)
   metrics = loss.finalize(stats)
@@ -202,6 +267,11 @@ def _train_step_one(state: TrainState, batch, axis_name, *, loss: losses.Loss,
   new_state = state.replace(step=state.step + 1, params=keep(params, state.params),
                             opt_state=keep(opt_state, state.opt_state),
                             skipped=state.skipped + (~ok).astype(jnp.int32))
+  if tbptt:
+    # Truncated BPTT: the next chunk starts from this chunk's final state as a constant (the carry is a step
+    # input, so no gradient can cross the chunk boundary). After a skipped update it restarts from zero.
+    new_state = new_state.replace(carry=jax.tree.map(
+        lambda c: jnp.where(ok, jax.lax.stop_gradient(c), jnp.zeros_like(c)), new_carry))
   metrics.update(
       grad_norm=grad_norm, update_norm=optax.tree.norm(updates), param_norm=optax.tree.norm(new_state.params),
       clip_fired=optim.clip_fired(clip, clip_value, grads).astype(jnp.float32),
@@ -212,8 +282,11 @@ def _train_step_one(state: TrainState, batch, axis_name, *, loss: losses.Loss,
 
 
 def make_train_step(loss: losses.Loss, tx: optax.GradientTransformation, optim_config: Mapping,
-                    total_steps: int) -> Callable:
+                    total_steps: int, *, tbptt: bool = False) -> Callable:
   """``train_step(state, batch, axis_name=None) -> (state, metrics)``, vmapped over the seed axis.
+
+  ``tbptt``: truncated BPTT: the model starts from ``state.carry`` (zeroed on rows with ``batch['reset']``)
+  and the new state holds its final carries.
 
   Args (of the returned function):
     state: ``TrainState`` with leaves ``[K, ...]``.
@@ -227,23 +300,31 @@ def make_train_step(loss: losses.Loss, tx: optax.GradientTransformation, optim_c
   def step(state, batch, axis_name=None):
     one = functools.partial(
         _train_step_one, axis_name=axis_name, loss=loss, tx=tx, clip=optim_config['clip'],
-        clip_value=optim_config['clip_value'], lr_fn=optim.learning_rate_fn(optim_config, total_steps))
+        clip_value=optim_config['clip_value'], lr_fn=optim.learning_rate_fn(optim_config, total_steps),
+        tbptt=tbptt)
     return jax.vmap(one)(state, batch)
   return step
 
 
-def make_eval_step(loss: losses.Loss, apply_fn: Callable) -> Callable:
+def make_eval_step(loss: losses.Loss, apply_fn: Callable, *, tbptt: bool = False) -> Callable:
   """``eval_step(params, batch, axis_name=None) -> {name: (num [K], den [K])}``.
 
   ``params`` leaves ``[K, ...]``; ``batch`` leaves ``[B, ...]`` (shared by the seeds). Sums, so batches and
-  devices add up; ``loss.finalize`` turns them into means.
+  devices add up; ``loss.finalize`` turns them into means. ``tbptt``: the first argument is
+  ``(params, carry [K, B, ...])`` and the step returns ``(sums, carry)`` (the test stream read in order).
   """
   def one(params, batch, axis_name):
-    outputs = apply_fn({'params': params}, batch['inputs'], batch['lengths'], train=False)
+    outputs = apply_model(apply_fn, params, batch, train=False)
     return parallel.psum_if(loss.stats(outputs, batch), axis_name)
 
+  def one_carried(params_carry, batch, axis_name):
+    params, carry = params_carry
+    outputs, carry = apply_model(apply_fn, params, batch, train=False,
+                                 carry=reset_carry(carry, batch.get('reset')))
+    return parallel.psum_if(loss.stats(outputs, batch), axis_name), carry
+
   def step(params, batch, axis_name=None):
-    return jax.vmap(one, in_axes=(0, None, None))(params, batch, axis_name)
+    return jax.vmap(one_carried if tbptt else one, in_axes=(0, None, None))(params, batch, axis_name)
   return step
 
 
@@ -281,6 +362,22 @@ def evaluate(eval_fn: Callable, dp: parallel.DataParallel, params, task, batch_s
     if num_batches and i >= num_batches:
       break
     sums = eval_fn(params, dp.put_batch(_pad_batch(batch, batch_size), seed_axis=False))
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  if totals is None:
+    raise ValueError(f'the {split!r} split of task {task.info.name!r} is empty')
+  return {k: np.asarray(v) for k, v in loss.finalize(jax.device_get(totals)).items()}
+
+
+def evaluate_stream(eval_fn: Callable, dp: parallel.DataParallel, params, carry, task, batch_size: int,
+                    num_batches: int, loss: losses.Loss, split: str = 'test') -> dict[str, np.ndarray]:
+  """``evaluate`` for truncated BPTT: ``split`` read as B contiguous streams, chunk after chunk, the carry
+  (``[K, B, ...]``, zero at the start) passed on (``eval_fn`` from ``make_eval_step(..., tbptt=True)``)."""
+  it = task.iterator(split, batch_size, 0, num_epochs=1, shuffle=False, stream=True)
+  totals = None
+  for i, batch in enumerate(it):
+    if num_batches and i >= num_batches:
+      break
+    sums, carry = eval_fn((params, carry), dp.put_batch(batch, seed_axis=False))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
   if totals is None:
     raise ValueError(f'the {split!r} split of task {task.info.name!r} is empty')
@@ -332,7 +429,9 @@ class _Run:
     self.seeds = [config.seed + k for k in range(config.num_seeds)]
     self.info = task.info
     self.loss = losses.get_loss(self.info)
-    self.engine = make_engine(model, self.loss, config.optim, tc.steps, config.parallel, self.info)
+    self.tbptt = bool(tc.tbptt)
+    self.engine = make_engine(model, self.loss, config.optim, tc.steps, config.parallel, self.info,
+                              tbptt=self.tbptt)
     self.dp, self.tx = self.engine.dp, self.engine.tx
     self.train_step, self.eval_step = self.engine.train_step, self.engine.eval_step
     self.model = model
@@ -340,14 +439,23 @@ class _Run:
     self.is_main = jax.process_index() == 0
     seed_offset = 1000 * jax.process_index()
     self.local_batch = tc.batch_size // jax.process_count() if config.parallel == 'sharded' else tc.batch_size
-    self.iterators = [task.iterator('train', self.local_batch, s + seed_offset) for s in self.seeds]
+    stream = {'stream': True} if self.tbptt else {}
+    self.iterators = [task.iterator('train', self.local_batch, s + seed_offset, **stream) for s in self.seeds]
     self.eval_batch_size = tc.eval_batch_size or tc.batch_size
     self.ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), keep=tc.keep_checkpoints,
                                            best_metric=tc.best_metric, best_mode=tc.best_mode)
     self.config_json = _jsonable_config(config)
 
-  def initial_state(self) -> tuple[TrainState, int]:
+  def fresh_state(self) -> TrainState:
+    """Initial parameters (and, for truncated BPTT, zero carries for the global train batch)."""
     state = self.engine.init(seed_keys(self.seeds))
+    if self.tbptt:
+      state = state.replace(carry=zero_carry(self.model, self.info, self.config.train.batch_size,
+                                             len(self.seeds)))
+    return state
+
+  def initial_state(self) -> tuple[TrainState, int]:
+    state = self.fresh_state()
     if self.ckpt.latest_step() is None:
       return state, 0
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.dp.replicated),
@@ -365,8 +473,13 @@ class _Run:
     self.ckpt.save(step, self.dp.get_state(state), data, self.config_json, metrics=metrics)
 
   def eval_metrics(self, state) -> dict[str, np.ndarray]:
-    out = evaluate(self.eval_step, self.dp, state.params, self.task, self.eval_batch_size,
-                   self.config.train.eval_batches, self.loss)
+    if self.tbptt:
+      carry = zero_carry(self.model, self.info, self.eval_batch_size, len(self.seeds))
+      out = evaluate_stream(self.eval_step, self.dp, state.params, carry, self.task, self.eval_batch_size,
+                            self.config.train.eval_batches, self.loss)
+    else:
+      out = evaluate(self.eval_step, self.dp, state.params, self.task, self.eval_batch_size,
+                     self.config.train.eval_batches, self.loss)
     return {f'eval/{k}': v for k, v in out.items()}
 
   def diagnostics(self, step, state, batch, writer) -> None:
@@ -436,6 +549,9 @@ def train_and_evaluate(config: Mapping | ml_collections.ConfigDict, workdir: str
       task = get_task(config.task.name, **config.task.params.to_dict())
     except (ValueError, TypeError) as e:
       raise ValueError(f'invalid config:\n  - task.params: {e}') from e
+  if config.train.tbptt and task.info.kind != 'lm':
+    raise ValueError(f'invalid config:\n  - train.tbptt needs a language-model task (kind lm); '
+                     f'{task.info.name!r} is {task.info.kind!r}')
   if model is None:
     model = build_model(config.model, task.info)
   if config.diagnostics.every and not extra_metrics:
@@ -462,6 +578,8 @@ def train_and_evaluate(config: Mapping | ml_collections.ConfigDict, workdir: str
   progress = metrics_lib.Progress(config.train.steps, start, enabled=config.train.progress and run.is_main)
   try:
     result = _loop(run, state, start, writer, progress)
+    if task.info.kind == 'seq2seq':
+      _add_decode_metrics(result, run, run.final_state)
   finally:
     progress.close()
     if writer is not None:
@@ -514,6 +632,7 @@ def _loop(run: _Run, state, start: int, writer, progress) -> dict[str, Any]:
         writer.flush()  # every record up to this step is on disk before the checkpoint exists
       ckpt_metrics = {**last_train, **{k: float(np.mean(v)) for k, v in eval_out.items()}} if do_eval else None
       run.save(step, state, ckpt_metrics)
+  run.final_state = state  # the caller's state was donated to the train step
   if not eval_out:  # resumed at the very end: evaluate what was restored
     eval_out = run.eval_metrics(state)
   result: dict[str, Any] = {'step': step}
@@ -522,6 +641,22 @@ def _loop(run: _Run, state, start: int, writer, progress) -> dict[str, Any]:
   result['per_seed'] = {str(seed): {name: float(v[i]) for name, v in eval_out.items()}
                         for i, seed in enumerate(run.seeds)}
   return result
+
+
+def _add_decode_metrics(result: dict[str, Any], run: _Run, state) -> None:
+  """Seq2seq: adds test-split exact match and corpus BLEU of greedy and beam-search decoding
+  (``rnnlab.generate.translation_metrics``, ``train.beam_size``): 'eval/<name>' means and per seed."""
+  from rnnlab import generate  # pylint: disable=import-outside-toplevel
+  canonical = run.dp.get_state(state)
+  per_seed = []
+  for k in range(len(run.seeds)):
+    params = jax.tree.map(lambda x: x[k], canonical.params)  # noqa: B023
+    per_seed.append(generate.translation_metrics(run.model, params, run.task, batch_size=run.eval_batch_size,
+                                                 beam_size=run.config.train.beam_size))
+  for name in per_seed[0]:
+    result[f'eval/{name}'] = float(np.mean([m[name] for m in per_seed]))
+    for seed, m in zip(run.seeds, per_seed):
+      result['per_seed'][str(seed)][f'eval/{name}'] = m[name]
 
 
 def evaluate_checkpoint(workdir: str, *, step: int | None = None, best: bool = False,
@@ -553,7 +688,7 @@ def evaluate_checkpoint(workdir: str, *, step: int | None = None, best: bool = F
   run = _Run(config, workdir, task, model, ())
   if best:
     step = run.ckpt.best_step()
-  state = run.engine.init(seed_keys(run.seeds))
+  state = run.fresh_state()
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=run.dp.replicated), state)
   state, _, step = run.ckpt.restore(abstract, step)
   run.ckpt.close()
@@ -564,6 +699,8 @@ def evaluate_checkpoint(workdir: str, *, step: int | None = None, best: bool = F
   result.update({k: float(np.mean(v)) for k, v in out.items()})
   result['per_seed'] = {str(seed): {name: float(v[i]) for name, v in out.items()}
                         for i, seed in enumerate(run.seeds)}
+  if task.info.kind == 'seq2seq':
+    _add_decode_metrics(result, run, state)
   with open(os.path.join(workdir, f'eval_{step}.json'), 'w') as f:
     json.dump(result, f, indent=2, sort_keys=True)
   return result
