@@ -9,6 +9,8 @@
     rnnlab predict --workdir DIR [--step N | --best] [TEXT ...]   (rnnlab.apps: P(positive) / token tags;
                                                                  no TEXT: one text per stdin line)
     rnnlab predict --workdir DIR --evaluate [--split test]        (entity F1 / forecast vs naive / accuracy)
+    rnnlab complete --workdir DIR "To be, or" [--length N --temperature T --top-k K]   (rnnlab.generate)
+    rnnlab translate --workdir DIR "twenty-one" [--beam K] | --evaluate
 
 ``--config.a.b=v`` (or ``--config.a.b v``) overrides a field of the config, as ``ml_collections``'
 ``config_flags`` does; values are parsed as Python literals guided by the field's type (``--config.model.cell=gru``,
@@ -279,6 +281,57 @@ def _run_predict(args, overrides) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------
+# complete / translate (rnnlab.generate)
+
+
+def _add_complete(p: argparse.ArgumentParser) -> None:
+  p.add_argument('prompt', help='text to continue')
+  p.add_argument('--workdir', required=True, help='a language-model run')
+  p.add_argument('--length', type=int, default=200, help='tokens to generate')
+  p.add_argument('--temperature', type=float, default=1.0, help='0 = greedy')
+  p.add_argument('--top-k', '--top_k', dest='top_k', type=int, default=0, help='sample from the k most likely '
+                 'tokens (0 = all)')
+  p.add_argument('--seed', type=int, default=0, help='sampling seed')
+  p.add_argument('--step', type=int, default=None, help='checkpoint step (default: latest)')
+
+
+def _run_complete(args, overrides) -> int:
+  from rnnlab import generate  # pylint: disable=import-outside-toplevel
+  if overrides:
+    raise SystemExit("error: complete takes no --config.* overrides (it uses the run's config.json)")
+  run = generate.load(args.workdir, step=args.step)
+  sep = '' if run.task.vocab.level == 'char' else ' '
+  print(args.prompt + sep + generate.complete(run, args.prompt, length=args.length, temperature=args.temperature,
+                                              top_k=args.top_k, seed=args.seed))
+  return 0
+
+
+def _add_translate(p: argparse.ArgumentParser) -> None:
+  p.add_argument('texts', nargs='*', metavar='TEXT', help='texts to translate (none: one per stdin line)')
+  p.add_argument('--workdir', required=True, help='a seq2seq run')
+  p.add_argument('--beam', type=int, default=0, help='beam size (0 = greedy)')
+  p.add_argument('--step', type=int, default=None, help='checkpoint step (default: latest)')
+  p.add_argument('--evaluate', action='store_true', help='print exact match / BLEU (greedy and --beam, '
+                 'default 4) on the test split next to the copy and most-frequent baselines, as JSON')
+
+
+def _run_translate(args, overrides) -> int:
+  from rnnlab import generate  # pylint: disable=import-outside-toplevel
+  if overrides:
+    raise SystemExit("error: translate takes no --config.* overrides (it uses the run's config.json)")
+  run = generate.load(args.workdir, step=args.step)
+  if args.evaluate:
+    scores = generate.translation_metrics(run.model, run.params, run.task, beam_size=args.beam or 4)
+    print(json.dumps({'step': run.step, **scores, 'baselines': generate.translation_baselines(run.task)},
+                     indent=1, sort_keys=True))
+    return 0
+  texts = args.texts or [line.strip() for line in sys.stdin if line.strip()]
+  for out in generate.translate(run, texts, beam_size=args.beam):
+    print(out)
+  return 0
+
+
+# --------------------------------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
     'train': (_add_train, _run_train),
@@ -287,6 +340,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[..
     'experiment': (_add_experiment, _run_experiment),
     'data': (_add_data, _run_data),
     'predict': (_add_predict, _run_predict),
+    'complete': (_add_complete, _run_complete),
+    'translate': (_add_translate, _run_translate),
 }
 HELP = {
     'train': 'train (and evaluate) one config; resumes from --workdir',
@@ -295,6 +350,8 @@ HELP = {
     'experiment': 'run the grids of experiment files, then write report.md',
     'data': 'list or prepare datasets',
     'predict': 'predict with a trained run (text classifier / tagger), or --evaluate its application score',
+    'complete': 'continue a prompt with a language-model run (sampling or greedy)',
+    'translate': 'translate texts with a seq2seq run (greedy or beam), or --evaluate exact match / BLEU',
 }
 
 
