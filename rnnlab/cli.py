@@ -23,13 +23,12 @@ write the two functions and register them.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+
+from rnnlab import experiment
 
 OVERRIDE_PREFIX = '--config.'
 
@@ -38,32 +37,11 @@ OVERRIDE_PREFIX = '--config.'
 # Config files and overrides
 
 
-def load_config_module(path: str):
-  """Imports an experiment file (``get_config()`` [+ ``get_sweep()``]) as a module."""
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'config file {path!r} not found')
-  name = 'rnnlab_experiment_' + re.sub(r'\W', '_', os.path.splitext(os.path.basename(path))[0])
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not hasattr(module, 'get_config'):
-    raise ValueError(f'{path} defines no get_config()')
-  return module
-
-
-def split_config_arg(spec: str) -> tuple[str, str | None]:
-  """'file.py:arg' -> ('file.py', 'arg'); 'file.py' -> ('file.py', None)."""
-  path, sep, arg = spec.partition('.py:')
-  return (path + '.py', arg) if sep else (spec, None)
-
-
-def load_config(spec: str, overrides: dict[str, str] | None = None):
-  """``FILE[:ARG]`` + overrides -> the resolved (not yet validated) config."""
-  from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
-  path, arg = split_config_arg(spec)
-  module = load_config_module(path)
-  config = module.get_config(arg) if arg is not None else module.get_config()
-  return config_lib.apply_overrides(config_lib.resolve(config), overrides or {})
+# Experiment files are loaded by rnnlab.experiment (shared with `rnnlab experiment`).
+load_config_module = experiment.load_module
+split_config_arg = experiment.split_spec
+load_config = experiment.load_config
+run_name = experiment.run_name
 
 
 def parse_overrides(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -133,33 +111,11 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
   p.add_argument('--seeds', default=None, help="comma-separated seeds, e.g. 0,1,2 (default: the config's seed)")
 
 
-def run_name(overrides: dict[str, Any], seed: int) -> str:
-  """A readable, filesystem-safe sub-directory name for one sweep run."""
-  parts = [f'{k}={v}' for k, v in sorted(overrides.items())] + [f'seed={seed}']
-  return re.sub(r'[^\w.=,+-]', '_', ','.join(parts))
-
-
 def sweep_runs(config_spec: str, seeds: Sequence[int] | None, overrides: dict[str, str]):
-  """[(name, config)] for the grid ``get_sweep()`` x seeds (configs resolved, not validated)."""
-  from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
-  path, arg = split_config_arg(config_spec)
-  module = load_config_module(path)
-  if not hasattr(module, 'get_sweep'):
-    grid = [{}]
-  else:
-    grid = module.get_sweep(arg) if arg is not None else module.get_sweep()
-  base = load_config(config_spec, overrides)
-  runs = []
-  for point in grid:
-    point = dict(point)
-    label = point.pop('name', None)  # an optional run-directory name
-    for seed in (seeds if seeds is not None else [base.seed]):
-      cfg = config_lib.apply_overrides(base, {**point, 'seed': seed})
-      runs.append((f'{label},seed={seed}' if label else run_name(point, seed), cfg))
-  names = [n for n, _ in runs]
-  if len(set(names)) != len(names):
-    raise ValueError(f'{config_spec}: two sweep points have the same name: {names}')
-  return runs
+  """[(name, config)] for the grid ``get_sweep()`` x seeds (default: the config's seed); not validated."""
+  if seeds is None:
+    seeds = [load_config(config_spec, overrides).seed]
+  return experiment.grid(config_spec, overrides, seeds)
 
 
 def _run_sweep(args, overrides) -> int:

@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rnnlab import config as config_lib
-from rnnlab import report
 
 REPORT_KINDS = ("training", "gradient_flow")
 
@@ -112,7 +111,7 @@ def experiment_name(spec: str) -> str:
 def run_experiments(specs: Sequence[str], workdir: str, *, overrides: Mapping[str, Any] | None = None,
                     seeds: Sequence[int] | None = None, log=print) -> str:
     """Runs every grid of ``specs`` and writes ``workdir/report.md``; returns the report's path."""
-    from rnnlab import train  # pylint: disable=import-outside-toplevel
+    from rnnlab import report, train  # pylint: disable=import-outside-toplevel
 
     plans = [(spec, experiment_name(spec), report_kind(spec), grid(spec, overrides, seeds)) for spec in specs]
     validate_all([(f"{exp}/{name}", cfg) for _, exp, _, runs in plans for name, cfg in runs])

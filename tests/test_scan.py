@@ -182,14 +182,8 @@ def test_loop_options_change_nothing(name, option):
     assert_trees_close(got_grads, want_grads)
 
 
-ASSOC_XP_BUG = pytest.mark.xfail(
-    strict=True, reason="scan.py: project_inputs runs on x[:1] when hoist=False or remat_chunk > 0, and the "
-    "associative branch (checked first) uses that xp: only the first step is computed")
-
-
 @pytest.mark.parametrize("option", [
-    pytest.param(*p.values, id=p.id, marks=ASSOC_XP_BUG if ("chunk" in p.id or "hoist" in p.id) else ())
-    for p in LOOP_OPTIONS])
+    pytest.param(*p.values, id=p.id) for p in LOOP_OPTIONS])
 def test_associative_mode_with_loop_options_equals_sequential(option):
     (cell, x, params, lengths, carry0, probes), (want, want_grads) = _reference_run(
         "lru", option.get("reverse", False))
