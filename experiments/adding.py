@@ -48,6 +48,7 @@ def get_config(arg: str | None = None):
     c.train.eval_batch_size = 256
     c.train.checkpoint_every = 200
     c.train.progress = False
+    c.train.nonfinite = "skip"  # an exploding run (IRNN) goes on; skipped updates are counted in metrics
     c.diagnostics.every = 300
     c.diagnostics.jacobian = False
     return c

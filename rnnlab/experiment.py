@@ -115,7 +115,7 @@ def run_experiments(specs: Sequence[str], workdir: str, *, overrides: Mapping[st
 
     plans = [(spec, experiment_name(spec), report_kind(spec), grid(spec, overrides, seeds)) for spec in specs]
     validate_all([(f"{exp}/{name}", cfg) for _, exp, _, runs in plans for name, cfg in runs])
-    sections, timings = [], []
+    sections, timings, failures = [], [], []
     for spec, exp, kind, runs in plans:
         run_dirs = []
         start = time.perf_counter()
@@ -123,7 +123,12 @@ def run_experiments(specs: Sequence[str], workdir: str, *, overrides: Mapping[st
             run_dir = os.path.join(workdir, exp, name)
             run_dirs.append(run_dir)
             log(f"[{exp} {i + 1}/{len(runs)}] {name}")
-            result = train.train_and_evaluate(cfg, run_dir)
+            try:
+                result = train.train_and_evaluate(cfg, run_dir)
+            except train.NonFiniteError as e:  # a result too (e.g. an exploding IRNN): report it, go on
+                failures.append(f"`{exp}/{name}`: {e}")
+                log(f"  stopped: {e}")
+                continue
             shown = {k: v for k, v in result.items() if k.startswith("eval/") and isinstance(v, float)}
             log("  " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
         timings.append((exp, time.perf_counter() - start))
@@ -135,4 +140,7 @@ def run_experiments(specs: Sequence[str], workdir: str, *, overrides: Mapping[st
             sections.extend(report.training_sections(runs_loaded, out_dir, title=exp))
     intro = (f"Experiments: {', '.join(f'`{s}`' for s in specs)}. Wall time on this machine: "
              + ", ".join(f"{exp} {sec / 60:.1f} min" for exp, sec in timings) + ".")
+    if failures:
+        intro += ("\n\nRuns stopped by the non-finite guard (their metrics up to the last good step are "
+                  "included):\n" + "\n".join(f"- {f}" for f in failures))
     return report.write_report(workdir, *sections, title="rnnlab experiment report", intro=intro)
