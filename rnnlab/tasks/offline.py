@@ -584,15 +584,16 @@ def _ptb(*, data_dir=None, length=35):
 
 
 @register_task('sunspots', 'yearly sunspots, forecast of the next `horizon` values (prepare series/sunspots)')
-def _sunspots(*, data_dir=None, window=20, season=None, horizon=1):
+def _sunspots(*, data_dir=None, window=20, season=None, horizon=1, relative=False):
     return _p.ForecastTask('sunspots', 'series/sunspots', data_dir=data_dir, window=window, season=season,
-                           horizon=horizon)
+                           horizon=horizon, relative=relative)
 
 
 @register_task('co2', 'weekly CO2, forecast of the next `horizon` values, seasonal-naive baseline '
                       '(prepare series/co2)')
-def _co2(*, data_dir=None, window=64, season=52, horizon=1):
-    return _p.ForecastTask('co2', 'series/co2', data_dir=data_dir, window=window, season=season, horizon=horizon)
+def _co2(*, data_dir=None, window=64, season=52, horizon=1, relative=False):
+    return _p.ForecastTask('co2', 'series/co2', data_dir=data_dir, window=window, season=season, horizon=horizon,
+                           relative=relative)
 
 
 @register_task('japanese_vowels', 'Japanese Vowels speaker id, 12 channels (prepare japanese_vowels)')

@@ -325,15 +325,19 @@ class ForecastTask(DatasetTask):
     """Forecasting the next `horizon` values of a univariate series: inputs float32 `[B, window, 1]` (values
     standardised with the train mean / std), targets float32 `[B]` (horizon 1: the next value) or `[B, k]`
     (horizon k: the next k values; num_outputs = k). A window belongs to the split holding all its targets
-    (its inputs may reach back into the previous split). Baseline: MSE of the naive forecast (the last value
-    repeated), or of the seasonal-naive one (the value one `season` earlier) when `season` is set and fits in
-    the window; both are in `baseline_forecasts`."""
+    (its inputs may reach back into the previous split). `relative=True` subtracts each window's last value
+    from its inputs and targets (the model forecasts changes, so a trending series needs no extrapolation of
+    levels; errors are unchanged: predictions and targets shift together). Baseline: MSE of the naive forecast
+    (the last value repeated), or of the seasonal-naive one (the value one `season` earlier) when `season` is
+    set and fits in the window; both are in `baseline_forecasts`."""
 
     kind = 'regression'
 
-    def __init__(self, name, dataset, *, window=20, season: int | None = None, horizon: int = 1, **kwargs):
+    def __init__(self, name, dataset, *, window=20, season: int | None = None, horizon: int = 1,
+                 relative: bool = False, **kwargs):
         super().__init__(name, dataset, **kwargs)
         self.window, self.season, self.horizon = int(window), season, int(horizon)
+        self.relative = bool(relative)
         if self.horizon < 1:
             raise ValueError(f'{name}: horizon must be >= 1, got {horizon}')
         parts = {s: sorted((int(r['t']), float(r['value'])) for r in self.records(s)) for s in self.splits}
@@ -347,9 +351,11 @@ class ForecastTask(DatasetTask):
             self.targets_of[s] = np.array([t for t, _ in parts[s]
                                            if t >= self.window and t + self.horizon - 1 in ts], np.int64)
 
-    def _targets(self, t):
-        y = self.series[t[:, None] + np.arange(self.horizon)[None, :]]
-        return y[:, 0] if self.horizon == 1 else y
+    def _shape(self, t, y):
+        """`[N, k]` forecasts of the targets of windows `t` -> the task's target layout (relative, `[N]` if k=1)."""
+        if self.relative:
+            y = y - self.series[t - 1][:, None]
+        return (y[:, 0] if self.horizon == 1 else y).astype(np.float32)
 
     def windows(self, split):
         t = self.targets_of[split]
@@ -357,7 +363,10 @@ class ForecastTask(DatasetTask):
             raise ValueError(f'{self.name} {split}: no window of {self.window} values followed by '
                              f'{self.horizon} target(s) in this split')
         x = self.series[t[:, None] + np.arange(-self.window, 0)[None, :]]
-        return ArraySource({'inputs': x[..., None], 'targets': self._targets(t)})
+        if self.relative:
+            x = x - x[:, -1:]
+        return ArraySource({'inputs': x[..., None],
+                            'targets': self._shape(t, self.series[t[:, None] + np.arange(self.horizon)[None, :]])})
 
     def baseline_forecasts(self, split='test', season: int | None = None) -> dict[str, np.ndarray]:
         """Trivial forecasts of `split`'s targets (same shape as them): 'naive' (the last input value) and, with
@@ -370,7 +379,7 @@ class ForecastTask(DatasetTask):
         if m:
             idx = t[:, None] + j - m * (j // m + 1)
             out['seasonal_naive'] = np.where(idx >= 0, self.series[np.maximum(idx, 0)], np.nan)
-        return {k: (v[:, 0] if self.horizon == 1 else v).astype(np.float32) for k, v in out.items()}
+        return {k: self._shape(t, v) for k, v in out.items()}
 
     def iterator(self, split, batch_size, seed, *, num_epochs=None, shuffle=True):
         self.check_split(split)
