@@ -82,15 +82,15 @@ def gate(z: Array, slope: float) -> Array:
     return jax.nn.sigmoid(z if slope == 1.0 else slope * z)
 
 
-def orthogonal_blocks(num_blocks: int, scale: float = 1.0):
-    """Initializer for ``[H, num_blocks*H]``: an independent (scaled) orthogonal matrix per gate block."""
+def per_block(block_init, num_blocks: int):
+    """Initializer for ``[H, num_blocks*H]``: ``block_init`` applied independently to each gate's ``[H, H]``."""
 
     def init(key, shape, dtype=jnp.float32):
         h = shape[0]
         if shape[1] != num_blocks * h:
-            raise ValueError(f"orthogonal_blocks expects [H, {num_blocks}H], got {shape}")
+            raise ValueError(f"per_block expects [H, {num_blocks}H], got {shape}")
         keys = jax.random.split(key, num_blocks)
-        blocks = [nn.initializers.orthogonal(scale)(k, (h, h), dtype) for k in keys]
-        return jnp.concatenate(blocks, axis=1)
+        return jnp.concatenate([block_init(k, (h, h), dtype) for k in keys], axis=1)
 
     return init
+

@@ -19,7 +19,8 @@ Options: ``forget_bias`` (Gers et al. 2000; Jozefowicz et al. 2015 recommend 1.0
 (Tallec & Ollivier 2018: b_f ~ log U[1, T_max - 1], b_i = -b_f, overriding ``forget_bias``),
 ``peephole`` (Gers & Schmidhuber 2000: i, f see c_{t-1}, o sees c_t, via ``peephole [3, H]``),
 ``cifg`` (coupled input-forget gate, i = 1 - f, Greff et al. 2017; then gates are (f, g, o) and the kernels
-are ``[., 3H]``).
+are ``[., 3H]``), ``recurrent_init`` (``orthogonal`` (default), ``identity`` or ``gaussian``, applied to each
+gate's ``[H, H]`` block, scaled by ``radius``; see ``rnnlab.cells.vanilla``).
 
 GRU, reset-after variant (Cho et al. 2014 as implemented by cuDNN, PyTorch and Flax)::
 
@@ -41,7 +42,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from rnnlab.cells.base import RecurrentCell, gate, orthogonal_blocks
+from rnnlab.cells.base import RecurrentCell, gate, per_block
+from rnnlab.cells.vanilla import RECURRENT_INITS, recurrent_initializer
 
 
 def lstm_bias_init(hidden_size: int, forget_bias: float, chrono_tmax: float | None, cifg: bool):
@@ -62,6 +64,13 @@ def lstm_bias_init(hidden_size: int, forget_bias: float, chrono_tmax: float | No
     return init
 
 
+def _check_recurrent_init(kind: str, radius: float) -> None:
+    if kind not in RECURRENT_INITS:
+        raise ValueError(f"unknown recurrent_init {kind!r}; valid: {', '.join(RECURRENT_INITS)}")
+    if not radius > 0:
+        raise ValueError(f"radius must be > 0, got {radius!r}")
+
+
 class LSTMCell(RecurrentCell):
     """LSTM with a fused gate kernel; see the module docstring for equations and options."""
 
@@ -70,9 +79,12 @@ class LSTMCell(RecurrentCell):
     peephole: bool = False
     cifg: bool = False
     gate_slope: float = 1.0
+    recurrent_init: str = "orthogonal"
+    radius: float = 1.0
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
+        _check_recurrent_init(self.recurrent_init, self.radius)
         if self.chrono_tmax is not None and not self.chrono_tmax > 2:
             raise ValueError(f"chrono_tmax must be > 2 (the longest dependency, in steps), got {self.chrono_tmax!r}")
         if not self.gate_slope > 0:
@@ -88,7 +100,9 @@ class LSTMCell(RecurrentCell):
         self.input_dense = nn.Dense(
             g * h, name="input", param_dtype=self.param_dtype,
             bias_init=lstm_bias_init(h, self.forget_bias, self.chrono_tmax, self.cifg))
-        self.recurrent_kernel = self.param("recurrent_kernel", orthogonal_blocks(g), (h, g * h), self.param_dtype)
+        self.recurrent_kernel = self.param(
+            "recurrent_kernel", per_block(recurrent_initializer(self.recurrent_init, self.radius), g), (h, g * h),
+            self.param_dtype)
         if self.peephole:
             self.peephole_weights = self.param("peephole", nn.initializers.zeros, (3, h), self.param_dtype)
 
@@ -134,9 +148,12 @@ class GRUCell(RecurrentCell):
     """GRU, reset-after convention of cuDNN/PyTorch/Flax; see the module docstring."""
 
     gate_slope: float = 1.0
+    recurrent_init: str = "orthogonal"
+    radius: float = 1.0
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
+        _check_recurrent_init(self.recurrent_init, self.radius)
         if not self.gate_slope > 0:
             raise ValueError(f"gate_slope must be > 0, got {self.gate_slope!r}")
         super().__post_init__()
@@ -144,7 +161,9 @@ class GRUCell(RecurrentCell):
     def setup(self):
         h = self.hidden_size
         self.input_dense = nn.Dense(3 * h, name="input", param_dtype=self.param_dtype)
-        self.recurrent_kernel = self.param("recurrent_kernel", orthogonal_blocks(3), (h, 3 * h), self.param_dtype)
+        self.recurrent_kernel = self.param(
+            "recurrent_kernel", per_block(recurrent_initializer(self.recurrent_init, self.radius), 3), (h, 3 * h),
+            self.param_dtype)
         self.recurrent_bias = self.param("recurrent_bias", nn.initializers.zeros, (h,), self.param_dtype)
 
     def project_inputs(self, x):
