@@ -71,7 +71,8 @@ def test_runner_writes_a_report_with_gradient_flow_at_init_and_after_training(tm
       'def get_sweep():\n'
       '  return [{"name": "tanh", "model.cell": "rnn"}, {"name": "lstm", "model.cell": "lstm"}]\n')
   path = experiment.run_experiments([str(exp_file)], str(tmp_path / 'out'), log=lambda *_: None)
-  text = open(path).read()
+  with open(path) as f:
+    text = f.read()
   assert '| tanh |' in text and '| lstm |' in text and 'log rate/step (probe), init' in text
   for line in text.splitlines():
     if line.startswith('!['):
