@@ -10,8 +10,9 @@ r"""Sentiment classification (many-to-one): word embedding -> bidirectional LSTM
 ``arg``: nothing (VADER movie snippets: 10,568 Pang & Lee sentences, score > 0 = positive), ``imdb`` (TFDS
 ``imdb_reviews``, 25k/25k reviews cut to 400 words, needs ``rnnlab data prepare imdb_reviews`` where TFDS can
 download) or ``gru`` (VADER with a bidirectional GRU).
-Runtime on 2 shared CPU cores: VADER about 3 minutes (800 steps of 32 snippets). Expected on VADER: test accuracy
-about 0.70 against the majority class 0.52 (measured: see README.md).
+Runtime on 2 shared CPU cores: VADER 155 s wall (800 steps of 32 snippets, machine shared with other jobs).
+Measured on VADER (seed 0, test split, 1,057 snippets): accuracy 0.782 against the majority class 0.518
+(`rnnlab predict --evaluate`); the best held-out loss is reached near step 200 (train accuracy ends at 0.97).
 """
 
 from rnnlab.config import default_config

@@ -9,8 +9,8 @@ the last valid state -> speaker / digit classifier. Accuracy against the majorit
 ``arg``: nothing (Japanese Vowels: 270 train / 370 test utterances of /ae/, 7-29 frames of 12 LPC cepstra,
 9 speakers) or ``spoken_digit`` (Free Spoken Digit audio -> 40 log-mel bands, 25 ms Hann frames, 10 ms hop;
 needs ``rnnlab data prepare spoken_digit`` where TFDS and TensorFlow are available).
-Runtime on 2 shared CPU cores: Japanese Vowels about 1 minute (600 steps of 32). Expected: test accuracy
-above 0.9 against the majority class 0.084 (measured: see README.md).
+Runtime on 2 shared CPU cores: Japanese Vowels 96 s wall (600 steps of 32, machine shared with other jobs).
+Measured (seed 0, the 370 UCI test utterances): accuracy 0.957 against the majority class 0.084.
 """
 
 from rnnlab.config import default_config
