@@ -155,6 +155,22 @@ def _run_sweep(args, overrides) -> int:
 # experiment
 
 
+def _add_report(p: argparse.ArgumentParser) -> None:
+  p.add_argument('run_dirs', nargs='+', metavar='RUN_DIR', help='run directories (config.json + metrics.jsonl)')
+  p.add_argument('--out', default=None, help='where report.md and its plots go (default: the first RUN_DIR)')
+
+
+def _run_report(args, overrides) -> int:
+  from rnnlab import report  # pylint: disable=import-outside-toplevel
+  if overrides:
+    raise ValueError('report takes no --config.* overrides')
+  missing = [d for d in args.run_dirs if not os.path.isdir(d)]
+  if missing:
+    raise FileNotFoundError(f'not a run directory: {", ".join(missing)}')
+  print(report.main(args.run_dirs, args.out or args.run_dirs[0]))
+  return 0
+
+
 def _add_experiment(p: argparse.ArgumentParser) -> None:
   p.add_argument('specs', nargs='*', metavar='FILE[:ARG]', help='experiment files')
   p.add_argument('--config', action='append', default=[], help='experiment file (repeatable)')
@@ -294,6 +310,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[..
     'eval': (_add_eval, _run_eval),
     'sweep': (_add_sweep, _run_sweep),
     'experiment': (_add_experiment, _run_experiment),
+    'report': (_add_report, _run_report),
     'data': (_add_data, _run_data),
     'predict': (_add_predict, _run_predict),
     'complete': (_add_complete, _run_complete),
@@ -304,6 +321,7 @@ HELP = {
     'eval': 'evaluate a checkpoint of a run',
     'sweep': "run the grid of the config file's get_sweep() x seeds",
     'experiment': 'run the grids of experiment files, then write report.md',
+    'report': 'write report.md with plots and tables from run directories',
     'data': 'list or prepare datasets',
     'predict': 'predict with a trained run (text classifier / tagger), or --evaluate its application score',
     'complete': 'continue a prompt with a language-model run (sampling or greedy)',

@@ -5,7 +5,7 @@ import os
 import pytest
 import tensorflow_datasets as tfds
 
-from rnnlab import experiment, report, train
+from rnnlab import cli, experiment, report, train
 
 EXPERIMENTS = ['gradient_flow.py', 'gradient_flow.py:quick', 'adding.py', 'adding.py:cpu', 'adding.py:200',
                'copy.py', 'copy.py:quick', 'remedies.py', 'remedies.py:cpu', 'smnist.py', 'smnist.py:catalog']
@@ -79,6 +79,12 @@ def test_runner_writes_a_report_with_gradient_flow_at_init_and_after_training(tm
       assert os.path.exists(os.path.join(tmp_path / 'out', line.split('](')[1].rstrip(')')))
   run = report.load_run(str(tmp_path / 'out' / 'tiny_flow' / 'lstm'))
   assert report.list_at_step(run, 'grad_norm_t', 0) and report.list_at_step(run, 'grad_norm_t', 2)
+  # `rnnlab report` on the run directories writes a report with existing plots.
+  assert cli.main(['report', str(tmp_path / 'out' / 'tiny_flow' / 'lstm'), str(tmp_path / 'out' / 'tiny_flow' / 'tanh'),
+                   '--out', str(tmp_path / 'rep')]) == 0
+  assert '## training curves' in (tmp_path / 'rep' / 'report.md').read_text()
+  assert (tmp_path / 'rep' / 'loss_curves.png').exists()
+  assert cli.main(['report', str(tmp_path / 'nope')]) == 2
   # Finished runs are skipped when the same command runs again.
   mtime = os.path.getmtime(tmp_path / 'out' / 'tiny_flow' / 'lstm' / 'metrics.jsonl')
   experiment.run_experiments([str(exp_file)], str(tmp_path / 'out'), log=lambda *_: None)
