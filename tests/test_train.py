@@ -242,9 +242,10 @@ def test_diagnostics_hook_gets_one_seed_state_and_batch(tmp_path):
     return {'diag/out_norm': jnp.linalg.norm(out), 'diag/vec': jnp.arange(3.0)}
 
   train.train_and_evaluate(config, str(tmp_path), model=TinyRNN(), extra_metrics=[hook])
-  assert calls == [(2, (8, 6, 2))] * 2 + [(4, (8, 6, 2))] * 2
+  # Step 0 (the initialisation, before any update), then every 2 steps; once per seed.
+  assert calls == [(0, (8, 6, 2))] * 2 + [(2, (8, 6, 2))] * 2 + [(4, (8, 6, 2))] * 2
   records = [r for r in read_jsonl(str(tmp_path / 'metrics.jsonl')) if 'diag/out_norm' in r]
-  assert [(r['step'], r['seed']) for r in records] == [(2, 0), (2, 1), (4, 0), (4, 1)]
+  assert [(r['step'], r['seed']) for r in records] == [(0, 0), (0, 1), (2, 0), (2, 1), (4, 0), (4, 1)]
   assert records[0]['diag/vec'] == [0.0, 1.0, 2.0]
 
 
