@@ -210,7 +210,11 @@ def _figure(width: float = 6.4, height: float = 4.0):
 
 
 def _save(fig, ax, path: str) -> str:
-    if ax.get_legend_handles_labels()[0]:
+    handles = ax.get_legend_handles_labels()[0]
+    if len(handles) > 6:  # many curves: the legend goes to the right of the axes, not over the data
+        fig.set_figwidth(fig.get_figwidth() + 3.5)
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    elif handles:
         ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
@@ -229,13 +233,15 @@ def plot_loss_curves(runs: Sequence[Run | str], path: str, *, key: str = "loss",
     runs = [load_run(r) if isinstance(r, str) else r for r in runs]
     fig, ax = _figure()
     positive, plotted = True, False
-    for run in runs:
+    for i, run in enumerate(runs):
+        color = f"C{i % 10}"  # one colour per run; train solid, eval dashed
         for split in splits:
             steps, mean, std = mean_over_seeds(series(run, key, split))
             if not len(steps):
                 continue
-            line, = ax.plot(steps, mean, "-" if split == "train" else "--", label=f"{run.label()} [{split}]")
-            ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+            label = run.name if split == "train" or not series(run, key, "train") else None
+            ax.plot(steps, mean, "-" if split == "train" else "--", color=color, label=label)
+            ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
             finite = mean[np.isfinite(mean)]
             positive = positive and bool(np.all(finite > 0))
             plotted = True
@@ -245,7 +251,7 @@ def plot_loss_curves(runs: Sequence[Run | str], path: str, *, key: str = "loss",
         ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_ylabel(key)
-    ax.set_title(f"{key} (mean ± std over seeds)")
+    ax.set_title(f"{key}: train solid, eval dashed (mean ± std over seeds)")
     return _save(fig, ax, path)
 
 
