@@ -5,7 +5,8 @@ Shape legend: B batch, T time, D input features, H hidden size, L layers.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

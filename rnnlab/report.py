@@ -506,7 +506,7 @@ def list_at_step(run: Run, key: str, step: int | None) -> list[float] | None:
 def scalar_at_step(run: Run, key: str, step: int | None) -> list[float]:
     """Per-seed values of a scalar key at ``step`` (None: each seed's last logged value)."""
     out = []
-    for _, (steps, values) in series(run, key).items():
+    for steps, values in series(run, key).values():
         if not len(steps):
             continue
         if step is None:

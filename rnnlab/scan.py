@@ -20,7 +20,7 @@ linear cells, ``jax.lax.associative_scan``):
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -276,10 +276,10 @@ class RNN(nn.Module):
                                             collect)
         else:
             if hoist:
-                step = lambda c, xp_t: fns.step(params, c, xp_t)  # noqa: E731
+                step = lambda c, xp_t: fns.step(params, c, xp_t)
                 xs = xp
             else:
-                step = lambda c, x_t: fns.step(params, c, fns.project(params, x_t))  # noqa: E731
+                step = lambda c, x_t: fns.step(params, c, fns.project(params, x_t))
                 xs = xt
             final, ys, auxs = sequential_scan(step, carry, xs, mask, pt, unroll=self.unroll,
                                               remat=self.remat, collect=collect)
@@ -355,18 +355,18 @@ def _chunked_scan(fns: _PureCell, params, carry, xt, mask, pt, chunk: int, unrol
         mask = jnp.concatenate([mask, jnp.zeros((pad, b), bool)])
         if pt is not None:
             pt = jax.tree.map(lambda p: jnp.concatenate([p, jnp.zeros((pad, *p.shape[1:]), p.dtype)]), pt)
-    split = lambda a: a.reshape(n, chunk, *a.shape[1:])  # noqa: E731
+    split = lambda a: a.reshape(n, chunk, *a.shape[1:])
     chunks = (split(xt), split(mask), None if pt is None else jax.tree.map(split, pt))
 
     @jax.checkpoint
     def run_chunk(carry, inp):
         x_c, m_c, p_c = inp
         xp = fns.project(params, x_c)
-        step = lambda c, xp_t: fns.step(params, c, xp_t)  # noqa: E731
+        step = lambda c, xp_t: fns.step(params, c, xp_t)
         carry, ys, auxs = sequential_scan(step, carry, xp, m_c, p_c, unroll=unroll, collect=collect)
         return carry, (ys, auxs)
 
     carry, (ys, auxs) = jax.lax.scan(run_chunk, carry, chunks)
-    merge = lambda a: a.reshape(n * chunk, *a.shape[2:])[:t]  # noqa: E731
+    merge = lambda a: a.reshape(n * chunk, *a.shape[2:])[:t]
     return carry, merge(ys), (None if auxs is None else jax.tree.map(merge, auxs))
 

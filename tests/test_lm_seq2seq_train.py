@@ -113,7 +113,7 @@ def test_tbptt_carry_flows_and_gradient_stops_at_the_chunk_boundary():
   state = train.init_state(model, tx, task.info, [0])
   it = task.iterator('train', 2, 0, stream=True, shuffle=False)
   first, second = next(it), next(it)
-  stack = lambda b: {k: v[None] for k, v in b.items()}  # noqa: E731  (seed axis K = 1)
+  stack = lambda b: {k: v[None] for k, v in b.items()}
   zero = train.zero_carry(model, task.info, 2, 1)
 
   after_first, _ = step(state.replace(carry=zero), stack(first))
@@ -154,7 +154,7 @@ def test_tbptt_resume_with_carry_is_exact(tmp_path):
   train.train_and_evaluate(half, str(tmp_path / 'resumed'))
   resumed = train.train_and_evaluate(config, str(tmp_path / 'resumed'))
   assert resumed == full
-  train_records = lambda d: [line for line in (tmp_path / d / 'metrics.jsonl').read_text().splitlines()  # noqa: E731
+  train_records = lambda d: [line for line in (tmp_path / d / 'metrics.jsonl').read_text().splitlines()
                              if 'train/loss' in line]  # (the 2-step run also evaluated at its end)
   assert train_records('full') == train_records('resumed')
   ckpt = train.checkpointing.Checkpointer(str(tmp_path / 'full' / 'checkpoints'))
