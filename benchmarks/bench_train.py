@@ -94,7 +94,8 @@ def main() -> None:
   if len(sys.argv) > 1 and sys.argv[1] == '--sharded-worker':
     print(json.dumps(_sharded_worker(int(sys.argv[2]), int(sys.argv[3]))))
     return
-  print(json.dumps({'seeds_vmap': bench_seeds_vmap(), 'sharded': bench_sharded_devices()}, indent=1))
+  steps = int(sys.argv[sys.argv.index('--steps') + 1]) if '--steps' in sys.argv else 20
+  print(json.dumps({'seeds_vmap': bench_seeds_vmap(steps=steps), 'sharded': bench_sharded_devices(steps=steps)}))
 
 
 if __name__ == '__main__':
