@@ -100,3 +100,22 @@ def test_bad_sweep_is_reported_before_anything_runs(tmp_path):
     experiment.run_experiments([str(exp_file)], str(tmp_path / 'out'))
   assert 'optim.clip' in str(e.value) and 'hidden_size' in str(e.value)
   assert not os.path.exists(tmp_path / 'out')
+
+
+def test_readme_quick_start_code_runs():
+  """The README's Python quick start is executed as written (READMEs must not drift from the code)."""
+  with open(os.path.join(os.path.dirname(__file__), '..', 'README.md')) as f:
+    readme = f.read()
+  code = readme.split('```python\n', 1)[1].split('```', 1)[0]
+  namespace = {}
+  exec(compile(code, 'README.md', 'exec'), namespace)  # noqa: S102 - our own README
+  assert namespace['y'].shape == (8, 1000, 128)
+  assert isinstance(namespace['model'], namespace['rnnlab'].SequenceModel)
+
+
+@pytest.mark.parametrize('command', ['train', 'eval', 'sweep', 'experiment', 'report', 'data', 'predict',
+                                     'complete', 'translate'])
+def test_readme_cli_commands_exist(command):
+  with open(os.path.join(os.path.dirname(__file__), '..', 'README.md')) as f:
+    assert f'rnnlab {command}' in f.read()
+  assert command in cli.COMMANDS
