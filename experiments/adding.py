@@ -7,7 +7,7 @@ values of a length-T sequence. Predicting 1 always gives MSE 1/6 (``mse_over_bas
 
 ``arg``: an integer T (one config, the default cell), ``cpu`` (T in {100, 200}; rnn, irnn, lstm with forget
 bias 1 and chrono, gru; 3 seeds trained together with vmap) or nothing (the full grid, T in {50, 100, 200, 400},
-every cell, 3 seeds). Runtime on 2 CPU cores: ``cpu`` about 10 minutes; the full grid about 1.5 hours.
+every cell, 3 seeds). Runtime on 2 CPU cores: ``cpu`` 6.6 minutes measured (shared machine); the full grid about 1.5 hours (estimated).
 Expected: the tanh RNN stays at the baseline (ratio ~1) for T >= 100 while GRU and chrono-initialised LSTM
 go well below it (ratio < 0.1) at T = 200 within 600 steps. Measured results are in README.md.
 """

@@ -4,7 +4,7 @@ The memoryless baseline (predict blanks, then uniform symbols) has cross-entropy
     rnnlab experiment experiments/copy.py --workdir results/copy            # T in {100, 200, 500}
     rnnlab experiment experiments/copy.py:quick --workdir /tmp/copy        # T = 100, lstm/gru, 1 seed
 
-Runtime on 2 CPU cores: full grid about 1 hour (3 lengths x 4 cells x 2000 steps x 3 seeds); quick ~3 min.
+Runtime on 2 CPU cores (estimated from the adding runs, not yet measured): full grid about 1 hour (3 lengths x 4 cells x 2000 steps x 3 seeds); quick ~3 min.
 Expected (Arjovsky et al. 2016): the LSTM and GRU sit at the baseline for a long time on T >= 100 and need many
 thousands of steps to break it; the tanh RNN stays at it. ``eval/loss`` below the baseline means memory.
 """

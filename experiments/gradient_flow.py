@@ -5,7 +5,7 @@ r"""Gradient flow: ||dL/dh_t|| against the distance T - t (T = 1000) at initiali
 
 Task: the adding problem (regression on the last state, so the probes give exactly dL/dh_t). Every variant
 is recorded at step 0 (initialisation) and after ``train.steps`` steps of Adam. Runtime on 2 CPU cores:
-about 3 minutes (T = 1000, 10 variants, 60 steps each).
+6.5 minutes measured (T = 1000, 9 variants, 60 steps each; machine shared with other jobs).
 Expected (Pascanu et al. 2013; Hochreiter & Schmidhuber 1997): the tanh RNN's gradient shrinks geometrically
 with distance; gating with a forget bias and chrono initialisation (Tallec & Ollivier 2018) keeps it alive over
 hundreds of steps; the IRNN (Le et al. 2015) and the LRU with |lambda| near 1 decay slowly at initialisation.
