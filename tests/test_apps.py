@@ -1,14 +1,13 @@
 """Classic applications: multi-step ForecastTask, the experiment configs, and rnnlab.apps / `rnnlab predict`
 after 2 training steps on tiny datasets prepared from hand-made archives (nothing is downloaded)."""
 
-import hashlib
 import io
 import json
 import tarfile
-import zipfile
 
 import numpy as np
 import pytest
+from archives import fake_archive as _fake
 
 from rnnlab import apps, cli, train
 from rnnlab import config as config_lib
@@ -16,28 +15,6 @@ from rnnlab.tasks import get_task, offline, prepare, prepared
 
 SUNSPOTS = 'statsmodels/datasets/sunspots/sunspots.csv'
 VALUES = [10.0 + (t % 7) + 0.1 * t for t in range(80)]
-
-
-def _fake(monkeypatch, tmp_path, key, members):
-  """A fake archive for offline.ARCHIVES[key] (its hash swapped in); returns the data dir to prepare into."""
-  real = offline.ARCHIVES[key]
-  adir = tmp_path / 'archives'
-  adir.mkdir(exist_ok=True)
-  path = adir / real.filename
-  if real.filename.endswith('.tar.gz'):
-    with tarfile.open(path, 'w:gz') as tf:
-      for name, data in members.items():
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        tf.addfile(info, io.BytesIO(data))
-  else:
-    with zipfile.ZipFile(path, 'w') as z:
-      for name, data in members.items():
-        z.writestr(name, data)
-  digest = hashlib.sha256(path.read_bytes()).hexdigest()
-  monkeypatch.setitem(offline.ARCHIVES, key, offline.Archive(real.requirement, real.filename, digest))
-  monkeypatch.setenv('RNNLAB_ARCHIVE_DIR', str(adir))
-  return tmp_path / 'data'
 
 
 @pytest.fixture

