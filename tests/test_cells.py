@@ -319,3 +319,15 @@ def test_non_positive_hidden_size_is_rejected(name, hidden):
 def test_invalid_option_values_are_rejected(name, options, fragment):
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(")):
         rnnlab.get_cell(name, 4, **options)
+
+
+@pytest.mark.parametrize("name, gates", [("lstm", 4), ("gru", 3)])
+def test_gated_recurrent_init_identity_is_identity_per_gate_block(name, gates):
+    cell = rnnlab.get_cell(name, 3, recurrent_init="identity", radius=0.5)
+    x = jnp.ones((2, 2))
+    params = cell.init(jax.random.key(0), cell.init_carry(None, (2,)), x)["params"]
+    np.testing.assert_array_equal(params["recurrent_kernel"], np.tile(0.5 * np.eye(3), (1, gates)))
+    with pytest.raises(ValueError, match="unknown recurrent_init 'eye'.*orthogonal"):
+        rnnlab.get_cell(name, 3, recurrent_init="eye")
+    with pytest.raises(ValueError, match="gate_slope must be > 0"):
+        rnnlab.get_cell(name, 3, gate_slope=0.0)

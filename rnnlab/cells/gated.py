@@ -64,7 +64,10 @@ def lstm_bias_init(hidden_size: int, forget_bias: float, chrono_tmax: float | No
     return init
 
 
-def _check_recurrent_init(kind: str, radius: float) -> None:
+def _check_gate_options(kind: str, radius: float, gate_slope: float) -> None:
+    """The options LSTM and GRU share: recurrent initialisation, its radius, and the gate slope."""
+    if not gate_slope > 0:
+        raise ValueError(f"gate_slope must be > 0, got {gate_slope!r}")
     if kind not in RECURRENT_INITS:
         raise ValueError(f"unknown recurrent_init {kind!r}; valid: {', '.join(RECURRENT_INITS)}")
     if not radius > 0:
@@ -84,11 +87,9 @@ class LSTMCell(RecurrentCell):
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
-        _check_recurrent_init(self.recurrent_init, self.radius)
+        _check_gate_options(self.recurrent_init, self.radius, self.gate_slope)
         if self.chrono_tmax is not None and not self.chrono_tmax > 2:
             raise ValueError(f"chrono_tmax must be > 2 (the longest dependency, in steps), got {self.chrono_tmax!r}")
-        if not self.gate_slope > 0:
-            raise ValueError(f"gate_slope must be > 0, got {self.gate_slope!r}")
         super().__post_init__()
 
     @property
@@ -153,9 +154,7 @@ class GRUCell(RecurrentCell):
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
-        _check_recurrent_init(self.recurrent_init, self.radius)
-        if not self.gate_slope > 0:
-            raise ValueError(f"gate_slope must be > 0, got {self.gate_slope!r}")
+        _check_gate_options(self.recurrent_init, self.radius, self.gate_slope)
         super().__post_init__()
 
     def setup(self):
