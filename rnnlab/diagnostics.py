@@ -303,7 +303,7 @@ def state_jacobian_products(step_fn: Callable, carry0, xs, mask: Array | None = 
 
     _, blocks = jax.lax.scan(backward, jnp.eye(s0.shape[0], dtype=s0.dtype), (prev, xs, mask), reverse=True)
     norm = jnp.where(mask, jnp.sqrt(jnp.sum(blocks ** 2, axis=(1, 2))), jnp.nan)
-    sigma = jnp.where(mask, jnp.linalg.svd(blocks, compute_uv=False)[:, 0], jnp.nan)
+    sigma = jnp.where(mask, largest_singular_values(blocks), jnp.nan)
     log_rate = fit_log_decay_rate(norm, mask)
     out = {"norm": norm, "sigma_max": sigma, "log_decay_rate": log_rate, "decay_rate": jnp.exp(log_rate)}
     if return_products:
@@ -413,6 +413,15 @@ def gate_statistics(model, params, inputs: Array, lengths: Array | None = None, 
 
 # ----------------------------------------------------------------------------------------------------------
 # Spectrum of the recurrent weights vs Pascanu et al. (2013)
+
+
+def largest_singular_values(matrices: Array) -> Array:
+    """``[N, M, M] -> [N]``: sigma_max of each matrix, one unbatched SVD at a time (``lax.map``).
+
+    A batched LAPACK call on the CPU backend can deadlock XLA's thread pool when another one runs at the same
+    time (docs/known-issues/batched-lapack-deadlock.md), so no linear algebra here is ever batched.
+    """
+    return jax.lax.map(lambda m: jnp.linalg.svd(m, compute_uv=False)[0], matrices)
 
 
 def _host_spectral_radius(w):

@@ -158,7 +158,9 @@ def _init_fn(model, tx: optax.GradientTransformation, inputs: np.ndarray | tuple
     params = model.init({'params': init_key}, *args)['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=train_key,
                       skipped=jnp.zeros((), jnp.int32), apply_fn=ApplyFn(model))
-  return jax.jit(jax.vmap(init_one))
+  # lax.map, not vmap: vmap would batch the orthogonal initialisers' QRs over seeds, and two batched LAPACK
+  # calls running at once deadlock XLA's CPU thread pool (docs/known-issues/batched-lapack-deadlock.md).
+  return jax.jit(lambda keys: jax.lax.map(init_one, keys))
 
 
 def seed_keys(seeds: Sequence[int]) -> np.ndarray:
