@@ -47,17 +47,22 @@ def _jax_step(loss, params, x):
 def _rnnlab(backend: str, hoist: bool = True):
     def build(cell_name, b, t, d, h):
         import rnnlab
+
         layer = rnnlab.RNN(rnnlab.get_cell(cell_name, hidden_size=h), backend=backend, hoist=hoist)
         x = jax.random.normal(jax.random.PRNGKey(0), (b, t, d), jnp.float32)
         params = layer.init(jax.random.PRNGKey(1), x)
         if backend != "xla":
-            assert layer.bind(params).resolved_backend() == backend, "bench row would not run the fused kernel"
+            assert layer.bind(params).resolved_backend() == backend, (
+                "bench row would not run the fused kernel"
+            )
         return _jax_step(lambda p, x: jnp.sum(layer.apply(p, x)[1]), params, x)
+
     return build
 
 
 def _flax(cell_name, b, t, d, h):
     from flax import linen as nn
+
     cell = nn.OptimizedLSTMCell(h) if cell_name == "lstm" else nn.GRUCell(h)
     layer = nn.RNN(cell)
     x = jax.random.normal(jax.random.PRNGKey(0), (b, t, d), jnp.float32)
@@ -67,6 +72,7 @@ def _flax(cell_name, b, t, d, h):
 
 def _torch(cell_name, b, t, d, h):
     import torch
+
     torch.manual_seed(0)
     layer = (torch.nn.LSTM if cell_name == "lstm" else torch.nn.GRU)(d, h, batch_first=True)
     x = torch.randn(b, t, d, requires_grad=True)
@@ -75,6 +81,7 @@ def _torch(cell_name, b, t, d, h):
     def step():
         y, _ = layer(x)
         return torch.autograd.grad(y.sum(), inputs)
+
     return step
 
 
@@ -121,11 +128,13 @@ def step_flops(cell: str, b: int, t: int, d: int, h: int) -> float:
     return 3 * 2 * b * t * (d + h) * GATES[cell] * h
 
 
-def measure(shapes=SHAPES, rounds: int = 5, cells=("lstm", "gru"), log=print,
-            use_torch: bool = True) -> tuple[list[dict], float]:
+def measure(
+    shapes=SHAPES, rounds: int = 5, cells=("lstm", "gru"), log=print, use_torch: bool = True
+) -> tuple[list[dict], float]:
     """Time every implementation, interleaved; returns (rows, matmul FLOP/s)."""
     if use_torch and torch_available():
         import torch
+
         torch.set_num_threads(os.cpu_count() or 1)
     matmul = _matmul_step()
     matmul()
@@ -141,24 +150,36 @@ def measure(shapes=SHAPES, rounds: int = 5, cells=("lstm", "gru"), log=print,
             times = {name: [] for name in steps}
             names = list(steps)
             for r in range(rounds):
-                for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order each round
+                for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order each round
                     times[name].append(_time(steps[name]))
-                rates.append(2 * 1024 ** 3 / _time(matmul))
-            log(f"  measured {cell} {shape}: " + ", ".join(
-                f"{n} {statistics.median(v) * 1e3:.1f} ms" for n, v in times.items()))
+                rates.append(2 * 1024**3 / _time(matmul))
+            log(
+                f"  measured {cell} {shape}: "
+                + ", ".join(f"{n} {statistics.median(v) * 1e3:.1f} ms" for n, v in times.items())
+            )
             for impl in impls:
                 if impl.name in times:
                     med = statistics.median(times[impl.name])
-                    rows.append({"cell": cell, "shape": shape, "impl": impl.name, "reference": impl.reference,
-                                 "seconds": med, "spread": (max(times[impl.name]) - min(times[impl.name])) / med})
+                    rows.append(
+                        {
+                            "cell": cell,
+                            "shape": shape,
+                            "impl": impl.name,
+                            "reference": impl.reference,
+                            "seconds": med,
+                            "spread": (max(times[impl.name]) - min(times[impl.name])) / med,
+                        }
+                    )
             del steps
     return rows, statistics.median(rates)
 
 
 def markdown_table(rows: list[dict], flops_per_second: float) -> str:
     """One Markdown table: tokens/s, ratios vs PyTorch and Flax in the same (cell, shape), % of the floor."""
-    lines = ["| cell | (B, T, D, H) | implementation | tokens/s | ms/step | vs PyTorch | vs Flax | % of floor |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| cell | (B, T, D, H) | implementation | tokens/s | ms/step | vs PyTorch | vs Flax | % of floor |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
         cell, shape = row["cell"], row["shape"]
         group = [r for r in rows if r["cell"] == cell and r["shape"] == shape]
@@ -166,6 +187,8 @@ def markdown_table(rows: list[dict], flops_per_second: float) -> str:
         tokens = shape[0] * shape[1] / row["seconds"]
         ratio = {k: f"×{ref[k] / row['seconds']:.2f}" if k in ref else "—" for k in ("torch", "flax")}
         floor = step_flops(cell, *shape) / flops_per_second / row["seconds"]
-        lines.append(f"| {cell.upper()} | {', '.join(map(str, shape))} | {row['impl']} | {tokens / 1e3:.1f}k | "
-                     f"{row['seconds'] * 1e3:.1f} | {ratio['torch']} | {ratio['flax']} | {100 * floor:.0f}% |")
+        lines.append(
+            f"| {cell.upper()} | {', '.join(map(str, shape))} | {row['impl']} | {tokens / 1e3:.1f}k | "
+            f"{row['seconds'] * 1e3:.1f} | {ratio['torch']} | {ratio['flax']} | {100 * floor:.0f}% |"
+        )
     return "\n".join(lines)

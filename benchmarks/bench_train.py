@@ -16,87 +16,104 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
-  sys.path.insert(0, ROOT)
+    sys.path.insert(0, ROOT)
 
 
-def _setup(seeds, mode='none', length=100, hidden=64, batch_size=64, cell='lstm'):
-  import jax  # pylint: disable=import-outside-toplevel
+def _setup(seeds, mode="none", length=100, hidden=64, batch_size=64, cell="lstm"):
+    import jax  # pylint: disable=import-outside-toplevel
 
-  from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
-  from rnnlab import losses, optim, parallel, train  # pylint: disable=import-outside-toplevel
-  from rnnlab.tasks import get_task  # pylint: disable=import-outside-toplevel
-  config = config_lib.default_config()
-  config.model.cell, config.model.hidden_size = cell, hidden
-  task = get_task('adding', length=length)
-  model = train.build_model(config.model, task.info)
-  tx = optim.make_optimizer(config.optim, 1000)
-  dp = parallel.DataParallel(mode)
-  step = dp.compile_train(train.make_train_step(losses.get_loss(task.info), tx, config.optim, 1000))
-  state = dp.put_state(train.init_state(model, tx, task.info, list(seeds)))
-  its = [task.iterator('train', batch_size, s) for s in seeds]
-  batch = dp.put_batch(train._stack_seeds([next(it) for it in its]))  # pylint: disable=protected-access
-  state, _ = step(state, batch)  # compile
-  jax.block_until_ready(state)
-  return step, state, batch
+    from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
+    from rnnlab import losses, optim, parallel, train  # pylint: disable=import-outside-toplevel
+    from rnnlab.tasks import get_task  # pylint: disable=import-outside-toplevel
+
+    config = config_lib.default_config()
+    config.model.cell, config.model.hidden_size = cell, hidden
+    task = get_task("adding", length=length)
+    model = train.build_model(config.model, task.info)
+    tx = optim.make_optimizer(config.optim, 1000)
+    dp = parallel.DataParallel(mode)
+    step = dp.compile_train(train.make_train_step(losses.get_loss(task.info), tx, config.optim, 1000))
+    state = dp.put_state(train.init_state(model, tx, task.info, list(seeds)))
+    its = [task.iterator("train", batch_size, s) for s in seeds]
+    batch = dp.put_batch(train._stack_seeds([next(it) for it in its]))  # pylint: disable=protected-access
+    state, _ = step(state, batch)  # compile
+    jax.block_until_ready(state)
+    return step, state, batch
 
 
 def _time_steps(step, state, batch, steps):
-  import jax  # pylint: disable=import-outside-toplevel
-  t0 = time.perf_counter()
-  for _ in range(steps):
-    state, _ = step(state, batch)
-  jax.block_until_ready(state)
-  return time.perf_counter() - t0, state  # the input state was donated: callers continue from this one
+    import jax  # pylint: disable=import-outside-toplevel
+
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        state, _ = step(state, batch)
+    jax.block_until_ready(state)
+    return time.perf_counter() - t0, state  # the input state was donated: callers continue from this one
 
 
 def bench_seeds_vmap(k: int = 8, steps: int = 20, **model) -> dict[str, float]:
-  """Seed-steps/s of K seeds vmapped in one program vs K separate single-seed runs (one after another).
+    """Seed-steps/s of K seeds vmapped in one program vs K separate single-seed runs (one after another).
 
-  Returns:
-    ``{'vmap_seed_steps_per_s', 'separate_seed_steps_per_s', 'speedup'}``.
-  """
-  step, state, batch = _setup(list(range(k)), **model)
-  t_vmap, _ = _time_steps(step, state, batch, steps)
-  t_sep = 0.0
-  step1, state1, batch1 = _setup([0], **model)  # the same program serves every seed
-  for _ in range(k):
-    t, state1 = _time_steps(step1, state1, batch1, steps)
-    t_sep += t
-  return {'k': k, 'vmap_seed_steps_per_s': k * steps / t_vmap, 'separate_seed_steps_per_s': k * steps / t_sep,
-          'speedup': t_sep / t_vmap}
+    Returns:
+      ``{'vmap_seed_steps_per_s', 'separate_seed_steps_per_s', 'speedup'}``.
+    """
+    step, state, batch = _setup(list(range(k)), **model)
+    t_vmap, _ = _time_steps(step, state, batch, steps)
+    t_sep = 0.0
+    step1, state1, batch1 = _setup([0], **model)  # the same program serves every seed
+    for _ in range(k):
+        t, state1 = _time_steps(step1, state1, batch1, steps)
+        t_sep += t
+    return {
+        "k": k,
+        "vmap_seed_steps_per_s": k * steps / t_vmap,
+        "separate_seed_steps_per_s": k * steps / t_sep,
+        "speedup": t_sep / t_vmap,
+    }
 
 
 def _sharded_worker(steps: int, batch_size: int) -> dict[str, float]:
-  import jax  # pylint: disable=import-outside-toplevel
-  step, state, batch = _setup([0], mode='sharded', batch_size=batch_size)
-  return {'devices': jax.device_count(), 'steps_per_s': steps / _time_steps(step, state, batch, steps)[0]}
+    import jax  # pylint: disable=import-outside-toplevel
+
+    step, state, batch = _setup([0], mode="sharded", batch_size=batch_size)
+    return {"devices": jax.device_count(), "steps_per_s": steps / _time_steps(step, state, batch, steps)[0]}
 
 
 def bench_sharded_devices(device_counts=(1, 2), steps: int = 20, batch_size: int = 64) -> dict[str, float]:
-  """Steps/s of the sharded train step with 1 and 2 (fake) CPU devices, each in a fresh process.
+    """Steps/s of the sharded train step with 1 and 2 (fake) CPU devices, each in a fresh process.
 
-  Returns:
-    ``{'steps_per_s_<n>dev': ..., 'speedup_<n>dev': ... (relative to the first count)}``.
-  """
-  out = {}
-  for n in device_counts:
-    env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={n}', JAX_PLATFORMS='cpu')
-    proc = subprocess.run([sys.executable, __file__, '--sharded-worker', str(steps), str(batch_size)], env=env,
-                          cwd=ROOT, check=True, capture_output=True, text=True)
-    out[f'steps_per_s_{n}dev'] = json.loads(proc.stdout.strip().splitlines()[-1])['steps_per_s']
-  first = out[f'steps_per_s_{device_counts[0]}dev']
-  for n in device_counts[1:]:
-    out[f'speedup_{n}dev'] = out[f'steps_per_s_{n}dev'] / first
-  return out
+    Returns:
+      ``{'steps_per_s_<n>dev': ..., 'speedup_<n>dev': ... (relative to the first count)}``.
+    """
+    out = {}
+    for n in device_counts:
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
+        proc = subprocess.run(
+            [sys.executable, __file__, "--sharded-worker", str(steps), str(batch_size)],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        out[f"steps_per_s_{n}dev"] = json.loads(proc.stdout.strip().splitlines()[-1])["steps_per_s"]
+    first = out[f"steps_per_s_{device_counts[0]}dev"]
+    for n in device_counts[1:]:
+        out[f"speedup_{n}dev"] = out[f"steps_per_s_{n}dev"] / first
+    return out
 
 
 def main() -> None:
-  if len(sys.argv) > 1 and sys.argv[1] == '--sharded-worker':
-    print(json.dumps(_sharded_worker(int(sys.argv[2]), int(sys.argv[3]))))
-    return
-  steps = int(sys.argv[sys.argv.index('--steps') + 1]) if '--steps' in sys.argv else 20
-  print(json.dumps({'seeds_vmap': bench_seeds_vmap(steps=steps), 'sharded': bench_sharded_devices(steps=steps)}))
+    if len(sys.argv) > 1 and sys.argv[1] == "--sharded-worker":
+        print(json.dumps(_sharded_worker(int(sys.argv[2]), int(sys.argv[3]))))
+        return
+    steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 20
+    print(
+        json.dumps(
+            {"seeds_vmap": bench_seeds_vmap(steps=steps), "sharded": bench_sharded_devices(steps=steps)}
+        )
+    )
 
 
-if __name__ == '__main__':
-  main()
+if __name__ == "__main__":
+    main()

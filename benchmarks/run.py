@@ -37,7 +37,9 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, help="interleaved rounds per (cell, shape); medians are reported")
     p.add_argument("--cells", nargs="+", choices=("lstm", "gru"), default=("lstm", "gru"))
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
-    p.add_argument("--skip-sections", action="store_true", help="only the RNN table (no train/loader sections)")
+    p.add_argument(
+        "--skip-sections", action="store_true", help="only the RNN table (no train/loader sections)"
+    )
     return p.parse_args(argv)
 
 
@@ -64,8 +66,11 @@ def _dict_table(results: dict[str, dict]) -> str:
     lines = ["| benchmark | metric | value |", "|---|---|---:|"]
     for name, metrics in results.items():
         for key, value in metrics.items():
-            lines.append(f"| {name} | {key} | {value:.3g} |" if isinstance(value, float)
-                         else f"| {name} | {key} | {value} |")
+            lines.append(
+                f"| {name} | {key} | {value:.3g} |"
+                if isinstance(value, float)
+                else f"| {name} | {key} | {value} |"
+            )
     return "\n".join(lines)
 
 
@@ -78,8 +83,13 @@ def train_section(quick: bool):
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_train.py")
     steps = 3 if quick else 20
     try:
-        proc = subprocess.run([sys.executable, script, "--steps", str(steps)], capture_output=True, text=True,
-                              timeout=900, check=True)
+        proc = subprocess.run(
+            [sys.executable, script, "--steps", str(steps)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=True,
+        )
         results = json.loads(proc.stdout.strip().splitlines()[-1])
     except (subprocess.SubprocessError, ValueError, IndexError) as e:
         print(f"_skipped: benchmarks/bench_train.py failed ({type(e).__name__}: {str(e)[:300]})_")
@@ -104,7 +114,9 @@ def loader_section(quick: bool, rows: list[dict]):
         return
     train = [r for r in rows if r["cell"] == "lstm" and r["shape"][:2] == (b, t)]
     best = min(train, key=lambda r: r["seconds"], default=None)
-    beside = (f" vs LSTM training {1 / best['seconds']:.2f} steps/s ({best['impl']}, same B, T)" if best else "")
+    beside = (
+        f" vs LSTM training {1 / best['seconds']:.2f} steps/s ({best['impl']}, same B, T)" if best else ""
+    )
     print(f"\nAdding-task loader, B={b}, T={t}: {lbs:.1f} batches/s{beside}.")
 
 
@@ -120,14 +132,19 @@ def main(argv=None) -> int:
         torch_note = ", PyTorch left out (--no-torch)"
     elif use_torch:
         import torch
+
         torch_note = f", torch {torch.__version__} ({os.cpu_count()} threads)"
     else:
         torch_note = ", torch not installed: PyTorch rows skipped (`pip install -e '.[bench]'`)"
     print("# rnnlab benchmarks\n")
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; jax {jax.__version__} "
-          f"({jax.default_backend()}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '') or 'default'}){torch_note}.")
-    print(f"Training step = forward + gradients w.r.t. all parameters and the input; medians of {rounds} "
-          "interleaved rounds.\n")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; jax {jax.__version__} "
+        f"({jax.default_backend()}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '') or 'default'}){torch_note}."
+    )
+    print(
+        f"Training step = forward + gradients w.r.t. all parameters and the input; medians of {rounds} "
+        "interleaved rounds.\n"
+    )
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     rows, rate = bench_rnn.measure(shapes, rounds, tuple(args.cells), log=log, use_torch=use_torch)

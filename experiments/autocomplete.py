@@ -21,35 +21,35 @@ from rnnlab.config import default_config
 
 
 def get_config(arg: str | None = None):
-  corpus = arg or 'shakespeare'
-  c = default_config()
-  c.task.name = corpus
-  c.parallel = 'none'
-  c.model.cell = 'gru'
-  c.optim.name = 'adam'
-  c.optim.learning_rate = 3e-3
-  c.optim.schedule = 'warmup_cosine'
-  c.optim.warmup_steps = 50
-  c.optim.min_lr_ratio = 0.1
-  c.optim.clip = 'global_norm'
-  c.optim.clip_value = 1.0
-  c.train.tbptt = True
-  c.train.batch_size = 32
-  c.train.eval_batch_size = 64
-  c.train.eval_batches = 0      # the whole test stream
-  c.train.log_every = 100
-  c.train.checkpoint_every = 400
-  c.train.progress = False
-  if corpus == 'ptb':
-    c.task.params = {'length': 35}
-    c.model.hidden_size = 256
-    c.model.embed_dim = 128
-    c.train.steps = 800
-  elif corpus in ('shakespeare', 'tiny_shakespeare'):
-    c.task.params = {'length': 64}
-    c.model.hidden_size = 256
-    c.model.embed_dim = 32
-    c.train.steps = 1200
-  else:
-    raise ValueError(f'unknown corpus {corpus!r}; valid: shakespeare, ptb, tiny_shakespeare')
-  return c
+    corpus = arg or "shakespeare"
+    c = default_config()
+    c.task.name = corpus
+    c.parallel = "none"
+    c.model.cell = "gru"
+    c.optim.name = "adam"
+    c.optim.learning_rate = 3e-3
+    c.optim.schedule = "warmup_cosine"
+    c.optim.warmup_steps = 50
+    c.optim.min_lr_ratio = 0.1
+    c.optim.clip = "global_norm"
+    c.optim.clip_value = 1.0
+    c.train.tbptt = True
+    c.train.batch_size = 32
+    c.train.eval_batch_size = 64
+    c.train.eval_batches = 0  # the whole test stream
+    c.train.log_every = 100
+    c.train.checkpoint_every = 400
+    c.train.progress = False
+    if corpus == "ptb":
+        c.task.params = {"length": 35}
+        c.model.hidden_size = 256
+        c.model.embed_dim = 128
+        c.train.steps = 800
+    elif corpus in ("shakespeare", "tiny_shakespeare"):
+        c.task.params = {"length": 64}
+        c.model.hidden_size = 256
+        c.model.embed_dim = 32
+        c.train.steps = 1200
+    else:
+        raise ValueError(f"unknown corpus {corpus!r}; valid: shakespeare, ptb, tiny_shakespeare")
+    return c

@@ -26,7 +26,10 @@ def get_config(arg: str | None = None):
     c = default_config()
     c.parallel = "none"
     c.task.name = "wnut16"
-    c.task.params = {"min_count": 1, "max_length": 40}  # fixed T (one compiled step); the longest tweet has 39
+    c.task.params = {
+        "min_count": 1,
+        "max_length": 40,
+    }  # fixed T (one compiled step); the longest tweet has 39
     c.model.cell = "lstm"
     c.model.bidirectional = True
     c.model.num_layers = 2
@@ -48,7 +51,10 @@ def get_config(arg: str | None = None):
     c.train.progress = False
     if arg == "conll2003":
         c.task.name = "conll2003"
-        c.task.params = {"min_count": 1, "max_length": 80}  # fixed T: one compiled step; few sentences are longer
+        c.task.params = {
+            "min_count": 1,
+            "max_length": 80,
+        }  # fixed T: one compiled step; few sentences are longer
         c.model.hidden_size = 128
         c.model.embed_dim = 100
         c.train.steps = 3000

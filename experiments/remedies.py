@@ -19,11 +19,16 @@ import itertools
 from rnnlab.config import default_config
 
 T = 200
-CLIPS = {"none": {"optim.clip": "none"}, "global_norm": {"optim.clip": "global_norm", "optim.clip_value": 1.0},
-         "value": {"optim.clip": "value", "optim.clip_value": 0.1}}
-OPTIMIZERS = {"sgd": {"optim.name": "momentum", "optim.learning_rate": 0.05},
-              "rmsprop": {"optim.name": "rmsprop", "optim.learning_rate": 1e-3},
-              "adam": {"optim.name": "adam", "optim.learning_rate": 3e-3}}
+CLIPS = {
+    "none": {"optim.clip": "none"},
+    "global_norm": {"optim.clip": "global_norm", "optim.clip_value": 1.0},
+    "value": {"optim.clip": "value", "optim.clip_value": 0.1},
+}
+OPTIMIZERS = {
+    "sgd": {"optim.name": "momentum", "optim.learning_rate": 0.05},
+    "rmsprop": {"optim.name": "rmsprop", "optim.learning_rate": 1e-3},
+    "adam": {"optim.name": "adam", "optim.learning_rate": 3e-3},
+}
 FORGET = {"fb0": {"forget_bias": 0.0}, "fb1": {"forget_bias": 1.0}, "chrono": {"chrono_tmax": T}}
 SLOPES = (1.0, 2.0, 4.0)
 INITS = ("orthogonal", "identity")
@@ -50,8 +55,12 @@ def get_config(arg: str | None = None):
 
 def point(clip, opt, forget, slope, init):
     cell_options = {**FORGET[forget], "gate_slope": slope, "recurrent_init": init}
-    return {"name": f"clip={clip},opt={opt},forget={forget},slope={slope:g},init={init}",
-            **CLIPS[clip], **OPTIMIZERS[opt], "model.cell_options": cell_options}
+    return {
+        "name": f"clip={clip},opt={opt},forget={forget},slope={slope:g},init={init}",
+        **CLIPS[clip],
+        **OPTIMIZERS[opt],
+        "model.cell_options": cell_options,
+    }
 
 
 def get_sweep(arg: str | None = None):
@@ -60,6 +69,6 @@ def get_sweep(arg: str | None = None):
         combos = {DEFAULT}
         for i, values in enumerate(choices):
             for v in values:
-                combos.add(DEFAULT[:i] + (v,) + DEFAULT[i + 1:])
+                combos.add(DEFAULT[:i] + (v,) + DEFAULT[i + 1 :])
         return [point(*c) for c in sorted(combos, key=str)]
     return [point(*c) for c in itertools.product(CLIPS, OPTIMIZERS, FORGET, SLOPES, INITS)]

@@ -14,8 +14,11 @@ digits accuracies are below the published full-MNIST numbers.
 
 from rnnlab.config import default_config
 
-CELLS = {"rnn": {"model.cell": "rnn"}, "lstm": {"model.cell": "lstm", "model.cell_options": {"chrono_tmax": 196}},
-         "gru": {"model.cell": "gru"}}
+CELLS = {
+    "rnn": {"model.cell": "rnn"},
+    "lstm": {"model.cell": "lstm", "model.cell_options": {"chrono_tmax": 196}},
+    "gru": {"model.cell": "gru"},
+}
 
 
 def get_config(arg: str | None = None):
@@ -40,5 +43,8 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None):
-    return [{"name": f"{name}_{'permuted' if perm else 'sequential'}", "task.params.permuted": perm, **over}
-            for perm in (False, True) for name, over in CELLS.items()]
+    return [
+        {"name": f"{name}_{'permuted' if perm else 'sequential'}", "task.params.permuted": perm, **over}
+        for perm in (False, True)
+        for name, over in CELLS.items()
+    ]

@@ -17,25 +17,25 @@ from rnnlab.config import default_config
 
 
 def get_config(arg: str | None = None):
-  c = default_config()
-  c.task.name = 'num2words_fr'
-  c.parallel = 'none'
-  c.model.cell = 'gru'
-  c.model.hidden_size = 128
-  c.model.embed_dim = 64
-  c.model.attention = arg or 'general'
-  c.optim.name = 'adam'
-  c.optim.learning_rate = 3e-3
-  c.optim.schedule = 'warmup_cosine'
-  c.optim.warmup_steps = 50
-  c.optim.min_lr_ratio = 0.05
-  c.optim.clip = 'global_norm'
-  c.optim.clip_value = 1.0
-  c.train.steps = 1500
-  c.train.batch_size = 64
-  c.train.eval_batch_size = 250
-  c.train.log_every = 100
-  c.train.checkpoint_every = 500
-  c.train.beam_size = 4
-  c.train.progress = False
-  return c
+    c = default_config()
+    c.task.name = "num2words_fr"
+    c.parallel = "none"
+    c.model.cell = "gru"
+    c.model.hidden_size = 128
+    c.model.embed_dim = 64
+    c.model.attention = arg or "general"
+    c.optim.name = "adam"
+    c.optim.learning_rate = 3e-3
+    c.optim.schedule = "warmup_cosine"
+    c.optim.warmup_steps = 50
+    c.optim.min_lr_ratio = 0.05
+    c.optim.clip = "global_norm"
+    c.optim.clip_value = 1.0
+    c.train.steps = 1500
+    c.train.batch_size = 64
+    c.train.eval_batch_size = 250
+    c.train.log_every = 100
+    c.train.checkpoint_every = 500
+    c.train.beam_size = 4
+    c.train.progress = False
+    return c

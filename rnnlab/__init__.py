@@ -7,5 +7,15 @@ from rnnlab.scan import RNN, flip_sequences, zero_probes
 
 __version__ = "0.1.0"
 
-__all__ = ["CELLS", "RNN", "Bidirectional", "SequenceModel", "StackedRNN", "cell_options", "flip_sequences",
-           "get_cell", "masked_mean", "zero_probes"]
+__all__ = [
+    "CELLS",
+    "RNN",
+    "Bidirectional",
+    "SequenceModel",
+    "StackedRNN",
+    "cell_options",
+    "flip_sequences",
+    "get_cell",
+    "masked_mean",
+    "zero_probes",
+]

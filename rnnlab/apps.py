@@ -36,93 +36,110 @@ from rnnlab import config as config_lib
 
 @dataclasses.dataclass
 class LoadedRun:
-  """One seed's trained model from a run directory.
+    """One seed's trained model from a run directory.
 
-  Attributes:
-    config: the run's resolved config.
-    task: the task built from ``config.task`` (with its saved vocabulary).
-    model: the ``SequenceModel`` (Flax module).
-    params: that seed's parameters (no seed axis).
-    step: the checkpoint's step.
-    seed: the seed of these parameters.
-  """
-  config: Any
-  task: Any
-  model: Any
-  params: Any
-  step: int
-  seed: int
+    Attributes:
+      config: the run's resolved config.
+      task: the task built from ``config.task`` (with its saved vocabulary).
+      model: the ``SequenceModel`` (Flax module).
+      params: that seed's parameters (no seed axis).
+      step: the checkpoint's step.
+      seed: the seed of these parameters.
+    """
 
-  def apply(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``inputs [B, T(, D)]``, ``lengths [B]`` -> outputs ``[B, C]`` or ``[B, T, C]`` (NumPy)."""
-    return np.asarray(_apply(self.model, self.params, jnp.asarray(inputs), jnp.asarray(lengths, jnp.int32)))
+    config: Any
+    task: Any
+    model: Any
+    params: Any
+    step: int
+    seed: int
+
+    def apply(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """``inputs [B, T(, D)]``, ``lengths [B]`` -> outputs ``[B, C]`` or ``[B, T, C]`` (NumPy)."""
+        return np.asarray(
+            _apply(self.model, self.params, jnp.asarray(inputs), jnp.asarray(lengths, jnp.int32))
+        )
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _apply(model, params, inputs, lengths):
-  return model.apply({'params': params}, inputs, lengths, train=False)
+    return model.apply({"params": params}, inputs, lengths, train=False)
 
 
-def load_run(workdir: str, *, step: int | None = None, best: bool = False, seed_index: int = 0,
-             task=None, model=None) -> LoadedRun:
-  """Loads ``workdir/config.json`` and a checkpoint (the latest, ``step``, or the best by
-  ``train.best_metric``) and returns seed ``seed_index``'s model.
+def load_run(
+    workdir: str, *, step: int | None = None, best: bool = False, seed_index: int = 0, task=None, model=None
+) -> LoadedRun:
+    """Loads ``workdir/config.json`` and a checkpoint (the latest, ``step``, or the best by
+    ``train.best_metric``) and returns seed ``seed_index``'s model.
 
-  Raises:
-    FileNotFoundError: no config.json or no checkpoint in ``workdir``.
-    ValueError: ``best`` without ``train.best_metric``, or ``seed_index`` out of range.
-  """
-  config_path = os.path.join(workdir, train.CONFIG_FILE)
-  if not os.path.exists(config_path):
-    raise FileNotFoundError(f'{config_path} not found: is {workdir} a run directory made by `rnnlab train`?')
-  with open(config_path) as f:
-    config = config_lib.resolve(json.load(f))
-  config.parallel = 'none'  # prediction runs on one device
-  config_lib.validate(config)
-  if not 0 <= seed_index < config.num_seeds:
-    raise ValueError(f'seed_index={seed_index} but the run has {config.num_seeds} seed(s)')
-  if task is None:
-    from rnnlab.tasks import get_task  # pylint: disable=import-outside-toplevel
-    task = get_task(config.task.name, **config.task.params.to_dict())
-  if model is None:
-    model = train.build_model(config.model, task.info)
-  engine = train.make_engine(model, losses.get_loss(task.info), config.optim, config.train.steps, 'none',
-                             task.info)
-  seeds = [config.seed + k for k in range(config.num_seeds)]
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=engine.dp.replicated),
-                          jax.eval_shape(engine.init, train.seed_keys(seeds)))
-  ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), best_metric=config.train.best_metric,
-                                    best_mode=config.train.best_mode)
-  try:
-    if best:
-      step = ckpt.best_step()
-      if step is None:
-        raise ValueError(f'{workdir} has no best checkpoint (train.best_metric is {config.train.best_metric!r})')
-    state, _, step = ckpt.restore(abstract, step)
-  finally:
-    ckpt.close()
-  params = jax.tree.map(lambda x: x[seed_index], state.params)
-  return LoadedRun(config, task, model, params, int(step), seeds[seed_index])
+    Raises:
+      FileNotFoundError: no config.json or no checkpoint in ``workdir``.
+      ValueError: ``best`` without ``train.best_metric``, or ``seed_index`` out of range.
+    """
+    config_path = os.path.join(workdir, train.CONFIG_FILE)
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(
+            f"{config_path} not found: is {workdir} a run directory made by `rnnlab train`?"
+        )
+    with open(config_path) as f:
+        config = config_lib.resolve(json.load(f))
+    config.parallel = "none"  # prediction runs on one device
+    config_lib.validate(config)
+    if not 0 <= seed_index < config.num_seeds:
+        raise ValueError(f"seed_index={seed_index} but the run has {config.num_seeds} seed(s)")
+    if task is None:
+        from rnnlab.tasks import get_task  # pylint: disable=import-outside-toplevel
+
+        task = get_task(config.task.name, **config.task.params.to_dict())
+    if model is None:
+        model = train.build_model(config.model, task.info)
+    engine = train.make_engine(
+        model, losses.get_loss(task.info), config.optim, config.train.steps, "none", task.info
+    )
+    seeds = [config.seed + k for k in range(config.num_seeds)]
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=engine.dp.replicated),
+        jax.eval_shape(engine.init, train.seed_keys(seeds)),
+    )
+    ckpt = checkpointing.Checkpointer(
+        os.path.join(workdir, "checkpoints"),
+        best_metric=config.train.best_metric,
+        best_mode=config.train.best_mode,
+    )
+    try:
+        if best:
+            step = ckpt.best_step()
+            if step is None:
+                raise ValueError(
+                    f"{workdir} has no best checkpoint (train.best_metric is {config.train.best_metric!r})"
+                )
+        state, _, step = ckpt.restore(abstract, step)
+    finally:
+        ckpt.close()
+    params = jax.tree.map(lambda x: x[seed_index], state.params)
+    return LoadedRun(config, task, model, params, int(step), seeds[seed_index])
 
 
 def _as_run(run_or_workdir, **load_kwargs) -> LoadedRun:
-  return run_or_workdir if isinstance(run_or_workdir, LoadedRun) else load_run(run_or_workdir, **load_kwargs)
+    return (
+        run_or_workdir if isinstance(run_or_workdir, LoadedRun) else load_run(run_or_workdir, **load_kwargs)
+    )
 
 
 def _pad(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-  """Token id arrays -> ``ids [N, T]`` (0-padded, T >= 1) and ``lengths [N]``."""
-  lengths = np.array([len(s) for s in seqs], np.int32)
-  ids = np.zeros((len(seqs), max(1, int(lengths.max(initial=0)))), np.int32)
-  for i, s in enumerate(seqs):
-    ids[i, :len(s)] = s
-  return ids, lengths
+    """Token id arrays -> ``ids [N, T]`` (0-padded, T >= 1) and ``lengths [N]``."""
+    lengths = np.array([len(s) for s in seqs], np.int32)
+    ids = np.zeros((len(seqs), max(1, int(lengths.max(initial=0)))), np.int32)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = s
+    return ids, lengths
 
 
 def _vocab(run: LoadedRun):
-  vocab = getattr(run.task, 'vocab', None)
-  if vocab is None or run.task.info.vocab_size is None:
-    raise ValueError(f'task {run.task.info.name!r} does not read text (it has no vocabulary)')
-  return vocab
+    vocab = getattr(run.task, "vocab", None)
+    if vocab is None or run.task.info.vocab_size is None:
+        raise ValueError(f"task {run.task.info.name!r} does not read text (it has no vocabulary)")
+    return vocab
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -130,45 +147,47 @@ def _vocab(run: LoadedRun):
 
 
 def class_probabilities(run: LoadedRun, texts: Sequence[str]) -> np.ndarray:
-  """Texts -> softmax probabilities ``[N, C]`` of a text classifier (tokenised like its training data)."""
-  if run.task.info.kind != 'classification':
-    raise ValueError(f'task {run.task.info.name!r} is {run.task.info.kind}, not classification')
-  ids, lengths = _pad([_vocab(run).encode(t) for t in texts])
-  return np.asarray(jax.nn.softmax(run.apply(ids, lengths).astype(np.float32), axis=-1))
+    """Texts -> softmax probabilities ``[N, C]`` of a text classifier (tokenised like its training data)."""
+    if run.task.info.kind != "classification":
+        raise ValueError(f"task {run.task.info.name!r} is {run.task.info.kind}, not classification")
+    ids, lengths = _pad([_vocab(run).encode(t) for t in texts])
+    return np.asarray(jax.nn.softmax(run.apply(ids, lengths).astype(np.float32), axis=-1))
 
 
 def positive_probability(run: LoadedRun, texts: Sequence[str]) -> np.ndarray:
-  """``[N]`` probability of class 1 (positive sentiment) for each text."""
-  probs = class_probabilities(run, texts)
-  if probs.shape[-1] != 2:
-    raise ValueError(f'positive_probability needs a binary classifier; this one has {probs.shape[-1]} classes')
-  return probs[:, 1]
+    """``[N]`` probability of class 1 (positive sentiment) for each text."""
+    probs = class_probabilities(run, texts)
+    if probs.shape[-1] != 2:
+        raise ValueError(
+            f"positive_probability needs a binary classifier; this one has {probs.shape[-1]} classes"
+        )
+    return probs[:, 1]
 
 
 def tag_names(task) -> list[str]:
-  """The tag strings of a tagging task (index = tag id), from its TFDS ClassLabel feature."""
-  feature = task.builder.info.features[task.tags_key]
-  return list(getattr(feature, 'feature', feature).names)
+    """The tag strings of a tagging task (index = tag id), from its TFDS ClassLabel feature."""
+    feature = task.builder.info.features[task.tags_key]
+    return list(getattr(feature, "feature", feature).names)
 
 
 def tag_texts(run: LoadedRun, texts: Sequence[str]) -> list[list[tuple[str, str]]]:
-  """Whitespace-tokenised texts -> ``[(token, predicted tag), ...]`` per text."""
-  if run.task.info.kind != 'tagging':
-    raise ValueError(f'task {run.task.info.name!r} is {run.task.info.kind}, not tagging')
-  names = tag_names(run.task)
-  tokens = [t.split() for t in texts]
-  ids, lengths = _pad([_vocab(run).encode(toks) for toks in tokens])
-  pred = run.apply(ids, lengths).argmax(-1)
-  return [[(tok, names[int(p)]) for tok, p in zip(toks, row)] for toks, row in zip(tokens, pred)]
+    """Whitespace-tokenised texts -> ``[(token, predicted tag), ...]`` per text."""
+    if run.task.info.kind != "tagging":
+        raise ValueError(f"task {run.task.info.name!r} is {run.task.info.kind}, not tagging")
+    names = tag_names(run.task)
+    tokens = [t.split() for t in texts]
+    ids, lengths = _pad([_vocab(run).encode(toks) for toks in tokens])
+    pred = run.apply(ids, lengths).argmax(-1)
+    return [[(tok, names[int(p)]) for tok, p in zip(toks, row)] for toks, row in zip(tokens, pred)]
 
 
 def predict(run: LoadedRun, texts: Sequence[str]) -> list[Any]:
-  """Per text: P(positive) for a binary text classifier, the class probabilities ``[C]`` for other text
-  classifiers, ``[(token, tag)]`` for a tagger."""
-  if run.task.info.kind == 'tagging':
-    return tag_texts(run, texts)
-  probs = class_probabilities(run, texts)
-  return list(probs[:, 1]) if probs.shape[-1] == 2 else list(probs)
+    """Per text: P(positive) for a binary text classifier, the class probabilities ``[C]`` for other text
+    classifiers, ``[(token, tag)]`` for a tagger."""
+    if run.task.info.kind == "tagging":
+        return tag_texts(run, texts)
+    probs = class_probabilities(run, texts)
+    return list(probs[:, 1]) if probs.shape[-1] == 2 else list(probs)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -176,119 +195,152 @@ def predict(run: LoadedRun, texts: Sequence[str]) -> list[Any]:
 
 
 def _batches(run: LoadedRun, split: str, batch_size: int):
-  return run.task.iterator(split, batch_size, 0, num_epochs=1, shuffle=False)
+    return run.task.iterator(split, batch_size, 0, num_epochs=1, shuffle=False)
 
 
-def evaluate_tagger(run_or_workdir, *, split: str = 'test', batch_size: int = 128, **load_kwargs) -> dict:
-  """Entity-level (CoNLL) precision / recall / F1 and token accuracy of a tagger on ``split``.
+def evaluate_tagger(run_or_workdir, *, split: str = "test", batch_size: int = 128, **load_kwargs) -> dict:
+    """Entity-level (CoNLL) precision / recall / F1 and token accuracy of a tagger on ``split``.
 
-  Returns:
-    ``{'step', 'split', 'num_sentences', 'precision', 'recall', 'f1', 'token_accuracy',
-    'baseline_token_accuracy' (always the majority train tag), 'baseline_f1' (its entity F1),
-    'per_type': {TYPE: {'precision', 'recall', 'f1', 'num_true', 'num_pred'}}}``.
-  """
-  run = _as_run(run_or_workdir, **load_kwargs)
-  if run.task.info.kind != 'tagging':
-    raise ValueError(f'task {run.task.info.name!r} is {run.task.info.kind}, not tagging')
-  names = tag_names(run.task)
-  true_tags, pred_tags = [], []
-  for batch in _batches(run, split, batch_size):
-    pred = run.apply(batch['inputs'], batch['lengths']).argmax(-1)
-    for t, p, n in zip(batch['targets'], pred, batch['lengths']):
-      true_tags.append([names[int(i)] for i in t[:n]])
-      pred_tags.append([names[int(i)] for i in p[:n]])
-  scores = textmetrics.entity_f1(true_tags, pred_tags)
-  majority = names[int(np.bincount([names.index(x) for s in _train_tags(run) for x in s]).argmax())]
-  trivial = textmetrics.entity_f1(true_tags, [[majority] * len(s) for s in true_tags])['overall']
-  overall = scores['overall']
-  return {'step': run.step, 'split': split, 'num_sentences': len(true_tags),
-          'precision': overall.precision, 'recall': overall.recall, 'f1': overall.f1,
-          'token_accuracy': textmetrics.token_accuracy(true_tags, pred_tags),
-          'baseline_token_accuracy': textmetrics.token_accuracy(true_tags, [[majority] * len(s) for s in true_tags]),
-          'baseline_f1': trivial.f1,
-          'per_type': {k: {'precision': v.precision, 'recall': v.recall, 'f1': v.f1, 'num_true': v.num_true,
-                           'num_pred': v.num_pred} for k, v in scores.items() if k != 'overall'}}
+    Returns:
+      ``{'step', 'split', 'num_sentences', 'precision', 'recall', 'f1', 'token_accuracy',
+      'baseline_token_accuracy' (always the majority train tag), 'baseline_f1' (its entity F1),
+      'per_type': {TYPE: {'precision', 'recall', 'f1', 'num_true', 'num_pred'}}}``.
+    """
+    run = _as_run(run_or_workdir, **load_kwargs)
+    if run.task.info.kind != "tagging":
+        raise ValueError(f"task {run.task.info.name!r} is {run.task.info.kind}, not tagging")
+    names = tag_names(run.task)
+    true_tags, pred_tags = [], []
+    for batch in _batches(run, split, batch_size):
+        pred = run.apply(batch["inputs"], batch["lengths"]).argmax(-1)
+        for t, p, n in zip(batch["targets"], pred, batch["lengths"]):
+            true_tags.append([names[int(i)] for i in t[:n]])
+            pred_tags.append([names[int(i)] for i in p[:n]])
+    scores = textmetrics.entity_f1(true_tags, pred_tags)
+    majority = names[int(np.bincount([names.index(x) for s in _train_tags(run) for x in s]).argmax())]
+    trivial = textmetrics.entity_f1(true_tags, [[majority] * len(s) for s in true_tags])["overall"]
+    overall = scores["overall"]
+    return {
+        "step": run.step,
+        "split": split,
+        "num_sentences": len(true_tags),
+        "precision": overall.precision,
+        "recall": overall.recall,
+        "f1": overall.f1,
+        "token_accuracy": textmetrics.token_accuracy(true_tags, pred_tags),
+        "baseline_token_accuracy": textmetrics.token_accuracy(
+            true_tags, [[majority] * len(s) for s in true_tags]
+        ),
+        "baseline_f1": trivial.f1,
+        "per_type": {
+            k: {
+                "precision": v.precision,
+                "recall": v.recall,
+                "f1": v.f1,
+                "num_true": v.num_true,
+                "num_pred": v.num_pred,
+            }
+            for k, v in scores.items()
+            if k != "overall"
+        },
+    }
 
 
 def _train_tags(run: LoadedRun) -> list[list[str]]:
-  names = tag_names(run.task)
-  return [[names[int(i)] for i in r[run.task.tags_key]] for r in run.task.records('train')]
+    names = tag_names(run.task)
+    return [[names[int(i)] for i in r[run.task.tags_key]] for r in run.task.records("train")]
 
 
 def _errors(pred: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
-  err = pred - targets
-  if err.ndim == 1:
-    err = err[:, None]
-  return {'mse': float(np.mean(err ** 2)), 'mae': float(np.mean(np.abs(err))),
-          'mse_by_step': [float(v) for v in np.mean(err ** 2, axis=0)]}
+    err = pred - targets
+    if err.ndim == 1:
+        err = err[:, None]
+    return {
+        "mse": float(np.mean(err**2)),
+        "mae": float(np.mean(np.abs(err))),
+        "mse_by_step": [float(v) for v in np.mean(err**2, axis=0)],
+    }
 
 
-def evaluate_forecaster(run_or_workdir, *, split: str = 'test', batch_size: int = 256, **load_kwargs) -> dict:
-  """MSE / MAE of a forecaster on every window of ``split``, against the naive and seasonal-naive forecasts.
+def evaluate_forecaster(run_or_workdir, *, split: str = "test", batch_size: int = 256, **load_kwargs) -> dict:
+    """MSE / MAE of a forecaster on every window of ``split``, against the naive and seasonal-naive forecasts.
 
-  Errors are in standardised units (the task's inputs and targets); multiply MAE by ``std`` (MSE by
-  ``std**2``) for the series' units.
+    Errors are in standardised units (the task's inputs and targets); multiply MAE by ``std`` (MSE by
+    ``std**2``) for the series' units.
 
-  Returns:
-    ``{'step', 'split', 'horizon', 'season', 'num_windows', 'std', 'model': {...}, 'naive': {...},
-    'seasonal_naive': {...} (when the task has a season), 'mse_over_naive', 'mse_over_seasonal_naive',
-    'mse_over_best_baseline'}`` with ``{'mse', 'mae', 'mse_by_step' [k]}`` per forecaster.
-  """
-  run = _as_run(run_or_workdir, **load_kwargs)
-  task = run.task
-  if not hasattr(task, 'baseline_forecasts'):
-    raise ValueError(f'task {task.info.name!r} is not a forecasting task')
-  arrays = task.windows(split).arrays
-  x, y = arrays['inputs'], arrays['targets']
-  outs = []
-  for i in range(0, len(x), batch_size):
-    xb = x[i:i + batch_size]
-    outs.append(run.apply(xb, np.full(len(xb), xb.shape[1], np.int32)))
-  pred = np.concatenate(outs)
-  pred = pred[:, 0] if y.ndim == 1 else pred
-  result = {'step': run.step, 'split': split, 'horizon': task.horizon, 'season': task.season,
-            'num_windows': len(y), 'std': task.std, 'model': _errors(pred, y)}
-  for name, forecast in task.baseline_forecasts(split).items():
-    result[name] = _errors(forecast, y)
-    result[f'mse_over_{name}'] = result['model']['mse'] / max(result[name]['mse'], 1e-30)
-  result['mse_over_best_baseline'] = max(v for k, v in result.items() if k.startswith('mse_over_'))
-  return result
-
-
-def evaluate_classifier(run_or_workdir, *, split: str = 'test', batch_size: int = 256, **load_kwargs) -> dict:
-  """Accuracy of a classifier on ``split`` next to the majority-class accuracy.
-
-  Returns:
-    ``{'step', 'split', 'num_examples', 'accuracy', 'baseline_accuracy', 'num_classes'}``.
-  """
-  run = _as_run(run_or_workdir, **load_kwargs)
-  info = run.task.info
-  if info.kind != 'classification':
-    raise ValueError(f'task {info.name!r} is {info.kind}, not classification')
-  correct = total = 0
-  for batch in _batches(run, split, batch_size):
-    pred = run.apply(batch['inputs'], batch['lengths']).argmax(-1)
-    correct += int(np.sum(pred == batch['targets']))
-    total += len(pred)
-  return {'step': run.step, 'split': split, 'num_examples': total, 'accuracy': correct / max(total, 1),
-          'baseline_accuracy': info.baseline if split == 'test' else None, 'num_classes': info.num_outputs}
+    Returns:
+      ``{'step', 'split', 'horizon', 'season', 'num_windows', 'std', 'model': {...}, 'naive': {...},
+      'seasonal_naive': {...} (when the task has a season), 'mse_over_naive', 'mse_over_seasonal_naive',
+      'mse_over_best_baseline'}`` with ``{'mse', 'mae', 'mse_by_step' [k]}`` per forecaster.
+    """
+    run = _as_run(run_or_workdir, **load_kwargs)
+    task = run.task
+    if not hasattr(task, "baseline_forecasts"):
+        raise ValueError(f"task {task.info.name!r} is not a forecasting task")
+    arrays = task.windows(split).arrays
+    x, y = arrays["inputs"], arrays["targets"]
+    outs = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size]
+        outs.append(run.apply(xb, np.full(len(xb), xb.shape[1], np.int32)))
+    pred = np.concatenate(outs)
+    pred = pred[:, 0] if y.ndim == 1 else pred
+    result = {
+        "step": run.step,
+        "split": split,
+        "horizon": task.horizon,
+        "season": task.season,
+        "num_windows": len(y),
+        "std": task.std,
+        "model": _errors(pred, y),
+    }
+    for name, forecast in task.baseline_forecasts(split).items():
+        result[name] = _errors(forecast, y)
+        result[f"mse_over_{name}"] = result["model"]["mse"] / max(result[name]["mse"], 1e-30)
+    result["mse_over_best_baseline"] = max(v for k, v in result.items() if k.startswith("mse_over_"))
+    return result
 
 
-def evaluate_app(workdir: str, *, split: str = 'test', write: bool = True, **load_kwargs) -> dict:
-  """The application score of a run: ``evaluate_tagger`` (tagging), ``evaluate_forecaster`` (forecasting)
-  or ``evaluate_classifier`` (classification). Written to ``workdir/app_eval_<step>.json`` when ``write``."""
-  run = load_run(workdir, **load_kwargs)
-  kind = run.task.info.kind
-  if kind == 'tagging':
-    result = evaluate_tagger(run, split=split)
-  elif hasattr(run.task, 'baseline_forecasts'):
-    result = evaluate_forecaster(run, split=split)
-  elif kind == 'classification':
-    result = evaluate_classifier(run, split=split)
-  else:
-    raise ValueError(f'no application score for {kind} task {run.task.info.name!r}; use `rnnlab eval`')
-  result = {'task': run.task.info.name, 'seed': run.seed, **result}
-  if write:
-    with open(os.path.join(workdir, f'app_eval_{run.step}.json'), 'w') as f:
-      json.dump(result, f, indent=2, sort_keys=True)
-  return result
+def evaluate_classifier(run_or_workdir, *, split: str = "test", batch_size: int = 256, **load_kwargs) -> dict:
+    """Accuracy of a classifier on ``split`` next to the majority-class accuracy.
+
+    Returns:
+      ``{'step', 'split', 'num_examples', 'accuracy', 'baseline_accuracy', 'num_classes'}``.
+    """
+    run = _as_run(run_or_workdir, **load_kwargs)
+    info = run.task.info
+    if info.kind != "classification":
+        raise ValueError(f"task {info.name!r} is {info.kind}, not classification")
+    correct = total = 0
+    for batch in _batches(run, split, batch_size):
+        pred = run.apply(batch["inputs"], batch["lengths"]).argmax(-1)
+        correct += int(np.sum(pred == batch["targets"]))
+        total += len(pred)
+    return {
+        "step": run.step,
+        "split": split,
+        "num_examples": total,
+        "accuracy": correct / max(total, 1),
+        "baseline_accuracy": info.baseline if split == "test" else None,
+        "num_classes": info.num_outputs,
+    }
+
+
+def evaluate_app(workdir: str, *, split: str = "test", write: bool = True, **load_kwargs) -> dict:
+    """The application score of a run: ``evaluate_tagger`` (tagging), ``evaluate_forecaster`` (forecasting)
+    or ``evaluate_classifier`` (classification). Written to ``workdir/app_eval_<step>.json`` when ``write``."""
+    run = load_run(workdir, **load_kwargs)
+    kind = run.task.info.kind
+    if kind == "tagging":
+        result = evaluate_tagger(run, split=split)
+    elif hasattr(run.task, "baseline_forecasts"):
+        result = evaluate_forecaster(run, split=split)
+    elif kind == "classification":
+        result = evaluate_classifier(run, split=split)
+    else:
+        raise ValueError(f"no application score for {kind} task {run.task.info.name!r}; use `rnnlab eval`")
+    result = {"task": run.task.info.name, "seed": run.seed, **result}
+    if write:
+        with open(os.path.join(workdir, f"app_eval_{run.step}.json"), "w") as f:
+            json.dump(result, f, indent=2, sort_keys=True)
+    return result

@@ -22,92 +22,119 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint._src.checkpoint_managers import preservation_policy as pp
 
-ITEMS = ('state', 'data', 'config')
+ITEMS = ("state", "data", "config")
 
 
 class CheckpointError(RuntimeError):
-  """A checkpoint exists but cannot be read."""
+    """A checkpoint exists but cannot be read."""
 
 
 class Checkpointer:
-  """Save / restore train states with their data position and config.
-
-  Args:
-    directory: where the step directories go (created on the first save).
-    keep: how many of the latest checkpoints to keep.
-    best_metric: a key of the metrics passed to ``save`` (e.g. 'eval/loss'); '' = no best tracking.
-    best_mode: 'min' or 'max'.
-  """
-
-  def __init__(self, directory: str, keep: int = 2, best_metric: str = '', best_mode: str = 'min'):
-    self.directory = os.path.abspath(directory)
-    self.best_metric = best_metric
-    policies = [pp.LatestN(n=keep)]
-    best_fn = None
-    if best_metric:
-      def best_fn(m):
-        return float(m[best_metric])
-      policies.append(pp.BestN(get_metric_fn=best_fn, reverse=(best_mode == 'min'), n=1,
-                               keep_checkpoints_without_metrics=False))
-    options = ocp.CheckpointManagerOptions(
-        create=False, enable_async_checkpointing=False, best_fn=best_fn, best_mode=best_mode,
-        preservation_policy=pp.AnyPreservationPolicy(policies))
-    self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
-
-  def latest_step(self) -> int | None:
-    return self._manager.latest_step()
-
-  def best_step(self) -> int | None:
-    return self._manager.best_step() if self.best_metric else None
-
-  def all_steps(self) -> list[int]:
-    return list(self._manager.all_steps())
-
-  def save(self, step: int, state: Any, data_state: Any, config: Mapping,
-           metrics: Mapping[str, float] | None = None) -> None:
-    """Writes step ``step`` (synchronously). ``metrics`` rank the checkpoint for ``best_metric``."""
-    if self.best_metric and metrics is not None and self.best_metric not in metrics:
-      metrics = None
-    os.makedirs(self.directory, exist_ok=True)
-    self._manager.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
-                                config=ocp.args.JsonSave(dict(config))),
-        metrics=dict(metrics) if metrics is not None else None, force=True)
-    self._manager.wait_until_finished()
-
-  def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, Any, int]:
-    """Restores ``(state, data_state, step)``; ``step=None`` means the latest.
+    """Save / restore train states with their data position and config.
 
     Args:
-      abstract_state: a pytree of ``jax.ShapeDtypeStruct`` (with shardings) like the state, e.g. from
-        ``jax.eval_shape``; needed so optax's NamedTuple states come back as NamedTuples.
-
-    Raises:
-      CheckpointError: the checkpoint is unreadable (the message names it and what to do).
-      FileNotFoundError: there is no checkpoint.
+      directory: where the step directories go (created on the first save).
+      keep: how many of the latest checkpoints to keep.
+      best_metric: a key of the metrics passed to ``save`` (e.g. 'eval/loss'); '' = no best tracking.
+      best_mode: 'min' or 'max'.
     """
-    if step is None:
-      step = self.latest_step()
-    if step is None:
-      raise FileNotFoundError(f'no checkpoint in {self.directory}')
-    step_dir = os.path.join(self.directory, str(step))
-    try:
-      out = self._manager.restore(
-          step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                        data=ocp.args.JsonRestore()))
-      state, data = out['state'], out['data']
-      jax.block_until_ready(state)
-    except Exception as e:  # orbax raises many kinds (ValueError, FileNotFoundError, tensorstore errors)
-      raise CheckpointError(
-          f'cannot read the checkpoint {step_dir} ({type(e).__name__}: {str(e)[:300]}). It is corrupt, '
-          f'incomplete or from an incompatible config. Delete that step directory to resume from an earlier '
-          f'checkpoint ({self._others(step)}), or delete {self.directory} to start over.') from e
-    return state, data, step
 
-  def _others(self, step: int) -> str:
-    others = [s for s in self.all_steps() if s != step]
-    return f'others here: {others}' if others else 'there is no other'
+    def __init__(self, directory: str, keep: int = 2, best_metric: str = "", best_mode: str = "min"):
+        self.directory = os.path.abspath(directory)
+        self.best_metric = best_metric
+        policies = [pp.LatestN(n=keep)]
+        best_fn = None
+        if best_metric:
 
-  def close(self) -> None:
-    self._manager.close()
+            def best_fn(m):
+                return float(m[best_metric])
+
+            policies.append(
+                pp.BestN(
+                    get_metric_fn=best_fn,
+                    reverse=(best_mode == "min"),
+                    n=1,
+                    keep_checkpoints_without_metrics=False,
+                )
+            )
+        options = ocp.CheckpointManagerOptions(
+            create=False,
+            enable_async_checkpointing=False,
+            best_fn=best_fn,
+            best_mode=best_mode,
+            preservation_policy=pp.AnyPreservationPolicy(policies),
+        )
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def best_step(self) -> int | None:
+        return self._manager.best_step() if self.best_metric else None
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def save(
+        self,
+        step: int,
+        state: Any,
+        data_state: Any,
+        config: Mapping,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
+        """Writes step ``step`` (synchronously). ``metrics`` rank the checkpoint for ``best_metric``."""
+        if self.best_metric and metrics is not None and self.best_metric not in metrics:
+            metrics = None
+        os.makedirs(self.directory, exist_ok=True)
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=ocp.args.JsonSave(data_state),
+                config=ocp.args.JsonSave(dict(config)),
+            ),
+            metrics=dict(metrics) if metrics is not None else None,
+            force=True,
+        )
+        self._manager.wait_until_finished()
+
+    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, Any, int]:
+        """Restores ``(state, data_state, step)``; ``step=None`` means the latest.
+
+        Args:
+          abstract_state: a pytree of ``jax.ShapeDtypeStruct`` (with shardings) like the state, e.g. from
+            ``jax.eval_shape``; needed so optax's NamedTuple states come back as NamedTuples.
+
+        Raises:
+          CheckpointError: the checkpoint is unreadable (the message names it and what to do).
+          FileNotFoundError: there is no checkpoint.
+        """
+        if step is None:
+            step = self.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        step_dir = os.path.join(self.directory, str(step))
+        try:
+            out = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
+                ),
+            )
+            state, data = out["state"], out["data"]
+            jax.block_until_ready(state)
+        except Exception as e:  # orbax raises many kinds (ValueError, FileNotFoundError, tensorstore errors)
+            raise CheckpointError(
+                f"cannot read the checkpoint {step_dir} ({type(e).__name__}: {str(e)[:300]}). It is corrupt, "
+                f"incomplete or from an incompatible config. Delete that step directory to resume from an earlier "
+                f"checkpoint ({self._others(step)}), or delete {self.directory} to start over."
+            ) from e
+        return state, data, step
+
+    def _others(self, step: int) -> str:
+        others = [s for s in self.all_steps() if s != step]
+        return f"others here: {others}" if others else "there is no other"
+
+    def close(self) -> None:
+        self._manager.close()

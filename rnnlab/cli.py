@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from rnnlab import experiment
 
-OVERRIDE_PREFIX = '--config.'
+OVERRIDE_PREFIX = "--config."
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -45,23 +45,23 @@ run_name = experiment.run_name
 
 
 def parse_overrides(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-  """Splits ``--config.a.b=v`` / ``--config.a.b v`` out of ``argv``: (overrides, the other arguments)."""
-  overrides, rest = {}, []
-  i = 0
-  while i < len(argv):
-    arg = argv[i]
-    if arg.startswith(OVERRIDE_PREFIX):
-      key, eq, value = arg[len(OVERRIDE_PREFIX):].partition('=')
-      if not eq:
-        if i + 1 >= len(argv):
-          raise SystemExit(f'error: {arg} needs a value ({arg}=VALUE)')
-        value = argv[i + 1]
+    """Splits ``--config.a.b=v`` / ``--config.a.b v`` out of ``argv``: (overrides, the other arguments)."""
+    overrides, rest = {}, []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith(OVERRIDE_PREFIX):
+            key, eq, value = arg[len(OVERRIDE_PREFIX) :].partition("=")
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise SystemExit(f"error: {arg} needs a value ({arg}=VALUE)")
+                value = argv[i + 1]
+                i += 1
+            overrides[key] = value
+        else:
+            rest.append(arg)
         i += 1
-      overrides[key] = value
-    else:
-      rest.append(arg)
-    i += 1
-  return overrides, rest
+    return overrides, rest
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -69,34 +69,39 @@ def parse_overrides(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
-  p.add_argument('--config', required=True, help='experiment file with get_config(), optionally FILE.py:ARG')
-  p.add_argument('--workdir', required=True, help='run directory (resumed if it holds checkpoints)')
+    p.add_argument(
+        "--config", required=True, help="experiment file with get_config(), optionally FILE.py:ARG"
+    )
+    p.add_argument("--workdir", required=True, help="run directory (resumed if it holds checkpoints)")
 
 
 def _run_train(args, overrides) -> int:
-  from rnnlab import train  # pylint: disable=import-outside-toplevel
-  config = load_config(args.config, overrides)
-  result = train.train_and_evaluate(config, args.workdir)
-  print(json.dumps({k: v for k, v in result.items() if k != 'per_seed'}, indent=1, sort_keys=True))
-  return 0
+    from rnnlab import train  # pylint: disable=import-outside-toplevel
+
+    config = load_config(args.config, overrides)
+    result = train.train_and_evaluate(config, args.workdir)
+    print(json.dumps({k: v for k, v in result.items() if k != "per_seed"}, indent=1, sort_keys=True))
+    return 0
 
 
 def _add_eval(p: argparse.ArgumentParser) -> None:
-  p.add_argument('--workdir', required=True)
-  g = p.add_mutually_exclusive_group()
-  g.add_argument('--step', type=int, default=None, help='checkpoint step (default: latest)')
-  g.add_argument('--best', action='store_true', help='the best checkpoint by train.best_metric')
-  p.add_argument('--eval_batches', type=int, default=None, help='0 = the whole test split')
+    p.add_argument("--workdir", required=True)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    g.add_argument("--best", action="store_true", help="the best checkpoint by train.best_metric")
+    p.add_argument("--eval_batches", type=int, default=None, help="0 = the whole test split")
 
 
 def _run_eval(args, overrides) -> int:
-  from rnnlab import train  # pylint: disable=import-outside-toplevel
-  if overrides:
-    raise SystemExit('error: eval takes no --config.* overrides (it uses the run\'s config.json)')
-  result = train.evaluate_checkpoint(args.workdir, step=args.step, best=args.best,
-                                     eval_batches=args.eval_batches)
-  print(json.dumps(result, indent=1, sort_keys=True))
-  return 0
+    from rnnlab import train  # pylint: disable=import-outside-toplevel
+
+    if overrides:
+        raise SystemExit("error: eval takes no --config.* overrides (it uses the run's config.json)")
+    result = train.evaluate_checkpoint(
+        args.workdir, step=args.step, best=args.best, eval_batches=args.eval_batches
+    )
+    print(json.dumps(result, indent=1, sort_keys=True))
+    return 0
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -104,51 +109,59 @@ def _run_eval(args, overrides) -> int:
 
 
 def _add_sweep(p: argparse.ArgumentParser) -> None:
-  p.add_argument('--config', required=True,
-                 help='experiment file with get_config() and get_sweep() (a list of dicts of dotted overrides, '
-                      "each optionally with a 'name'); FILE.py:ARG passes ARG to both")
-  p.add_argument('--workdir', required=True, help='parent directory; each run gets a sub-directory')
-  p.add_argument('--seeds', default=None, help="comma-separated seeds, e.g. 0,1,2 (default: the config's seed)")
+    p.add_argument(
+        "--config",
+        required=True,
+        help="experiment file with get_config() and get_sweep() (a list of dicts of dotted overrides, "
+        "each optionally with a 'name'); FILE.py:ARG passes ARG to both",
+    )
+    p.add_argument("--workdir", required=True, help="parent directory; each run gets a sub-directory")
+    p.add_argument(
+        "--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2 (default: the config's seed)"
+    )
 
 
 def sweep_runs(config_spec: str, seeds: Sequence[int] | None, overrides: dict[str, str]):
-  """[(name, config)] for the grid ``get_sweep()`` x seeds (default: the config's seed); not validated."""
-  if seeds is None:
-    seeds = [load_config(config_spec, overrides).seed]
-  return experiment.grid(config_spec, overrides, seeds)
+    """[(name, config)] for the grid ``get_sweep()`` x seeds (default: the config's seed); not validated."""
+    if seeds is None:
+        seeds = [load_config(config_spec, overrides).seed]
+    return experiment.grid(config_spec, overrides, seeds)
 
 
 def _run_sweep(args, overrides) -> int:
-  from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
-  from rnnlab import train  # pylint: disable=import-outside-toplevel
-  seeds = [int(s) for s in args.seeds.split(',')] if args.seeds else None
-  runs = sweep_runs(args.config, seeds, overrides)
-  problems = []
-  for name, cfg in runs:  # validate the whole grid before running any of it
-    try:
-      config_lib.validate(cfg)
-    except ValueError as e:
-      problems.append(f'{name}: {e}')
-  if problems:
-    raise ValueError('invalid sweep:\n' + '\n'.join(problems))
-  failed = []
-  for i, (name, cfg) in enumerate(runs):
-    workdir = os.path.join(args.workdir, name)
-    if os.path.exists(os.path.join(workdir, train.FINAL_FILE)):
-      print(f'[{i + 1}/{len(runs)}] {name}: finished, skipped')
-      continue
-    print(f'[{i + 1}/{len(runs)}] {name}')
-    try:
-      result = train.train_and_evaluate(cfg, workdir)
-      print('  ' + ', '.join(f'{k}={v:.4g}' for k, v in result.items() if k.startswith('eval/')))
-    except Exception as e:  # noqa: BLE001  (one failed run must not stop the sweep)
-      failed.append(name)
-      print(f'  FAILED: {type(e).__name__}: {e}', file=sys.stderr)
-  if failed:
-    print(f'{len(failed)} run(s) failed: {", ".join(failed)}; re-run the same command to retry them',
-          file=sys.stderr)
-    return 1
-  return 0
+    from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
+    from rnnlab import train  # pylint: disable=import-outside-toplevel
+
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    runs = sweep_runs(args.config, seeds, overrides)
+    problems = []
+    for name, cfg in runs:  # validate the whole grid before running any of it
+        try:
+            config_lib.validate(cfg)
+        except ValueError as e:
+            problems.append(f"{name}: {e}")
+    if problems:
+        raise ValueError("invalid sweep:\n" + "\n".join(problems))
+    failed = []
+    for i, (name, cfg) in enumerate(runs):
+        workdir = os.path.join(args.workdir, name)
+        if os.path.exists(os.path.join(workdir, train.FINAL_FILE)):
+            print(f"[{i + 1}/{len(runs)}] {name}: finished, skipped")
+            continue
+        print(f"[{i + 1}/{len(runs)}] {name}")
+        try:
+            result = train.train_and_evaluate(cfg, workdir)
+            print("  " + ", ".join(f"{k}={v:.4g}" for k, v in result.items() if k.startswith("eval/")))
+        except Exception as e:  # noqa: BLE001  (one failed run must not stop the sweep)
+            failed.append(name)
+            print(f"  FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+    if failed:
+        print(
+            f"{len(failed)} run(s) failed: {', '.join(failed)}; re-run the same command to retry them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -156,36 +169,42 @@ def _run_sweep(args, overrides) -> int:
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:
-  p.add_argument('run_dirs', nargs='+', metavar='RUN_DIR', help='run directories (config.json + metrics.jsonl)')
-  p.add_argument('--out', default=None, help='where report.md and its plots go (default: the first RUN_DIR)')
+    p.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (config.json + metrics.jsonl)"
+    )
+    p.add_argument(
+        "--out", default=None, help="where report.md and its plots go (default: the first RUN_DIR)"
+    )
 
 
 def _run_report(args, overrides) -> int:
-  from rnnlab import report  # pylint: disable=import-outside-toplevel
-  if overrides:
-    raise ValueError('report takes no --config.* overrides')
-  missing = [d for d in args.run_dirs if not os.path.isdir(d)]
-  if missing:
-    raise FileNotFoundError(f'not a run directory: {", ".join(missing)}')
-  print(report.main(args.run_dirs, args.out or args.run_dirs[0]))
-  return 0
+    from rnnlab import report  # pylint: disable=import-outside-toplevel
+
+    if overrides:
+        raise ValueError("report takes no --config.* overrides")
+    missing = [d for d in args.run_dirs if not os.path.isdir(d)]
+    if missing:
+        raise FileNotFoundError(f"not a run directory: {', '.join(missing)}")
+    print(report.main(args.run_dirs, args.out or args.run_dirs[0]))
+    return 0
 
 
 def _add_experiment(p: argparse.ArgumentParser) -> None:
-  p.add_argument('specs', nargs='*', metavar='FILE[:ARG]', help='experiment files')
-  p.add_argument('--config', action='append', default=[], help='experiment file (repeatable)')
-  p.add_argument('--workdir', required=True)
-  p.add_argument('--seeds', default=None, help='comma-separated seeds, e.g. 0,1,2')
+    p.add_argument("specs", nargs="*", metavar="FILE[:ARG]", help="experiment files")
+    p.add_argument("--config", action="append", default=[], help="experiment file (repeatable)")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2")
 
 
 def _run_experiment(args, overrides) -> int:
-  from rnnlab import experiment  # pylint: disable=import-outside-toplevel
-  specs = list(args.specs) + list(args.config)
-  if not specs:
-    raise ValueError('experiment needs at least one experiment file (FILE[:ARG] or --config FILE[:ARG])')
-  seeds = [int(s) for s in args.seeds.split(',')] if args.seeds else None
-  print(experiment.run_experiments(specs, args.workdir, overrides=overrides, seeds=seeds))
-  return 0
+    from rnnlab import experiment  # pylint: disable=import-outside-toplevel
+
+    specs = list(args.specs) + list(args.config)
+    if not specs:
+        raise ValueError("experiment needs at least one experiment file (FILE[:ARG] or --config FILE[:ARG])")
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    print(experiment.run_experiments(specs, args.workdir, overrides=overrides, seeds=seeds))
+    return 0
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -193,23 +212,24 @@ def _run_experiment(args, overrides) -> int:
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
-  sub = p.add_subparsers(dest='data_command', required=True)
-  sub.add_parser('list', help='datasets that can be prepared')
-  prep = sub.add_parser('prepare', help='download/convert a dataset')
-  prep.add_argument('name')
-  prep.add_argument('--data-dir', '--data_dir', dest='data_dir', default=None)
+    sub = p.add_subparsers(dest="data_command", required=True)
+    sub.add_parser("list", help="datasets that can be prepared")
+    prep = sub.add_parser("prepare", help="download/convert a dataset")
+    prep.add_argument("name")
+    prep.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
 
 
 def _run_data(args, overrides) -> int:
-  from rnnlab import tasks  # pylint: disable=import-outside-toplevel
-  if args.data_command == 'list':
-    for name in tasks.list_datasets():
-      print(name)
+    from rnnlab import tasks  # pylint: disable=import-outside-toplevel
+
+    if args.data_command == "list":
+        for name in tasks.list_datasets():
+            print(name)
+        return 0
+    out = tasks.prepare(args.name, args.data_dir)
+    if out is not None:
+        print(out)
     return 0
-  out = tasks.prepare(args.name, args.data_dir)
-  if out is not None:
-    print(out)
-  return 0
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -217,39 +237,47 @@ def _run_data(args, overrides) -> int:
 
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
-  p.add_argument('texts', nargs='*', metavar='TEXT',
-                 help='texts to classify (prints P(positive) for a binary classifier) or tag (whitespace tokens; '
-                      'prints token/TAG); none: read one text per line from stdin')
-  p.add_argument('--workdir', required=True)
-  g = p.add_mutually_exclusive_group()
-  g.add_argument('--step', type=int, default=None, help='checkpoint step (default: latest)')
-  g.add_argument('--best', action='store_true', help='the best checkpoint by train.best_metric')
-  p.add_argument('--evaluate', action='store_true',
-                 help='print the application score on --split as JSON: entity P/R/F1 (taggers), MSE/MAE vs naive '
-                      'and seasonal-naive forecasts (forecasters), accuracy vs majority class (classifiers)')
-  p.add_argument('--split', default='test', help='split for --evaluate (default: test)')
+    p.add_argument(
+        "texts",
+        nargs="*",
+        metavar="TEXT",
+        help="texts to classify (prints P(positive) for a binary classifier) or tag (whitespace tokens; "
+        "prints token/TAG); none: read one text per line from stdin",
+    )
+    p.add_argument("--workdir", required=True)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    g.add_argument("--best", action="store_true", help="the best checkpoint by train.best_metric")
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="print the application score on --split as JSON: entity P/R/F1 (taggers), MSE/MAE vs naive "
+        "and seasonal-naive forecasts (forecasters), accuracy vs majority class (classifiers)",
+    )
+    p.add_argument("--split", default="test", help="split for --evaluate (default: test)")
 
 
 def _run_predict(args, overrides) -> int:
-  from rnnlab import apps  # pylint: disable=import-outside-toplevel
-  if overrides:
-    raise SystemExit("error: predict takes no --config.* overrides (it uses the run's config.json)")
-  if args.evaluate:
-    if args.texts:
-      raise SystemExit('error: --evaluate takes no TEXT')
-    result = apps.evaluate_app(args.workdir, split=args.split, step=args.step, best=args.best)
-    print(json.dumps(result, indent=1, sort_keys=True))
+    from rnnlab import apps  # pylint: disable=import-outside-toplevel
+
+    if overrides:
+        raise SystemExit("error: predict takes no --config.* overrides (it uses the run's config.json)")
+    if args.evaluate:
+        if args.texts:
+            raise SystemExit("error: --evaluate takes no TEXT")
+        result = apps.evaluate_app(args.workdir, split=args.split, step=args.step, best=args.best)
+        print(json.dumps(result, indent=1, sort_keys=True))
+        return 0
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    run = apps.load_run(args.workdir, step=args.step, best=args.best)
+    for text, out in zip(texts, apps.predict(run, texts)):
+        if isinstance(out, list):
+            print(" ".join(f"{tok}/{tag}" for tok, tag in out))
+        elif getattr(out, "ndim", 0) == 0:
+            print(f"{float(out):.4f}\t{text}")
+        else:
+            print(" ".join(f"{float(v):.4f}" for v in out) + f"\t{text}")
     return 0
-  texts = args.texts or [line.rstrip('\n') for line in sys.stdin if line.strip()]
-  run = apps.load_run(args.workdir, step=args.step, best=args.best)
-  for text, out in zip(texts, apps.predict(run, texts)):
-    if isinstance(out, list):
-      print(' '.join(f'{tok}/{tag}' for tok, tag in out))
-    elif getattr(out, 'ndim', 0) == 0:
-      print(f'{float(out):.4f}\t{text}')
-    else:
-      print(' '.join(f'{float(v):.4f}' for v in out) + f'\t{text}')
-  return 0
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -257,104 +285,132 @@ def _run_predict(args, overrides) -> int:
 
 
 def _add_complete(p: argparse.ArgumentParser) -> None:
-  p.add_argument('prompt', help='text to continue')
-  p.add_argument('--workdir', required=True, help='a language-model run')
-  p.add_argument('--length', type=int, default=200, help='tokens to generate')
-  p.add_argument('--temperature', type=float, default=1.0, help='0 = greedy')
-  p.add_argument('--top-k', '--top_k', dest='top_k', type=int, default=0, help='sample from the k most likely '
-                 'tokens (0 = all)')
-  p.add_argument('--seed', type=int, default=0, help='sampling seed')
-  p.add_argument('--step', type=int, default=None, help='checkpoint step (default: latest)')
+    p.add_argument("prompt", help="text to continue")
+    p.add_argument("--workdir", required=True, help="a language-model run")
+    p.add_argument("--length", type=int, default=200, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    p.add_argument(
+        "--top-k",
+        "--top_k",
+        dest="top_k",
+        type=int,
+        default=0,
+        help="sample from the k most likely tokens (0 = all)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
 
 
 def _run_complete(args, overrides) -> int:
-  from rnnlab import generate  # pylint: disable=import-outside-toplevel
-  if overrides:
-    raise SystemExit("error: complete takes no --config.* overrides (it uses the run's config.json)")
-  run = generate.load(args.workdir, step=args.step)
-  sep = '' if run.task.vocab.level == 'char' else ' '
-  print(args.prompt + sep + generate.complete(run, args.prompt, length=args.length, temperature=args.temperature,
-                                              top_k=args.top_k, seed=args.seed))
-  return 0
+    from rnnlab import generate  # pylint: disable=import-outside-toplevel
+
+    if overrides:
+        raise SystemExit("error: complete takes no --config.* overrides (it uses the run's config.json)")
+    run = generate.load(args.workdir, step=args.step)
+    sep = "" if run.task.vocab.level == "char" else " "
+    print(
+        args.prompt
+        + sep
+        + generate.complete(
+            run,
+            args.prompt,
+            length=args.length,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            seed=args.seed,
+        )
+    )
+    return 0
 
 
 def _add_translate(p: argparse.ArgumentParser) -> None:
-  p.add_argument('texts', nargs='*', metavar='TEXT', help='texts to translate (none: one per stdin line)')
-  p.add_argument('--workdir', required=True, help='a seq2seq run')
-  p.add_argument('--beam', type=int, default=0, help='beam size (0 = greedy)')
-  p.add_argument('--step', type=int, default=None, help='checkpoint step (default: latest)')
-  p.add_argument('--evaluate', action='store_true', help='print exact match / BLEU (greedy and --beam, '
-                 'default 4) on the test split next to the copy and most-frequent baselines, as JSON')
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to translate (none: one per stdin line)")
+    p.add_argument("--workdir", required=True, help="a seq2seq run")
+    p.add_argument("--beam", type=int, default=0, help="beam size (0 = greedy)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="print exact match / BLEU (greedy and --beam, "
+        "default 4) on the test split next to the copy and most-frequent baselines, as JSON",
+    )
 
 
 def _run_translate(args, overrides) -> int:
-  from rnnlab import generate  # pylint: disable=import-outside-toplevel
-  if overrides:
-    raise SystemExit("error: translate takes no --config.* overrides (it uses the run's config.json)")
-  run = generate.load(args.workdir, step=args.step)
-  if args.evaluate:
-    scores = generate.translation_metrics(run.model, run.params, run.task, beam_size=args.beam or 4)
-    print(json.dumps({'step': run.step, **scores, 'baselines': generate.translation_baselines(run.task)},
-                     indent=1, sort_keys=True))
+    from rnnlab import generate  # pylint: disable=import-outside-toplevel
+
+    if overrides:
+        raise SystemExit("error: translate takes no --config.* overrides (it uses the run's config.json)")
+    run = generate.load(args.workdir, step=args.step)
+    if args.evaluate:
+        scores = generate.translation_metrics(run.model, run.params, run.task, beam_size=args.beam or 4)
+        print(
+            json.dumps(
+                {"step": run.step, **scores, "baselines": generate.translation_baselines(run.task)},
+                indent=1,
+                sort_keys=True,
+            )
+        )
+        return 0
+    texts = args.texts or [line.strip() for line in sys.stdin if line.strip()]
+    for out in generate.translate(run, texts, beam_size=args.beam):
+        print(out)
     return 0
-  texts = args.texts or [line.strip() for line in sys.stdin if line.strip()]
-  for out in generate.translate(run, texts, beam_size=args.beam):
-    print(out)
-  return 0
 
 
 # --------------------------------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
-    'train': (_add_train, _run_train),
-    'eval': (_add_eval, _run_eval),
-    'sweep': (_add_sweep, _run_sweep),
-    'experiment': (_add_experiment, _run_experiment),
-    'report': (_add_report, _run_report),
-    'data': (_add_data, _run_data),
-    'predict': (_add_predict, _run_predict),
-    'complete': (_add_complete, _run_complete),
-    'translate': (_add_translate, _run_translate),
+    "train": (_add_train, _run_train),
+    "eval": (_add_eval, _run_eval),
+    "sweep": (_add_sweep, _run_sweep),
+    "experiment": (_add_experiment, _run_experiment),
+    "report": (_add_report, _run_report),
+    "data": (_add_data, _run_data),
+    "predict": (_add_predict, _run_predict),
+    "complete": (_add_complete, _run_complete),
+    "translate": (_add_translate, _run_translate),
 }
 HELP = {
-    'train': 'train (and evaluate) one config; resumes from --workdir',
-    'eval': 'evaluate a checkpoint of a run',
-    'sweep': "run the grid of the config file's get_sweep() x seeds",
-    'experiment': 'run the grids of experiment files, then write report.md',
-    'report': 'write report.md with plots and tables from run directories',
-    'data': 'list or prepare datasets',
-    'predict': 'predict with a trained run (text classifier / tagger), or --evaluate its application score',
-    'complete': 'continue a prompt with a language-model run (sampling or greedy)',
-    'translate': 'translate texts with a seq2seq run (greedy or beam), or --evaluate exact match / BLEU',
+    "train": "train (and evaluate) one config; resumes from --workdir",
+    "eval": "evaluate a checkpoint of a run",
+    "sweep": "run the grid of the config file's get_sweep() x seeds",
+    "experiment": "run the grids of experiment files, then write report.md",
+    "report": "write report.md with plots and tables from run directories",
+    "data": "list or prepare datasets",
+    "predict": "predict with a trained run (text classifier / tagger), or --evaluate its application score",
+    "complete": "continue a prompt with a language-model run (sampling or greedy)",
+    "translate": "translate texts with a seq2seq run (greedy or beam), or --evaluate exact match / BLEU",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog='rnnlab', description=__doc__.split('\n\n')[0])
-  sub = parser.add_subparsers(dest='command', required=True)
-  for name, (add_arguments, _) in COMMANDS.items():
-    add_arguments(sub.add_parser(name, help=HELP.get(name)))
-  return parser
+    parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=HELP.get(name)))
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  """Entry point of the ``rnnlab`` console script and ``python -m rnnlab``."""
-  argv = list(sys.argv[1:] if argv is None else argv)
-  overrides, rest = parse_overrides(argv)
-  args = build_parser().parse_args(rest)
-  try:
-    return COMMANDS[args.command][1](args, overrides)
-  except (ValueError, FileNotFoundError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  except Exception as e:  # clear one-line messages for the errors a user can act on
-    from rnnlab.checkpointing import CheckpointError  # pylint: disable=import-outside-toplevel
-    from rnnlab.train import NonFiniteError  # pylint: disable=import-outside-toplevel
-    if isinstance(e, (CheckpointError, NonFiniteError)):
-      print(f'error: {e}', file=sys.stderr)
-      return 3
-    raise
+    """Entry point of the ``rnnlab`` console script and ``python -m rnnlab``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides, rest = parse_overrides(argv)
+    args = build_parser().parse_args(rest)
+    try:
+        return COMMANDS[args.command][1](args, overrides)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # clear one-line messages for the errors a user can act on
+        from rnnlab.checkpointing import CheckpointError  # pylint: disable=import-outside-toplevel
+        from rnnlab.train import NonFiniteError  # pylint: disable=import-outside-toplevel
+
+        if isinstance(e, (CheckpointError, NonFiniteError)):
+            print(f"error: {e}", file=sys.stderr)
+            return 3
+        raise
 
 
-if __name__ == '__main__':
-  sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

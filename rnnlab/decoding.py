@@ -112,8 +112,18 @@ def _sample(fn, bound, carry, bos, rng, temperature, *, max_len, eos, pad, argma
     return _generate(fn, bound, carry, bos, max_len, eos, pad, choose)
 
 
-def sample(step_fn: StepFn, carry, bos, max_len: int, rng: Array, temperature: float = 1.0, top_k: int = 0,
-           *, eos: int | None = None, pad: int = 0) -> Array:
+def sample(
+    step_fn: StepFn,
+    carry,
+    bos,
+    max_len: int,
+    rng: Array,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    *,
+    eos: int | None = None,
+    pad: int = 0,
+) -> Array:
     """Ancestral sampling from ``softmax(log_probs / temperature)``, optionally restricted to the top k.
 
     ``temperature = 0`` is greedy decoding (and a tiny temperature gives the same tokens barring exact ties).
@@ -130,8 +140,19 @@ def sample(step_fn: StepFn, carry, bos, max_len: int, rng: Array, temperature: f
         raise ValueError(f"top_k must be >= 0, got {top_k}")
     fn, bound = _split(step_fn)
     # The temperature is traced (a sweep over it compiles once); only temperature 0 is a separate program.
-    return _sample(fn, bound, carry, _bos(carry, bos), rng, jnp.float32(temperature), max_len=max_len,
-                   eos=eos, pad=pad, argmax=temperature == 0, top_k=int(top_k))
+    return _sample(
+        fn,
+        bound,
+        carry,
+        _bos(carry, bos),
+        rng,
+        jnp.float32(temperature),
+        max_len=max_len,
+        eos=eos,
+        pad=pad,
+        argmax=temperature == 0,
+        top_k=int(top_k),
+    )
 
 
 def _gather_beams(x: Array, idx: Array) -> Array:
@@ -181,14 +202,30 @@ def _beam_search(fn, bound, carry, bos, *, max_len, eos, beam_size, length_penal
 
     seqs = jnp.full((b, k, max_len), pad, jnp.int32)
     alive_lp = jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1), jnp.float32), (b, 1))  # expand beam 0 only
-    state = (jnp.int32(0), alive_lp, seqs, jnp.repeat(bos[:, None], k, axis=1),
-             jnp.full((b, k), NEG_INF, jnp.float32), seqs, carry)
+    state = (
+        jnp.int32(0),
+        alive_lp,
+        seqs,
+        jnp.repeat(bos[:, None], k, axis=1),
+        jnp.full((b, k), NEG_INF, jnp.float32),
+        seqs,
+        carry,
+    )
     state = jax.lax.while_loop(cond, body, state)
     return state[5], state[4]
 
 
-def beam_search(step_fn: StepFn, carry, bos, max_len: int, eos: int | None, beam_size: int,
-                length_penalty: float = 0.0, *, pad: int = 0) -> tuple[Array, Array]:
+def beam_search(
+    step_fn: StepFn,
+    carry,
+    bos,
+    max_len: int,
+    eos: int | None,
+    beam_size: int,
+    length_penalty: float = 0.0,
+    *,
+    pad: int = 0,
+) -> tuple[Array, Array]:
     """Beam search for the K best sequences under ``score = log p(Y) / ((5 + |Y|) / 6) ** length_penalty``.
 
     The usual formulation (as in Wu et al. 2016 and Flax's WMT example): every step extends the K alive
@@ -218,11 +255,21 @@ def beam_search(step_fn: StepFn, carry, bos, max_len: int, eos: int | None, beam
     if length_penalty < 0:
         raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
     fn, bound = _split(step_fn)
-    return _beam_search(fn, bound, carry, _bos(carry, bos), max_len=max_len, eos=eos, beam_size=beam_size,
-                        length_penalty=float(length_penalty), pad=pad)
+    return _beam_search(
+        fn,
+        bound,
+        carry,
+        _bos(carry, bos),
+        max_len=max_len,
+        eos=eos,
+        beam_size=beam_size,
+        length_penalty=float(length_penalty),
+        pad=pad,
+    )
 
 
 # --- step functions for rnnlab models ---------------------------------------------------------------------
+
 
 def _variables(params):
     return params if isinstance(params, Mapping) and "params" in params else {"params": params}
@@ -269,9 +316,11 @@ def lm_step_fn(model, params) -> jax.tree_util.Partial:
     ``params`` is the ``'params'`` collection (or the whole variables dict).
     """
     if model.head != "all" or model.vocab_size is None or model.bidirectional:
-        raise ValueError("lm_step_fn needs a SequenceModel with vocab_size set, head='all' and "
-                         f"bidirectional=False; got head={model.head!r}, vocab_size={model.vocab_size}, "
-                         f"bidirectional={model.bidirectional}")
+        raise ValueError(
+            "lm_step_fn needs a SequenceModel with vocab_size set, head='all' and "
+            f"bidirectional=False; got head={model.head!r}, vocab_size={model.vocab_size}, "
+            f"bidirectional={model.bidirectional}"
+        )
     return jax.tree_util.Partial(_bound(_lm_step, model), _variables(params))
 
 
@@ -325,5 +374,14 @@ def seq2seq_init_carry(model, params, inputs: Array, lengths: Array):
     return _run(_seq2seq_init, model, _variables(params), jnp.asarray(inputs), lengths)
 
 
-__all__ = ["NEG_INF", "beam_search", "greedy", "lm_init_carry", "lm_prefill", "lm_step_fn", "sample",
-           "seq2seq_init_carry", "seq2seq_step_fn"]
+__all__ = [
+    "NEG_INF",
+    "beam_search",
+    "greedy",
+    "lm_init_carry",
+    "lm_prefill",
+    "lm_step_fn",
+    "sample",
+    "seq2seq_init_carry",
+    "seq2seq_step_fn",
+]

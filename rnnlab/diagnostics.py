@@ -97,8 +97,12 @@ def layer_inputs(model, params, inputs: Array, lengths: Array | None = None, lay
     captured = []
 
     def interceptor(next_fun, args, kwargs, context):
-        if isinstance(context.module, RNN) and context.method_name == "__call__" \
-                and tuple(context.module.path) == want and not captured:
+        if (
+            isinstance(context.module, RNN)
+            and context.method_name == "__call__"
+            and tuple(context.module.path) == want
+            and not captured
+        ):
             captured.append(args[0] if args else kwargs["x"])
         return next_fun(*args, **kwargs)
 
@@ -145,8 +149,9 @@ def _masked_time_mean(values: Array, lengths: Array | None, align: str) -> Array
     return jnp.where(count > 0, (values * mask).sum(0) / jnp.maximum(count, 1), jnp.nan)
 
 
-def grad_norms_per_layer(loss_fn: LossFn, model, params, batch: Mapping[str, Array], *,
-                         align: str = "start") -> Array:
+def grad_norms_per_layer(
+    loss_fn: LossFn, model, params, batch: Mapping[str, Array], *, align: str = "start"
+) -> Array:
     """||dL/dh_t|| for every layer and step, in one backward pass.
 
     Args:
@@ -174,14 +179,15 @@ def grad_norms_per_layer(loss_fn: LossFn, model, params, batch: Mapping[str, Arr
     lengths = batch.get("lengths")
     rows = []
     for g in _forward_layers(model, grads):
-        h = cell.hidden(g)                                           # [B, T, H]
-        norm = jnp.sqrt(jnp.sum(jnp.abs(h) ** 2, axis=-1))           # [B, T]
+        h = cell.hidden(g)  # [B, T, H]
+        norm = jnp.sqrt(jnp.sum(jnp.abs(h) ** 2, axis=-1))  # [B, T]
         rows.append(_masked_time_mean(norm, lengths, align))
     return jnp.stack(rows)
 
 
-def grad_norms_per_step(loss_fn: LossFn, model, params, batch: Mapping[str, Array], *, layer: int = 0,
-                        align: str = "start") -> Array:
+def grad_norms_per_step(
+    loss_fn: LossFn, model, params, batch: Mapping[str, Array], *, layer: int = 0, align: str = "start"
+) -> Array:
     """``[T]``: ||dL/dh_t|| of ``layer`` for every step t (see :func:`grad_norms_per_layer`).
 
     Jit it with the static arguments bound: ``jax.jit(functools.partial(grad_norms_per_step, loss_fn, model))``.
@@ -248,18 +254,25 @@ def _real_view(carry):
         for shape, dtype in specs:
             n = int(np.prod(shape))
             if jnp.issubdtype(dtype, jnp.complexfloating):
-                out.append(jax.lax.complex(v[i:i + n], v[i + n:i + 2 * n]).reshape(shape).astype(dtype))
+                out.append(jax.lax.complex(v[i : i + n], v[i + n : i + 2 * n]).reshape(shape).astype(dtype))
                 i += 2 * n
             else:
-                out.append(v[i:i + n].reshape(shape).astype(dtype))
+                out.append(v[i : i + n].reshape(shape).astype(dtype))
                 i += n
         return jax.tree.unflatten(treedef, out)
 
     return to_vec, from_vec
 
 
-def state_jacobian_products(step_fn: Callable, carry0, xs, mask: Array | None = None, *,
-                            hidden: Callable = lambda c: c, return_products: bool = False) -> dict[str, Array]:
+def state_jacobian_products(
+    step_fn: Callable,
+    carry0,
+    xs,
+    mask: Array | None = None,
+    *,
+    hidden: Callable = lambda c: c,
+    return_products: bool = False,
+) -> dict[str, Array]:
     """||dh_T/dh_t|| and sigma_max(dh_T/dh_t) along one trajectory of a pure step function.
 
     The per-step Jacobians J_t = ds_t/ds_{t-1} of the full state s (``jax.jacfwd``) are multiplied backwards,
@@ -290,19 +303,19 @@ def state_jacobian_products(step_fn: Callable, carry0, xs, mask: Array | None = 
         return jnp.where(m_t, to_vec(step_fn(from_vec(s), x_t)), s)
 
     def forward(s, inp):
-        return f(s, *inp), s                                   # collect s_{t-1}
+        return f(s, *inp), s  # collect s_{t-1}
 
     _, prev = jax.lax.scan(forward, s0, (xs, mask))
-    select = jax.jacfwd(lambda v: to_vec(hidden(from_vec(v))))(s0)   # [S_h, S]: picks h out of s
+    select = jax.jacfwd(lambda v: to_vec(hidden(from_vec(v))))(s0)  # [S_h, S]: picks h out of s
     jac = jax.jacfwd(f)
 
     def backward(p, inp):
         s, x_t, m_t = inp
-        block = select @ p @ select.T                          # dh_T/dh_t for this t
+        block = select @ p @ select.T  # dh_T/dh_t for this t
         return p @ jac(s, x_t, m_t), block
 
     _, blocks = jax.lax.scan(backward, jnp.eye(s0.shape[0], dtype=s0.dtype), (prev, xs, mask), reverse=True)
-    norm = jnp.where(mask, jnp.sqrt(jnp.sum(blocks ** 2, axis=(1, 2))), jnp.nan)
+    norm = jnp.where(mask, jnp.sqrt(jnp.sum(blocks**2, axis=(1, 2))), jnp.nan)
     sigma = jnp.where(mask, largest_singular_values(blocks), jnp.nan)
     log_rate = fit_log_decay_rate(norm, mask)
     out = {"norm": norm, "sigma_max": sigma, "log_decay_rate": log_rate, "decay_rate": jnp.exp(log_rate)}
@@ -311,23 +324,25 @@ def state_jacobian_products(step_fn: Callable, carry0, xs, mask: Array | None = 
     return out
 
 
-def cell_jacobian_products(cell: RecurrentCell, cell_params, x: Array, length: Array | int | None = None,
-                           **kwargs) -> dict[str, Array]:
+def cell_jacobian_products(
+    cell: RecurrentCell, cell_params, x: Array, length: Array | int | None = None, **kwargs
+) -> dict[str, Array]:
     """:func:`state_jacobian_products` of ``cell`` on one sequence ``x: [T, D]`` from a zero carry.
 
     ``length`` (scalar, may be traced): steps at or after it are padding (frozen carry, NaN in the output).
     """
     cls = type(cell)
     variables = {"params": cell_params}
-    xp = cell.apply(variables, x[:, None], method=cls.project_inputs)          # leaves [T, 1, ...]
+    xp = cell.apply(variables, x[:, None], method=cls.project_inputs)  # leaves [T, 1, ...]
     carry0 = cell.init_carry(None, (1,))
     step = lambda c, xp_t: cell.apply(variables, c, xp_t, method=cls.step)[0]
     mask = None if length is None else jnp.arange(x.shape[0]) < length
     return state_jacobian_products(step, carry0, xp, mask, hidden=cell.hidden, **kwargs)
 
 
-def jacobian_products(model, params, inputs: Array, lengths: Array | None = None, *, index: int = 0,
-                      layer: int = 0, **kwargs) -> dict[str, Array]:
+def jacobian_products(
+    model, params, inputs: Array, lengths: Array | None = None, *, index: int = 0, layer: int = 0, **kwargs
+) -> dict[str, Array]:
     """:func:`cell_jacobian_products` for sequence ``index`` of a batch, at ``layer`` of ``model``.
 
     Args: ``inputs: [B, T, D]`` (or ``[B, T]`` ids), ``lengths: [B]``. Returns ``norm, sigma_max: [T]``,
@@ -362,8 +377,12 @@ def _one_gate(g: Array, m: Array, low: float, high: float) -> dict[str, Array]:
         return jnp.where(count_t > 0, (v * m[..., None]).sum((0, 2)) / jnp.maximum(count_t, 1), jnp.nan)
 
     total = jnp.maximum(count_t.sum(), 1)
-    return {"mean_t": per_t(g), "saturated_t": per_t(sat),
-            "mean": (g * m[..., None]).sum() / total, "saturated": (sat * m[..., None]).sum() / total}
+    return {
+        "mean_t": per_t(g),
+        "saturated_t": per_t(sat),
+        "mean": (g * m[..., None]).sum() / total,
+        "saturated": (sat * m[..., None]).sum() / total,
+    }
 
 
 def forget_time_constant(f: Array, mask: Array | None = None) -> dict[str, Array]:
@@ -374,13 +393,14 @@ def forget_time_constant(f: Array, mask: Array | None = None) -> dict[str, Array
     ``mask: [B, T]``. Returns ``mean`` and ``median`` of tau over the H units.
     """
     m = jnp.ones(f.shape[:2], f.dtype) if mask is None else jnp.asarray(mask, f.dtype)
-    f_bar = (f * m[..., None]).sum((0, 1)) / jnp.maximum(m.sum(), 1)          # [H]
+    f_bar = (f * m[..., None]).sum((0, 1)) / jnp.maximum(m.sum(), 1)  # [H]
     tau = 1.0 / jnp.maximum(1.0 - f_bar, 1e-6)
     return {"mean": tau.mean(), "median": jnp.median(tau)}
 
 
-def gate_statistics_from_intermediates(intermediates, *, low: float = SATURATION_LOW,
-                                       high: float = SATURATION_HIGH) -> dict[str, dict]:
+def gate_statistics_from_intermediates(
+    intermediates, *, low: float = SATURATION_LOW, high: float = SATURATION_HIGH
+) -> dict[str, dict]:
     """Gate statistics from the ``'intermediates'`` collection of ``model.apply(..., mutable=['intermediates'])``.
 
     Returns ``{layer_path: {gate: stats}}`` with ``layer_path`` like ``'rnn/layer0'`` (``'.../forward'`` for
@@ -436,16 +456,17 @@ def matrix_spectrum(w: Array) -> dict[str, Array]:
     """
     w = jnp.asarray(w)
     sigma = jnp.linalg.svd(w, compute_uv=False)[0]
-    radius = jax.pure_callback(_host_spectral_radius, jax.ShapeDtypeStruct((), w.dtype), w,
-                               vmap_method="sequential")
+    radius = jax.pure_callback(
+        _host_spectral_radius, jax.ShapeDtypeStruct((), w.dtype), w, vmap_method="sequential"
+    )
     return {"sigma_max": sigma, "spectral_radius": radius}
 
 
 def _blocks(cell: RecurrentCell) -> list[tuple[str, float]]:
     """``(block name, gamma = sup |activation'|)`` for each [H, H] block of the recurrent kernel."""
     if isinstance(cell, SimpleRNNCell):
-        return [("h", 1.0)]                                  # tanh' <= 1 and relu' <= 1
-    sig = getattr(cell, "gate_slope", 1.0) / 4.0                             # (sigma(beta z))' <= beta / 4
+        return [("h", 1.0)]  # tanh' <= 1 and relu' <= 1
+    sig = getattr(cell, "gate_slope", 1.0) / 4.0  # (sigma(beta z))' <= beta / 4
     if isinstance(cell, LSTMCell):
         names = ("f", "g", "o") if cell.cifg else ("i", "f", "g", "o")
         return [(n, 1.0 if n == "g" else sig) for n in names]
@@ -471,26 +492,48 @@ def recurrent_spectrum(cell: RecurrentCell, cell_params) -> dict[str, Any]:
     variables = {"params": cell_params}
     if isinstance(cell, LRUCell):
         mod = jnp.abs(cell.apply(variables, method=LRUCell.lam)).max()
-        return {"blocks": {"lambda": {"sigma_max": mod, "spectral_radius": mod, "gamma": 1.0,
-                                      "pascanu_bound": 1.0}},
-                "sigma_max": mod, "spectral_radius": mod, "pascanu_bound": 1.0,
-                "vanishing_guaranteed": mod < 1.0, "pascanu_applies": True}
+        return {
+            "blocks": {
+                "lambda": {"sigma_max": mod, "spectral_radius": mod, "gamma": 1.0, "pascanu_bound": 1.0}
+            },
+            "sigma_max": mod,
+            "spectral_radius": mod,
+            "pascanu_bound": 1.0,
+            "vanishing_guaranteed": mod < 1.0,
+            "pascanu_applies": True,
+        }
     blocks = _blocks(cell)
     if not blocks:
         nan = jnp.array(jnp.nan, jnp.float32)
-        return {"blocks": {}, "sigma_max": nan, "spectral_radius": nan, "pascanu_bound": nan,
-                "vanishing_guaranteed": jnp.array(False), "pascanu_applies": False}
-    w = cell.apply(variables, method=type(cell).recurrent_matrix)           # [H, G*H]
+        return {
+            "blocks": {},
+            "sigma_max": nan,
+            "spectral_radius": nan,
+            "pascanu_bound": nan,
+            "vanishing_guaranteed": jnp.array(False),
+            "pascanu_applies": False,
+        }
+    w = cell.apply(variables, method=type(cell).recurrent_matrix)  # [H, G*H]
     h = w.shape[0]
     out = {}
     for k, (name, gamma) in enumerate(blocks):
-        out[name] = {**matrix_spectrum(w[:, k * h:(k + 1) * h]), "gamma": gamma, "pascanu_bound": 1.0 / gamma}
+        out[name] = {
+            **matrix_spectrum(w[:, k * h : (k + 1) * h]),
+            "gamma": gamma,
+            "pascanu_bound": 1.0 / gamma,
+        }
     sigma = jnp.max(jnp.stack([b["sigma_max"] for b in out.values()]))
     radius = jnp.max(jnp.stack([b["spectral_radius"] for b in out.values()]))
     applies = isinstance(cell, SimpleRNNCell)
     bound = out["h"]["pascanu_bound"] if applies else 1.0
-    return {"blocks": out, "sigma_max": sigma, "spectral_radius": radius, "pascanu_bound": bound,
-            "vanishing_guaranteed": (sigma < bound) & applies, "pascanu_applies": applies}
+    return {
+        "blocks": out,
+        "sigma_max": sigma,
+        "spectral_radius": radius,
+        "pascanu_bound": bound,
+        "vanishing_guaranteed": (sigma < bound) & applies,
+        "pascanu_applies": applies,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -516,10 +559,13 @@ def clipping_stats(grad_norms: Array, threshold: float | None) -> dict[str, Arra
         fired = ok & (g > threshold)
         ratio = g / threshold
     n_fired = fired.sum()
-    return {"clip_fraction": n_fired / jnp.maximum(ok.sum(), 1),
-            "clip_mean_ratio": jnp.where(n_fired > 0, jnp.where(fired, ratio, 0).sum() / jnp.maximum(n_fired, 1),
-                                         jnp.nan),
-            "clip_max_ratio": jnp.where(n_fired > 0, jnp.where(fired, ratio, -jnp.inf).max(), jnp.nan)}
+    return {
+        "clip_fraction": n_fired / jnp.maximum(ok.sum(), 1),
+        "clip_mean_ratio": jnp.where(
+            n_fired > 0, jnp.where(fired, ratio, 0).sum() / jnp.maximum(n_fired, 1), jnp.nan
+        ),
+        "clip_max_ratio": jnp.where(n_fired > 0, jnp.where(fired, ratio, -jnp.inf).max(), jnp.nan),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -529,7 +575,7 @@ def clipping_stats(grad_norms: Array, threshold: float | None) -> dict[str, Arra
 def _record_arrays(model, loss_fn, params, batch, *, layer, jacobian, index, low, high):
     lengths = batch.get("lengths")
     out = {}
-    norms = grad_norms_per_layer(loss_fn, model, params, batch, align="end")   # [L, T]
+    norms = grad_norms_per_layer(loss_fn, model, params, batch, align="end")  # [L, T]
     out["grad_norm_t"] = norms[layer]
     out["log_decay_rate"] = fit_log_decay_rate(norms[layer])
     out["decay_rate"] = jnp.exp(out["log_decay_rate"])
@@ -539,8 +585,14 @@ def _record_arrays(model, loss_fn, params, batch, *, layer, jacobian, index, low
             out[f"decay_rate_layer{l}"] = fit_decay_rate(norms[l])
     if jacobian:
         jac = jacobian_products(model, params, batch["inputs"], lengths, index=index, layer=layer)
-        out.update({"jac_norm_t": jac["norm"], "jac_sigma_max_t": jac["sigma_max"],
-                    "jac_decay_rate": jac["decay_rate"], "jac_log_decay_rate": jac["log_decay_rate"]})
+        out.update(
+            {
+                "jac_norm_t": jac["norm"],
+                "jac_sigma_max_t": jac["sigma_max"],
+                "jac_decay_rate": jac["decay_rate"],
+                "jac_log_decay_rate": jac["log_decay_rate"],
+            }
+        )
     if not isinstance(model, RNN):
         gates = gate_statistics(model, params, batch["inputs"], lengths, low=low, high=high)
         path = "/".join(_rnn_path(model, layer))
@@ -568,8 +620,17 @@ def _to_python(values: Mapping[str, Array]) -> dict[str, float | list[float]]:
     return out
 
 
-def make_recorder(model, loss_fn: LossFn, *, layer: int = 0, jacobian: bool = True, index: int = 0,
-                  low: float = SATURATION_LOW, high: float = SATURATION_HIGH, jit: bool = True) -> Callable:
+def make_recorder(
+    model,
+    loss_fn: LossFn,
+    *,
+    layer: int = 0,
+    jacobian: bool = True,
+    index: int = 0,
+    low: float = SATURATION_LOW,
+    high: float = SATURATION_HIGH,
+    jit: bool = True,
+) -> Callable:
     """A function ``recorder(params, batch, *, grad_norm_history=None, clip=None) -> dict`` (compiled once).
 
     The flat dict holds Python floats and lists (ready for ``metrics.jsonl``):
@@ -585,8 +646,9 @@ def make_recorder(model, loss_fn: LossFn, *, layer: int = 0, jacobian: bool = Tr
     * with ``grad_norm_history`` (``[N]`` pre-clip norms) and ``clip``: ``clip_fraction``,
       ``clip_mean_ratio``, ``clip_max_ratio``.
     """
-    core = functools.partial(_record_arrays, model, loss_fn, layer=layer, jacobian=jacobian, index=index,
-                             low=low, high=high)
+    core = functools.partial(
+        _record_arrays, model, loss_fn, layer=layer, jacobian=jacobian, index=index, low=low, high=high
+    )
     core = jax.jit(core) if jit else core
 
     def recorder(params, batch, *, grad_norm_history=None, clip=None):

@@ -73,7 +73,7 @@ def grid(spec: str, overrides: Mapping[str, Any] | None = None, seeds: Sequence[
     for point in points:
         point = dict(point)
         name = point.pop("name", None)
-        for seed in (seeds if seeds is not None else [None]):
+        for seed in seeds if seeds is not None else [None]:
             changes = point if seed is None else {**point, "seed": seed}
             label = name if seed is None or name is None else f"{name},seed={seed}"
             runs.append((label or run_name(point, seed), config_lib.apply_overrides(base, changes)))
@@ -108,8 +108,14 @@ def experiment_name(spec: str) -> str:
     return stem if arg is None else stem + "_" + re.sub(r"[^\w.-]", "_", arg)
 
 
-def run_experiments(specs: Sequence[str], workdir: str, *, overrides: Mapping[str, Any] | None = None,
-                    seeds: Sequence[int] | None = None, log=print) -> str:
+def run_experiments(
+    specs: Sequence[str],
+    workdir: str,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    seeds: Sequence[int] | None = None,
+    log=print,
+) -> str:
     """Runs every grid of ``specs`` and writes ``workdir/report.md``; returns the report's path."""
     from rnnlab import report, train  # pylint: disable=import-outside-toplevel
 
@@ -138,9 +144,14 @@ def run_experiments(specs: Sequence[str], workdir: str, *, overrides: Mapping[st
             sections.extend(report.gradient_flow_sections(runs_loaded, out_dir, title=exp))
         else:
             sections.extend(report.training_sections(runs_loaded, out_dir, title=exp))
-    intro = (f"Experiments: {', '.join(f'`{s}`' for s in specs)}. Wall time on this machine: "
-             + ", ".join(f"{exp} {sec / 60:.1f} min" for exp, sec in timings) + ".")
+    intro = (
+        f"Experiments: {', '.join(f'`{s}`' for s in specs)}. Wall time on this machine: "
+        + ", ".join(f"{exp} {sec / 60:.1f} min" for exp, sec in timings)
+        + "."
+    )
     if failures:
-        intro += ("\n\nRuns stopped by the non-finite guard (their metrics up to the last good step are "
-                  "included):\n" + "\n".join(f"- {f}" for f in failures))
+        intro += (
+            "\n\nRuns stopped by the non-finite guard (their metrics up to the last good step are "
+            "included):\n" + "\n".join(f"- {f}" for f in failures)
+        )
     return report.write_report(workdir, *sections, title="rnnlab experiment report", intro=intro)

@@ -62,9 +62,20 @@ def _outer_sum(a: Array, b: Array) -> Array:
 
 # ----------------------------------------------------------------------------------------------------- LSTM
 
-def lstm_sequence(recurrent_kernel: Array, xp: Array, c0: Array, h0: Array, mask: Array | None = None,
-                  probes=None, *, gate_slope: float = 1.0, unroll: int = 1, input_kernel: Array | None = None,
-                  input_bias: Array | None = None):
+
+def lstm_sequence(
+    recurrent_kernel: Array,
+    xp: Array,
+    c0: Array,
+    h0: Array,
+    mask: Array | None = None,
+    probes=None,
+    *,
+    gate_slope: float = 1.0,
+    unroll: int = 1,
+    input_kernel: Array | None = None,
+    input_bias: Array | None = None,
+):
     """An LSTM over a whole (projected) sequence, with a fused backward pass.
 
     Args:
@@ -107,9 +118,9 @@ def _lstm_forward(slope, unroll, w, xp, c0, h0, mask, probes, proj, save):
         xp_t, m_t, p_t = inp
         z = _project(proj, xp_t) + h @ w
         i = gate(z[:, :hs], slope)
-        f = gate(z[:, hs:2 * hs], slope)
-        g = jnp.tanh(z[:, 2 * hs:3 * hs])
-        o = gate(z[:, 3 * hs:], slope)
+        f = gate(z[:, hs : 2 * hs], slope)
+        g = jnp.tanh(z[:, 2 * hs : 3 * hs])
+        o = gate(z[:, 3 * hs :], slope)
         c_new = f * c + i * g
         h_new = o * jnp.tanh(c_new)
         c_n, h_n = _select(m_t, c_new, c), _select(m_t, h_new, h)
@@ -151,16 +162,24 @@ def _lstm_bwd(slope, unroll, res, cts):
         dc_new, dh_new = _select(m, dc, jnp.zeros_like(dc)), _select(m, dh + dy, jnp.zeros_like(dh))
         tc = jnp.tanh(f * c + i * g)
         dcc = dc_new + dh_new * o * (1.0 - tc * tc)
-        dz = jnp.concatenate([dcc * g * _dgate(i, slope), dcc * c * _dgate(f, slope),
-                              dcc * i * (1.0 - g * g), dh_new * tc * _dgate(o, slope)], axis=-1)
+        dz = jnp.concatenate(
+            [
+                dcc * g * _dgate(i, slope),
+                dcc * c * _dgate(f, slope),
+                dcc * i * (1.0 - g * g),
+                dh_new * tc * _dgate(o, slope),
+            ],
+            axis=-1,
+        )
         dc_prev, dh_prev = dcc * f, dz @ wt
         if m is not None:  # frozen carry on padded steps: its gradient passes straight through
             dc_prev = dc_prev + jnp.where(m[:, None], jnp.zeros_like(dc), dc)
             dh_prev = dh_prev + jnp.where(m[:, None], jnp.zeros_like(dh), dh)
         return (dc_prev, dh_prev), (dz, dprobe)
 
-    (dc0, dh0), (dz, dprobes) = jax.lax.scan(body, (dc_t, dh_t), (i, f, g, o, c_prev, dys, mask),
-                                             reverse=True, unroll=unroll)
+    (dc0, dh0), (dz, dprobes) = jax.lax.scan(
+        body, (dc_t, dh_t), (i, f, g, o, c_prev, dys, mask), reverse=True, unroll=unroll
+    )
     dw = h0.T @ dz[0] + _outer_sum(h_seq[:-1], dz[1:])
     dxp, dproj = _project_grads(proj, xs, dz)
     return dw, dxp, dc0, dh0, None, dprobes, dproj
@@ -171,9 +190,20 @@ _lstm.defvjp(_lstm_fwd, _lstm_bwd)
 
 # ------------------------------------------------------------------------------------------------------ GRU
 
-def gru_sequence(recurrent_kernel: Array, recurrent_bias: Array, xp: Array, h0: Array,
-                 mask: Array | None = None, probes=None, *, gate_slope: float = 1.0, unroll: int = 1,
-                 input_kernel: Array | None = None, input_bias: Array | None = None):
+
+def gru_sequence(
+    recurrent_kernel: Array,
+    recurrent_bias: Array,
+    xp: Array,
+    h0: Array,
+    mask: Array | None = None,
+    probes=None,
+    *,
+    gate_slope: float = 1.0,
+    unroll: int = 1,
+    input_kernel: Array | None = None,
+    input_bias: Array | None = None,
+):
     """A reset-after GRU over a whole (projected) sequence, with a fused backward pass.
 
     Args:
@@ -204,10 +234,10 @@ def _gru_forward(slope, unroll, w, bhn, xp, h0, mask, probes, proj, save):
         xp_t, m_t, p_t = inp
         xp_t = _project(proj, xp_t)
         hp = h @ w
-        rz = gate(xp_t[:, :2 * hs] + hp[:, :2 * hs], slope)
+        rz = gate(xp_t[:, : 2 * hs] + hp[:, : 2 * hs], slope)
         r, z = rz[:, :hs], rz[:, hs:]
-        hn = hp[:, 2 * hs:] + bhn
-        n = jnp.tanh(xp_t[:, 2 * hs:] + r * hn)
+        hn = hp[:, 2 * hs :] + bhn
+        n = jnp.tanh(xp_t[:, 2 * hs :] + r * hn)
         h_new = (1.0 - z) * n + z * h
         h_n = _select(m_t, h_new, h)
         if p_t is not None:
@@ -247,19 +277,21 @@ def _gru_bwd(slope, unroll, res, cts):
         r, z, n, hn, h, dy, m = inp
         dprobe = dh if has_probes else None
         dh_new = _select(m, dh + dy, jnp.zeros_like(dh))
-        dan = dh_new * (1.0 - z) * (1.0 - n * n)          # d(pre-tanh of n) = d(n_x)
-        dxp = jnp.concatenate([dan * hn * _dgate(r, slope), dh_new * (h - n) * _dgate(z, slope), dan],
-                              axis=-1)                     # d(x W_ih + b), [B, 3H]
-        dhn = dan * r                                      # d(h W_hn + b_hn)
-        dh_prev = jnp.concatenate([dxp[:, :2 * hs], dhn], axis=-1) @ wt + dh_new * z
+        dan = dh_new * (1.0 - z) * (1.0 - n * n)  # d(pre-tanh of n) = d(n_x)
+        dxp = jnp.concatenate(
+            [dan * hn * _dgate(r, slope), dh_new * (h - n) * _dgate(z, slope), dan], axis=-1
+        )  # d(x W_ih + b), [B, 3H]
+        dhn = dan * r  # d(h W_hn + b_hn)
+        dh_prev = jnp.concatenate([dxp[:, : 2 * hs], dhn], axis=-1) @ wt + dh_new * z
         if m is not None:
             dh_prev = dh_prev + jnp.where(m[:, None], jnp.zeros_like(dh), dh)
         return dh_prev, (dxp, dhn, dprobe)
 
-    dh0, (dxp, dhn, dprobes) = jax.lax.scan(body, dh_t, (r, z, n, hn, h_prev, dys, mask),
-                                            reverse=True, unroll=unroll)
+    dh0, (dxp, dhn, dprobes) = jax.lax.scan(
+        body, dh_t, (r, z, n, hn, h_prev, dys, mask), reverse=True, unroll=unroll
+    )
     # dW_hh = sum_t h_{t-1}^T [d_rz, dhn]: the r, z columns from dxp (no strided copy), the n columns from dhn
-    dw = jnp.concatenate([_outer_sum(h_prev, dxp)[:, :2 * hs], _outer_sum(h_prev, dhn)], axis=-1)
+    dw = jnp.concatenate([_outer_sum(h_prev, dxp)[:, : 2 * hs], _outer_sum(h_prev, dhn)], axis=-1)
     dbhn = jnp.sum(dhn, axis=(0, 1))
     dxp, dproj = _project_grads(proj, xs, dxp)
     return dw, dbhn, dxp, dh0, None, dprobes, dproj

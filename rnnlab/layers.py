@@ -75,9 +75,11 @@ class StackedRNN(nn.Module):
         carries = []
         for layer in range(self.num_layers):
             if self.bidirectional:
-                rnn = Bidirectional(RNN(self.make_cell(parent=None), parent=None, **opts),
-                                    RNN(self.make_cell(parent=None), reverse=True, parent=None, **opts),
-                                    name=f"layer{layer}")
+                rnn = Bidirectional(
+                    RNN(self.make_cell(parent=None), parent=None, **opts),
+                    RNN(self.make_cell(parent=None), reverse=True, parent=None, **opts),
+                    name=f"layer{layer}",
+                )
             else:
                 rnn = RNN(self.make_cell(parent=None), name=f"layer{layer}", **opts)
             c0 = None if initial_carries is None else initial_carries[layer]

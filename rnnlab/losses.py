@@ -27,91 +27,94 @@ import jax
 import jax.numpy as jnp
 import optax
 
-KINDS = ('classification', 'regression', 'tagging', 'lm', 'seq2seq')
+KINDS = ("classification", "regression", "tagging", "lm", "seq2seq")
 Stats = dict[str, tuple[jax.Array, jax.Array]]
 
 
 def _example_weights(batch, n: int) -> jax.Array:
-  # 'example_mask' [B] marks real examples in a padded final eval batch.
-  if 'example_mask' in batch:
-    return batch['example_mask'].astype(jnp.float32)
-  return jnp.ones((n,), jnp.float32)
+    # 'example_mask' [B] marks real examples in a padded final eval batch.
+    if "example_mask" in batch:
+        return batch["example_mask"].astype(jnp.float32)
+    return jnp.ones((n,), jnp.float32)
 
 
 def _classification(outputs, batch) -> Stats:
-  targets = batch['targets'].astype(jnp.int32)
-  w = _example_weights(batch, targets.shape[0])
-  ce = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), targets)
-  correct = (jnp.argmax(outputs, -1) == targets).astype(jnp.float32)
-  return {'loss': ((ce * w).sum(), w.sum()), 'accuracy': ((correct * w).sum(), w.sum())}
+    targets = batch["targets"].astype(jnp.int32)
+    w = _example_weights(batch, targets.shape[0])
+    ce = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), targets)
+    correct = (jnp.argmax(outputs, -1) == targets).astype(jnp.float32)
+    return {"loss": ((ce * w).sum(), w.sum()), "accuracy": ((correct * w).sum(), w.sum())}
 
 
 def _regression(outputs, batch) -> Stats:
-  targets = batch['targets'].astype(jnp.float32)
-  preds = outputs.astype(jnp.float32)
-  if targets.ndim == 1:
-    if preds.shape[-1] != 1:
-      raise ValueError(f'regression targets [B] need outputs [B, 1], got {preds.shape}')
-    preds = preds[..., 0]
-  if preds.shape != targets.shape:
-    raise ValueError(f'regression outputs {preds.shape} do not match targets {targets.shape}')
-  w = _example_weights(batch, targets.shape[0]).reshape((-1,) + (1,) * (targets.ndim - 1))
-  sq = jnp.square(preds - targets) * w
-  n = w.sum() * (sq.size // sq.shape[0])
-  return {'loss': (sq.sum(), n), 'mse': (sq.sum(), n)}
+    targets = batch["targets"].astype(jnp.float32)
+    preds = outputs.astype(jnp.float32)
+    if targets.ndim == 1:
+        if preds.shape[-1] != 1:
+            raise ValueError(f"regression targets [B] need outputs [B, 1], got {preds.shape}")
+        preds = preds[..., 0]
+    if preds.shape != targets.shape:
+        raise ValueError(f"regression outputs {preds.shape} do not match targets {targets.shape}")
+    w = _example_weights(batch, targets.shape[0]).reshape((-1,) + (1,) * (targets.ndim - 1))
+    sq = jnp.square(preds - targets) * w
+    n = w.sum() * (sq.size // sq.shape[0])
+    return {"loss": (sq.sum(), n), "mse": (sq.sum(), n)}
 
 
-def _sequence(outputs, batch, lengths_key='lengths') -> Stats:
-  targets = batch['targets'].astype(jnp.int32)
-  if outputs.shape[:2] != targets.shape:
-    raise ValueError(f'per-step outputs {outputs.shape} do not match targets {targets.shape}; '
-                     "use model.head='all' for per-step tasks")
-  if 'target_mask' in batch:
-    mask = batch['target_mask'].astype(jnp.float32)
-  else:
-    steps = jnp.arange(targets.shape[1])
-    mask = (steps[None, :] < batch[lengths_key][:, None]).astype(jnp.float32)
-  mask = mask * _example_weights(batch, targets.shape[0])[:, None]
-  ce = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), targets)
-  correct = (jnp.argmax(outputs, -1) == targets).astype(jnp.float32)
-  n = mask.sum()
-  return {'loss': ((ce * mask).sum(), n), 'accuracy': ((correct * mask).sum(), n)}
+def _sequence(outputs, batch, lengths_key="lengths") -> Stats:
+    targets = batch["targets"].astype(jnp.int32)
+    if outputs.shape[:2] != targets.shape:
+        raise ValueError(
+            f"per-step outputs {outputs.shape} do not match targets {targets.shape}; "
+            "use model.head='all' for per-step tasks"
+        )
+    if "target_mask" in batch:
+        mask = batch["target_mask"].astype(jnp.float32)
+    else:
+        steps = jnp.arange(targets.shape[1])
+        mask = (steps[None, :] < batch[lengths_key][:, None]).astype(jnp.float32)
+    mask = mask * _example_weights(batch, targets.shape[0])[:, None]
+    ce = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), targets)
+    correct = (jnp.argmax(outputs, -1) == targets).astype(jnp.float32)
+    n = mask.sum()
+    return {"loss": ((ce * mask).sum(), n), "accuracy": ((correct * mask).sum(), n)}
 
 
 @dataclasses.dataclass(frozen=True)
 class Loss:
-  """The loss of one task kind. ``baseline``: the trivial predictor's MSE (regression), if known."""
-  kind: str
-  baseline: float | None = None
+    """The loss of one task kind. ``baseline``: the trivial predictor's MSE (regression), if known."""
 
-  def stats(self, outputs: jax.Array, batch: Mapping[str, Any]) -> Stats:
-    """Per-batch sums: ``{name: (numerator, denominator)}`` (scalars)."""
-    if self.kind == 'classification':
-      return _classification(outputs, batch)
-    if self.kind == 'regression':
-      return _regression(outputs, batch)
-    if self.kind == 'seq2seq':
-      return _sequence(outputs, batch, 'target_lengths')
-    return _sequence(outputs, batch)
+    kind: str
+    baseline: float | None = None
 
-  def finalize(self, stats: Stats) -> dict[str, jax.Array]:
-    """Means from sums (0 where nothing counted), plus derived metrics."""
-    out = {k: jnp.where(den > 0, num / jnp.maximum(den, 1e-30), 0.0) for k, (num, den) in stats.items()}
-    if self.kind == 'regression' and self.baseline:
-      out['mse_over_baseline'] = out['mse'] / self.baseline
-    if self.kind == 'lm':
-      out['bits_per_char'] = out['loss'] / math.log(2.0)
-      out['perplexity'] = jnp.exp(out['loss'])
-    return out
+    def stats(self, outputs: jax.Array, batch: Mapping[str, Any]) -> Stats:
+        """Per-batch sums: ``{name: (numerator, denominator)}`` (scalars)."""
+        if self.kind == "classification":
+            return _classification(outputs, batch)
+        if self.kind == "regression":
+            return _regression(outputs, batch)
+        if self.kind == "seq2seq":
+            return _sequence(outputs, batch, "target_lengths")
+        return _sequence(outputs, batch)
+
+    def finalize(self, stats: Stats) -> dict[str, jax.Array]:
+        """Means from sums (0 where nothing counted), plus derived metrics."""
+        out = {k: jnp.where(den > 0, num / jnp.maximum(den, 1e-30), 0.0) for k, (num, den) in stats.items()}
+        if self.kind == "regression" and self.baseline:
+            out["mse_over_baseline"] = out["mse"] / self.baseline
+        if self.kind == "lm":
+            out["bits_per_char"] = out["loss"] / math.log(2.0)
+            out["perplexity"] = jnp.exp(out["loss"])
+        return out
 
 
 def get_loss(info) -> Loss:
-  """The loss for a ``TaskInfo`` (uses ``info.kind``, and ``info.baseline`` when its metric is MSE)."""
-  kind = info.kind
-  if kind not in KINDS:
-    raise ValueError(f'unknown task kind {kind!r}; valid: {", ".join(KINDS)}')
-  baseline = getattr(info, 'baseline', None)
-  metric = getattr(info, 'baseline_metric', None)
-  if kind != 'regression' or metric not in (None, 'mse', 'loss'):
-    baseline = None
-  return Loss(kind, float(baseline) if baseline else None)
+    """The loss for a ``TaskInfo`` (uses ``info.kind``, and ``info.baseline`` when its metric is MSE)."""
+    kind = info.kind
+    if kind not in KINDS:
+        raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(KINDS)}")
+    baseline = getattr(info, "baseline", None)
+    metric = getattr(info, "baseline_metric", None)
+    if kind != "regression" or metric not in (None, "mse", "loss"):
+        baseline = None
+    return Loss(kind, float(baseline) if baseline else None)

@@ -16,143 +16,145 @@ from typing import Any
 
 import numpy as np
 
-METRICS_FILE = 'metrics.jsonl'
+METRICS_FILE = "metrics.jsonl"
 
 
 def _jsonable(value: Any) -> Any:
-  arr = np.asarray(value)
-  if arr.ndim == 0:
-    x = arr.item()
-    if isinstance(x, float) and not math.isfinite(x):
-      return str(x)  # 'nan' / 'inf': JSON has no literal for them
-    return x
-  return arr.tolist()
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        x = arr.item()
+        if isinstance(x, float) and not math.isfinite(x):
+            return str(x)  # 'nan' / 'inf': JSON has no literal for them
+        return x
+    return arr.tolist()
 
 
 def read_jsonl(path: str) -> list[dict]:
-  """All records of a JSONL file ([] if it does not exist; a line cut short by a killed writer is skipped)."""
-  if not os.path.exists(path):
-    return []
-  records = []
-  with open(path) as f:
-    for line in f:
-      try:
-        records.append(json.loads(line))
-      except json.JSONDecodeError:
-        continue
-  return records
+    """All records of a JSONL file ([] if it does not exist; a line cut short by a killed writer is skipped)."""
+    if not os.path.exists(path):
+        return []
+    records = []
+    with open(path) as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
 
 
 def summary_writer_class():
-  """``tensorboardX.SummaryWriter``, imported without PyTorch.
+    """``tensorboardX.SummaryWriter``, imported without PyTorch.
 
-  tensorboardX imports torch whenever it is installed (seconds, for nothing: we only log NumPy values), so
-  the import is hidden from it unless the process already uses torch.
-  """
-  if 'torch' in sys.modules:
-    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+    tensorboardX imports torch whenever it is installed (seconds, for nothing: we only log NumPy values), so
+    the import is hidden from it unless the process already uses torch.
+    """
+    if "torch" in sys.modules:
+        from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # makes `import torch` raise ImportError
+    try:
+        from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+    finally:
+        del sys.modules["torch"]
     return SummaryWriter
-  sys.modules['torch'] = None  # makes `import torch` raise ImportError
-  try:
-    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-  finally:
-    del sys.modules['torch']
-  return SummaryWriter
 
 
 class MetricWriter:
-  """Writes records to ``workdir/metrics.jsonl`` and TensorBoard (``workdir/tb/seed_<seed>``).
+    """Writes records to ``workdir/metrics.jsonl`` and TensorBoard (``workdir/tb/seed_<seed>``).
 
-  Args:
-    workdir: the run directory.
-    tensorboard: also write TensorBoard event files.
-    resume_step: on restart, records with ``step > resume_step`` (written after the last checkpoint by the
-      killed run) are dropped, so the file ends up as if the run had never stopped.
-  """
+    Args:
+      workdir: the run directory.
+      tensorboard: also write TensorBoard event files.
+      resume_step: on restart, records with ``step > resume_step`` (written after the last checkpoint by the
+        killed run) are dropped, so the file ends up as if the run had never stopped.
+    """
 
-  def __init__(self, workdir: str, *, tensorboard: bool = True, resume_step: int | None = None):
-    self.path = os.path.join(workdir, METRICS_FILE)
-    self._workdir = workdir
-    self._tensorboard = tensorboard
-    self._tb: dict[int, Any] = {}
-    if resume_step is not None and os.path.exists(self.path):
-      kept = [r for r in read_jsonl(self.path) if r.get('step', 0) <= resume_step]
-      with open(self.path, 'w') as f:
-        f.writelines(json.dumps(r, sort_keys=True) + '\n' for r in kept)
-    elif resume_step is None and os.path.exists(self.path):
-      os.remove(self.path)
-    self._file = open(self.path, 'a')  # noqa: SIM115  (open for the writer's lifetime)
+    def __init__(self, workdir: str, *, tensorboard: bool = True, resume_step: int | None = None):
+        self.path = os.path.join(workdir, METRICS_FILE)
+        self._workdir = workdir
+        self._tensorboard = tensorboard
+        self._tb: dict[int, Any] = {}
+        if resume_step is not None and os.path.exists(self.path):
+            kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= resume_step]
+            with open(self.path, "w") as f:
+                f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+        elif resume_step is None and os.path.exists(self.path):
+            os.remove(self.path)
+        self._file = open(self.path, "a")  # noqa: SIM115  (open for the writer's lifetime)
 
-  def _tb_writer(self, seed: int):
-    if seed not in self._tb:
-      self._tb[seed] = summary_writer_class()(os.path.join(self._workdir, 'tb', f'seed_{seed}'))
-    return self._tb[seed]
+    def _tb_writer(self, seed: int):
+        if seed not in self._tb:
+            self._tb[seed] = summary_writer_class()(os.path.join(self._workdir, "tb", f"seed_{seed}"))
+        return self._tb[seed]
 
-  def write(self, step: int, seed: int, values: Mapping[str, Any]) -> None:
-    """One record ``{'step', 'seed', **values}``; arrays are stored as lists (histograms in TensorBoard)."""
-    record = {'step': int(step), 'seed': int(seed)}
-    record.update({k: _jsonable(v) for k, v in values.items()})
-    self._file.write(json.dumps(record, sort_keys=True) + '\n')
-    if self._tensorboard:
-      self.write_tensorboard(step, seed, values)
+    def write(self, step: int, seed: int, values: Mapping[str, Any]) -> None:
+        """One record ``{'step', 'seed', **values}``; arrays are stored as lists (histograms in TensorBoard)."""
+        record = {"step": int(step), "seed": int(seed)}
+        record.update({k: _jsonable(v) for k, v in values.items()})
+        self._file.write(json.dumps(record, sort_keys=True) + "\n")
+        if self._tensorboard:
+            self.write_tensorboard(step, seed, values)
 
-  def write_tensorboard(self, step: int, seed: int, values: Mapping[str, Any]) -> None:
-    """TensorBoard only (e.g. wall-clock values that must stay out of the JSONL file)."""
-    if not self._tensorboard:
-      return
-    tb = self._tb_writer(seed)
-    for k, v in values.items():
-      arr = np.asarray(v)
-      if arr.ndim == 0:
-        tb.add_scalar(k, float(arr), step)
-      elif arr.size and np.all(np.isfinite(arr)):
-        tb.add_histogram(k, arr.astype(np.float64), step)
+    def write_tensorboard(self, step: int, seed: int, values: Mapping[str, Any]) -> None:
+        """TensorBoard only (e.g. wall-clock values that must stay out of the JSONL file)."""
+        if not self._tensorboard:
+            return
+        tb = self._tb_writer(seed)
+        for k, v in values.items():
+            arr = np.asarray(v)
+            if arr.ndim == 0:
+                tb.add_scalar(k, float(arr), step)
+            elif arr.size and np.all(np.isfinite(arr)):
+                tb.add_histogram(k, arr.astype(np.float64), step)
 
-  def flush(self) -> None:
-    self._file.flush()
-    for tb in self._tb.values():
-      tb.flush()
+    def flush(self) -> None:
+        self._file.flush()
+        for tb in self._tb.values():
+            tb.flush()
 
-  def close(self) -> None:
-    self.flush()
-    self._file.close()
-    for tb in self._tb.values():
-      tb.close()
-    self._tb.clear()
+    def close(self) -> None:
+        self.flush()
+        self._file.close()
+        for tb in self._tb.values():
+            tb.close()
+        self._tb.clear()
 
 
 class Progress:
-  """A tqdm bar over steps showing the loss, steps/s and ETA; a no-op when disabled."""
+    """A tqdm bar over steps showing the loss, steps/s and ETA; a no-op when disabled."""
 
-  def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = 'train'):
-    self._bar = None
-    if enabled:
-      from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-      self._bar = tqdm(total=total, initial=initial, desc=desc, unit='step', dynamic_ncols=True)
+    def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train"):
+        self._bar = None
+        if enabled:
+            from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
 
-  def update(self, n: int = 1) -> None:
-    if self._bar is not None:
-      self._bar.update(n)
+            self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
 
-  def set_postfix(self, values: Mapping[str, float]) -> None:
-    if self._bar is not None:
-      self._bar.set_postfix({k: f'{v:.4g}' for k, v in values.items()}, refresh=False)
+    def update(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
 
-  def write(self, text: str) -> None:
-    if self._bar is not None:
-      self._bar.write(text)
+    def set_postfix(self, values: Mapping[str, float]) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
 
-  def close(self) -> None:
-    if self._bar is not None:
-      self._bar.close()
+    def write(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def mean_over(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
-  """Mean of each numeric scalar key over records (skips 'step'/'seed' and non-scalars)."""
-  sums: dict[str, list[float]] = {}
-  for r in records:
-    for k, v in r.items():
-      if k in ('step', 'seed') or not isinstance(v, (int, float)) or isinstance(v, bool):
-        continue
-      sums.setdefault(k, []).append(float(v))
-  return {k: float(np.mean(v)) for k, v in sums.items()}
+    """Mean of each numeric scalar key over records (skips 'step'/'seed' and non-scalars)."""
+    sums: dict[str, list[float]] = {}
+    for r in records:
+        for k, v in r.items():
+            if k in ("step", "seed") or not isinstance(v, (int, float)) or isinstance(v, bool):
+                continue
+            sums.setdefault(k, []).append(float(v))
+    return {k: float(np.mean(v)) for k, v in sums.items()}

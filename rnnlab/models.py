@@ -59,27 +59,48 @@ class SequenceModel(nn.Module):
         return [(one, one) if self.bidirectional else one for _ in range(self.num_layers)]
 
     @nn.compact
-    def __call__(self, inputs, lengths=None, *, train: bool = False, probes=None, initial_carries=None,
-                 return_carries: bool = False):
+    def __call__(
+        self,
+        inputs,
+        lengths=None,
+        *,
+        train: bool = False,
+        probes=None,
+        initial_carries=None,
+        return_carries: bool = False,
+    ):
         inputs = jnp.asarray(inputs)
         if self.vocab_size is not None:
             if inputs.ndim != 2 or not jnp.issubdtype(inputs.dtype, jnp.integer):
-                raise ValueError(f"this model embeds token ids: inputs must be int [B, T], got {inputs.dtype} "
-                                 f"{inputs.shape}. For float features [B, T, D] build it with vocab_size=None.")
+                raise ValueError(
+                    f"this model embeds token ids: inputs must be int [B, T], got {inputs.dtype} "
+                    f"{inputs.shape}. For float features [B, T, D] build it with vocab_size=None."
+                )
             x = nn.Embed(self.vocab_size, self.embed_dim or self.hidden_size, name="embed")(inputs)
         else:
             if inputs.ndim != 3:
-                raise ValueError(f"inputs must be float [B, T, D], got shape {inputs.shape}; for token ids "
-                                 "set vocab_size.")
+                raise ValueError(
+                    f"inputs must be float [B, T, D], got shape {inputs.shape}; for token ids set vocab_size."
+                )
             x = inputs.astype(jnp.promote_types(inputs.dtype, jnp.float32))
-        stack = StackedRNN(functools.partial(get_cell, self.cell, self.hidden_size, **dict(self.cell_options)), self.num_layers, self.bidirectional,
-                           self.residual, self.dropout, self.rnn_options, name="rnn")
+        stack = StackedRNN(
+            functools.partial(get_cell, self.cell, self.hidden_size, **dict(self.cell_options)),
+            self.num_layers,
+            self.bidirectional,
+            self.residual,
+            self.dropout,
+            self.rnn_options,
+            name="rnn",
+        )
         carries, y = stack(x, lengths, train=train, initial_carries=initial_carries, probes=probes)
         if self.head == "last":
             cell = self.make_cell(parent=None)
             last = carries[-1]
-            feats = (jnp.concatenate([cell.hidden(last[0]), cell.hidden(last[1])], -1)
-                     if self.bidirectional else cell.hidden(last))
+            feats = (
+                jnp.concatenate([cell.hidden(last[0]), cell.hidden(last[1])], -1)
+                if self.bidirectional
+                else cell.hidden(last)
+            )
             feats = jnp.real(feats) if jnp.iscomplexobj(feats) else feats
         elif self.head == "mean":
             feats = masked_mean(y, lengths)

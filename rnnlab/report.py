@@ -31,31 +31,51 @@ DIAGNOSTIC_METRICS = ("decay_rate", "jac_decay_rate", "spectral_radius", "forget
 
 #: (citation, finding): what the literature reports, stated qualitatively where exact numbers are not certain.
 PUBLISHED = (
-    ("Hochreiter & Schmidhuber (1997), *Long Short-Term Memory*",
-     ("Introduced the LSTM: a memory cell with a self-connection of weight 1 (the constant error carousel) "
-      "guarded by multiplicative input and output gates, so error can flow back over long lags without "
-      "vanishing. They report learning tasks with minimal time lags of more than 1000 steps that plain "
-      "recurrent nets trained by BPTT or RTRL could not learn. (The forget gate came later, Gers et al. 2000.)")),
-    ("Pascanu, Mikolov & Bengio (2013), *On the difficulty of training recurrent neural networks*",
-     ("Analysed vanishing and exploding gradients: for h_t = W act(h_{t-1}) + ... with |act'| <= gamma, "
-      "sigma_max(W_hh) < 1/gamma (gamma = 1 for tanh, 1/4 for the sigmoid) is sufficient for the gradients "
-      "to vanish, and sigma_max > 1/gamma is necessary for them to explode. Proposed clipping the gradient "
-      "norm against explosion and a regulariser that keeps the backpropagated norm from shrinking.")),
-    ("Le, Jaitly & Hinton (2015), *A simple way to initialize recurrent networks of rectified linear units*",
-     ("The IRNN (ReLU units, recurrent weights initialised to the identity, zero biases) was reported to solve "
-      "the adding problem for sequence lengths up to 400, comparable to their LSTM baseline, while their "
-      "tanh RNN struggled as the sequences got longer; on pixel-by-pixel MNIST it was comparable to or "
-      "better than the LSTM.")),
-    ("Arjovsky, Shah & Bengio (2016), *Unitary evolution recurrent neural networks*",
-     ("A recurrent matrix kept unitary (all eigenvalues of modulus 1) neither shrinks nor grows the "
-      "backpropagated signal. The uRNN solved the adding problem for T up to 750; on the copy-memory "
-      "problem it learned long delays while their LSTM, within the training budget of the paper, stayed at "
-      "the memoryless baseline for delays beyond roughly T = 100.")),
-    ("Tallec & Ollivier (2018), *Can recurrent neural networks warp time?*",
-     ("Derived gating from invariance to time warping: the forget gate sets a characteristic forgetting time "
-      "of about 1/(1 - f) steps. Proposed chrono initialisation (b_f ~ log U[1, T_max - 1], b_i = -b_f) so "
-      "the initial time constants cover the expected dependency range, and reported that it speeds up "
-      "learning long-term dependencies (e.g. copy and adding tasks) compared with the standard initialisation.")),
+    (
+        "Hochreiter & Schmidhuber (1997), *Long Short-Term Memory*",
+        (
+            "Introduced the LSTM: a memory cell with a self-connection of weight 1 (the constant error carousel) "
+            "guarded by multiplicative input and output gates, so error can flow back over long lags without "
+            "vanishing. They report learning tasks with minimal time lags of more than 1000 steps that plain "
+            "recurrent nets trained by BPTT or RTRL could not learn. (The forget gate came later, Gers et al. 2000.)"
+        ),
+    ),
+    (
+        "Pascanu, Mikolov & Bengio (2013), *On the difficulty of training recurrent neural networks*",
+        (
+            "Analysed vanishing and exploding gradients: for h_t = W act(h_{t-1}) + ... with |act'| <= gamma, "
+            "sigma_max(W_hh) < 1/gamma (gamma = 1 for tanh, 1/4 for the sigmoid) is sufficient for the gradients "
+            "to vanish, and sigma_max > 1/gamma is necessary for them to explode. Proposed clipping the gradient "
+            "norm against explosion and a regulariser that keeps the backpropagated norm from shrinking."
+        ),
+    ),
+    (
+        "Le, Jaitly & Hinton (2015), *A simple way to initialize recurrent networks of rectified linear units*",
+        (
+            "The IRNN (ReLU units, recurrent weights initialised to the identity, zero biases) was reported to solve "
+            "the adding problem for sequence lengths up to 400, comparable to their LSTM baseline, while their "
+            "tanh RNN struggled as the sequences got longer; on pixel-by-pixel MNIST it was comparable to or "
+            "better than the LSTM."
+        ),
+    ),
+    (
+        "Arjovsky, Shah & Bengio (2016), *Unitary evolution recurrent neural networks*",
+        (
+            "A recurrent matrix kept unitary (all eigenvalues of modulus 1) neither shrinks nor grows the "
+            "backpropagated signal. The uRNN solved the adding problem for T up to 750; on the copy-memory "
+            "problem it learned long delays while their LSTM, within the training budget of the paper, stayed at "
+            "the memoryless baseline for delays beyond roughly T = 100."
+        ),
+    ),
+    (
+        "Tallec & Ollivier (2018), *Can recurrent neural networks warp time?*",
+        (
+            "Derived gating from invariance to time warping: the forget gate sets a characteristic forgetting time "
+            "of about 1/(1 - f) steps. Proposed chrono initialisation (b_f ~ log U[1, T_max - 1], b_i = -b_f) so "
+            "the initial time constants cover the expected dependency range, and reported that it speeds up "
+            "learning long-term dependencies (e.g. copy and adding tasks) compared with the standard initialisation."
+        ),
+    ),
 )
 
 
@@ -106,7 +126,7 @@ def _read_jsonl(path: str) -> list[dict]:
                 try:
                     rec = json.loads(line)
                 except ValueError:
-                    continue                    # a half-written last line of a killed run, a stray message...
+                    continue  # a half-written last line of a killed run, a stray message...
                 if isinstance(rec, dict):
                     records.append(rec)
     except OSError:
@@ -117,8 +137,12 @@ def _read_jsonl(path: str) -> list[dict]:
 def load_run(run_dir: str) -> Run:
     """Read ``config.json`` and ``metrics.jsonl`` of ``run_dir`` (either may be missing)."""
     run_dir = os.path.normpath(run_dir)
-    return Run(run_dir, os.path.basename(run_dir), _read_json(os.path.join(run_dir, "config.json")),
-               _read_jsonl(os.path.join(run_dir, "metrics.jsonl")))
+    return Run(
+        run_dir,
+        os.path.basename(run_dir),
+        _read_json(os.path.join(run_dir, "config.json")),
+        _read_jsonl(os.path.join(run_dir, "metrics.jsonl")),
+    )
 
 
 def load_runs(run_dirs: Iterable[str]) -> list[Run]:
@@ -172,7 +196,7 @@ def mean_over_seeds(per_seed: Mapping[Any, tuple[np.ndarray, np.ndarray]]):
         return np.array([]), np.array([]), np.array([])
     stacked = np.stack([v[np.searchsorted(s, common)] for s, v in per_seed.values()])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)    # all-NaN columns stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
         return np.array(common), np.nanmean(stacked, 0), np.nanstd(stacked, 0)
 
 
@@ -190,8 +214,10 @@ def last_list(run: Run, key: str) -> list[float] | None:
     if not last:
         return None
     n = min(len(v) for _, v in last.values())
-    rows = np.array([[to_float(x) if to_float(x) is not None else np.nan for x in v[-n:]]
-                     for _, v in last.values()], dtype=float)
+    rows = np.array(
+        [[to_float(x) if to_float(x) is not None else np.nan for x in v[-n:]] for _, v in last.values()],
+        dtype=float,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(rows, 0).tolist()
@@ -204,6 +230,7 @@ def last_list(run: Run, key: str) -> list[float] | None:
 def _figure(width: float = 6.4, height: float = 4.0):
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=import-outside-toplevel
     from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot(1, 1, 1)
@@ -223,8 +250,9 @@ def _save(fig, ax, path: str) -> str:
     return path
 
 
-def plot_loss_curves(runs: Sequence[Run | str], path: str, *, key: str = "loss",
-                     splits: Sequence[str] = SPLITS) -> str | None:
+def plot_loss_curves(
+    runs: Sequence[Run | str], path: str, *, key: str = "loss", splits: Sequence[str] = SPLITS
+) -> str | None:
     """``key`` against training step for every run and split: mean over seeds, shaded ± std.
 
     Log-scale y when every value is positive. Returns ``path``, or None (nothing written) when no run has
@@ -255,8 +283,9 @@ def plot_loss_curves(runs: Sequence[Run | str], path: str, *, key: str = "loss",
     return _save(fig, ax, path)
 
 
-def plot_grad_norm_vs_distance(curves: Mapping[str, Sequence[float]], path: str, *, fit: bool = True,
-                               ylabel: str = "||dL/dh_t||") -> str | None:
+def plot_grad_norm_vs_distance(
+    curves: Mapping[str, Sequence[float]], path: str, *, fit: bool = True, ylabel: str = "||dL/dh_t||"
+) -> str | None:
     """Gradient norm against distance T - t (log-scale y): the vanishing-gradient picture.
 
     Args:
@@ -301,7 +330,9 @@ def gate_saturation_curves(runs: Sequence[Run]) -> dict[str, tuple[np.ndarray, n
     return out
 
 
-def plot_gate_saturation(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str) -> str | None:
+def plot_gate_saturation(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str
+) -> str | None:
     """Saturated fraction (sigma < 0.05 or > 0.95) of each gate against training step.
 
     ``curves``: ``{label: (steps, fractions)}`` (see :func:`gate_saturation_curves`). Returns ``path`` or None.
@@ -339,8 +370,13 @@ def _fmt(values: list[float], digits: int) -> str:
     return text
 
 
-def results_table(rows: Sequence[Mapping[str, Any]], *, group_by: Sequence[str] | None = None,
-                  metrics: Sequence[str] | None = None, digits: int = 3) -> str:
+def results_table(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    group_by: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    digits: int = 3,
+) -> str:
     """A Markdown table of mean ± std (sample std over seeds) per group.
 
     Args:
@@ -375,14 +411,21 @@ def results_table(rows: Sequence[Mapping[str, Any]], *, group_by: Sequence[str] 
     return "\n".join(lines) + "\n"
 
 
-def final_rows(runs: Sequence[Run], metrics: Sequence[str] = TASK_METRICS,
-               diagnostics: Sequence[str] = DIAGNOSTIC_METRICS) -> list[dict[str, Any]]:
+def final_rows(
+    runs: Sequence[Run],
+    metrics: Sequence[str] = TASK_METRICS,
+    diagnostics: Sequence[str] = DIAGNOSTIC_METRICS,
+) -> list[dict[str, Any]]:
     """One row per run and seed: run, cell, task, length (from the config) and the last logged value of each
     metric per split (``'eval accuracy'``, ``'train loss'``) and of each diagnostic (``'decay_rate'``)."""
     rows = []
     for run in runs:
         params = run.config_get("task.params", {}) or {}
-        base = {"run": run.name, "cell": run.config_get("model.cell", ""), "task": run.config_get("task.name", "")}
+        base = {
+            "run": run.name,
+            "cell": run.config_get("model.cell", ""),
+            "task": run.config_get("task.name", ""),
+        }
         length = next((params[k] for k in ("length", "seq_len", "T", "delay") if k in params), None)
         if length is not None:
             base["T"] = str(length)
@@ -421,8 +464,13 @@ def published_results() -> str:
     return "\n".join(f"- **{cite}.** {finding}" for cite, finding in PUBLISHED) + "\n"
 
 
-def write_report(out_dir: str, *sections: Section | tuple[str, str], title: str = "rnnlab report",
-                 intro: str = "", published: bool = True) -> str:
+def write_report(
+    out_dir: str,
+    *sections: Section | tuple[str, str],
+    title: str = "rnnlab report",
+    intro: str = "",
+    published: bool = True,
+) -> str:
     """Write ``out_dir/report.md``: ``title``, ``intro``, the ``sections`` in order (figures as relative image
     links, only those whose file exists), then "Published results" (:data:`PUBLISHED`). Returns the path."""
     os.makedirs(out_dir, exist_ok=True)
@@ -435,14 +483,18 @@ def write_report(out_dir: str, *sections: Section | tuple[str, str], title: str 
         if sec.body:
             parts.append(sec.body.strip() + "\n")
         for fig in sec.figures:
-            fig_path, caption = (fig, os.path.splitext(os.path.basename(fig))[0]) if isinstance(fig, str) else fig
+            fig_path, caption = (
+                (fig, os.path.splitext(os.path.basename(fig))[0]) if isinstance(fig, str) else fig
+            )
             if fig_path and os.path.exists(fig_path):
                 rel = os.path.relpath(os.path.abspath(fig_path), os.path.abspath(out_dir))
                 parts.append(f"![{caption}]({rel})\n")
     if published:
         parts.append("## Published results\n")
-        parts.append("What the literature reports, to compare the runs above against (stated qualitatively "
-                     "where we are not sure of exact numbers; budgets and set-ups differ from ours).\n")
+        parts.append(
+            "What the literature reports, to compare the runs above against (stated qualitatively "
+            "where we are not sure of exact numbers; budgets and set-ups differ from ours).\n"
+        )
         parts.append(published_results())
     path = os.path.join(out_dir, REPORT_FILE)
     with open(path, "w") as f:
@@ -452,6 +504,7 @@ def write_report(out_dir: str, *sections: Section | tuple[str, str], title: str 
 
 def build_sections(runs: Sequence[Run], out_dir: str, *, title: str = "") -> list[Section]:
     """Plots and tables for training ``runs``, written into ``out_dir``; headings prefixed by ``title``."""
+
     def png(name):
         return os.path.join(out_dir, name)
 
@@ -459,27 +512,58 @@ def build_sections(runs: Sequence[Run], out_dir: str, *, title: str = "") -> lis
     sections = []
     loss = plot_loss_curves(runs, png("loss_curves.png"))
     if loss:
-        sections.append(Section(pre + "training curves",
-                                "Loss against training step (solid: train, dashed: eval).", [(loss, "loss curves")]))
+        sections.append(
+            Section(
+                pre + "training curves",
+                "Loss against training step (solid: train, dashed: eval).",
+                [(loss, "loss curves")],
+            )
+        )
     grads = {r.label(): c for r in runs if (c := last_list(r, "grad_norm_t"))}
     jacs = {r.label(): c for r in runs if (c := last_list(r, "jac_norm_t"))}
-    figs = [(p, cap) for p, cap in (
-        (grads and plot_grad_norm_vs_distance(grads, png("grad_norm_vs_distance.png")), "gradient norm vs distance"),
-        (jacs and plot_grad_norm_vs_distance(jacs, png("jacobian_norm_vs_distance.png"), ylabel="||dh_T/dh_t||"),
-         "Jacobian product norm vs distance")) if p]
+    figs = [
+        (p, cap)
+        for p, cap in (
+            (
+                grads and plot_grad_norm_vs_distance(grads, png("grad_norm_vs_distance.png")),
+                "gradient norm vs distance",
+            ),
+            (
+                jacs
+                and plot_grad_norm_vs_distance(
+                    jacs, png("jacobian_norm_vs_distance.png"), ylabel="||dh_T/dh_t||"
+                ),
+                "Jacobian product norm vs distance",
+            ),
+        )
+        if p
+    ]
     if figs:
-        sections.append(Section(
-            pre + "vanishing gradients",
-            "‖dL/dh_t‖ (probes, one backward pass) and ‖dh_T/dh_t‖ (Jacobian products) at the last "
-            "diagnostics step, against the distance T - t; the legend gives the fitted factor per step "
-            "(< 1: the gradient shrinks geometrically with distance).", figs))
+        sections.append(
+            Section(
+                pre + "vanishing gradients",
+                "‖dL/dh_t‖ (probes, one backward pass) and ‖dh_T/dh_t‖ (Jacobian products) at the last "
+                "diagnostics step, against the distance T - t; the legend gives the fitted factor per step "
+                "(< 1: the gradient shrinks geometrically with distance).",
+                figs,
+            )
+        )
     gates = gate_saturation_curves(runs)
     sat = gates and plot_gate_saturation(gates, png("gate_saturation.png"))
     if sat:
-        sections.append(Section(pre + "gate saturation", "Fraction of gate values below 0.05 or above 0.95.",
-                                [(sat, "gate saturation")]))
-    sections.append(Section(pre + "final metrics", "Last logged value per seed, mean ± sample std over seeds.\n\n"
-                            + results_table(final_rows(runs))))
+        sections.append(
+            Section(
+                pre + "gate saturation",
+                "Fraction of gate values below 0.05 or above 0.95.",
+                [(sat, "gate saturation")],
+            )
+        )
+    sections.append(
+        Section(
+            pre + "final metrics",
+            "Last logged value per seed, mean ± sample std over seeds.\n\n" + results_table(final_rows(runs)),
+        )
+    )
     return sections
 
 
@@ -492,12 +576,17 @@ def list_at_step(run: Run, key: str, step: int | None) -> list[float] | None:
     if not steps:
         return None
     want = max(steps) if step is None else step
-    rows = [r[key] for r in run.records
-            if isinstance(r.get(key), list) and int(to_float(r.get("step")) or 0) == want]
+    rows = [
+        r[key]
+        for r in run.records
+        if isinstance(r.get(key), list) and int(to_float(r.get("step")) or 0) == want
+    ]
     if not rows:
         return None
     n = min(len(v) for v in rows)
-    arr = np.array([[to_float(x) if to_float(x) is not None else np.nan for x in v[-n:]] for v in rows], float)
+    arr = np.array(
+        [[to_float(x) if to_float(x) is not None else np.nan for x in v[-n:]] for v in rows], float
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(arr, 0).tolist()
@@ -516,37 +605,53 @@ def scalar_at_step(run: Run, key: str, step: int | None) -> list[float]:
     return out
 
 
-def gradient_flow_sections(runs: Sequence[Run], out_dir: str, *, title: str = "gradient flow") -> list[Section]:
+def gradient_flow_sections(
+    runs: Sequence[Run], out_dir: str, *, title: str = "gradient flow"
+) -> list[Section]:
     """The vanishing-gradient comparison: ‖dL/dh_t‖ and ‖dh_T/dh_t‖ against T - t at initialisation (step 0)
     and after training (last diagnostics step), and a table of fitted per-step decay rates."""
     os.makedirs(out_dir, exist_ok=True)
     figs = []
-    for key, ylabel, what in (("grad_norm_t", "||dL/dh_t||", "grad_norm"), ("jac_norm_t", "||dh_T/dh_t||", "jacobian")):
+    for key, ylabel, what in (
+        ("grad_norm_t", "||dL/dh_t||", "grad_norm"),
+        ("jac_norm_t", "||dh_T/dh_t||", "jacobian"),
+    ):
         for step, when in ((0, "init"), (None, "trained")):
             curves = {r.name: c for r in runs if (c := list_at_step(r, key, step))}
-            path = curves and plot_grad_norm_vs_distance(curves, os.path.join(out_dir, f"{what}_{when}.png"),
-                                                         ylabel=ylabel)
+            path = curves and plot_grad_norm_vs_distance(
+                curves, os.path.join(out_dir, f"{what}_{when}.png"), ylabel=ylabel
+            )
             if path:
-                figs.append((path, f"{ylabel} vs distance, {'at initialisation' if step == 0 else 'after training'}"))
+                figs.append(
+                    (path, f"{ylabel} vs distance, {'at initialisation' if step == 0 else 'after training'}")
+                )
     rows = []
     for r in runs:
         row: dict[str, Any] = {"variant": r.name}
-        for key, col in (("log_decay_rate", "log rate/step (probe)"), ("jac_log_decay_rate", "log rate/step (Jacobian)"),
-                         ("forget_time_constant_mean", "LSTM tau = 1/(1-f)"), ("spectral_radius", "spectral radius")):
+        for key, col in (
+            ("log_decay_rate", "log rate/step (probe)"),
+            ("jac_log_decay_rate", "log rate/step (Jacobian)"),
+            ("forget_time_constant_mean", "LSTM tau = 1/(1-f)"),
+            ("spectral_radius", "spectral radius"),
+        ):
             for step, when in ((0, "init"), (None, "trained")):
                 vals = [v for v in scalar_at_step(r, key, step) if math.isfinite(v)]
                 if vals:
                     row[f"{col}, {when}"] = float(np.mean(vals))
         for m in ("mse_over_baseline", "accuracy"):
-            vals = scalar_at_step(r, f"eval/{m}", None) or [v for s in series(r, m, "eval").values() for v in s[1][-1:]]
+            vals = scalar_at_step(r, f"eval/{m}", None) or [
+                v for s in series(r, m, "eval").values() for v in s[1][-1:]
+            ]
             if vals:
                 row[f"eval {m}"] = float(np.mean(vals))
         rows.append(row)
-    body = ("Each variant's gradient ‖dL/dh_t‖ (from zero probes added to the carry, one backward pass, averaged "
-            "over the batch) and Jacobian-product norm ‖dh_T/dh_t‖ (one sequence), against the distance T - t. "
-            "The table gives the least-squares slope of log-norm against distance: the natural log of the factor "
-            "by which the gradient shrinks per step (0 = no vanishing; -0.1 = a factor e^-0.1 = 0.90 per step).\n\n"
-            + results_table(rows, group_by=["variant"]))
+    body = (
+        "Each variant's gradient ‖dL/dh_t‖ (from zero probes added to the carry, one backward pass, averaged "
+        "over the batch) and Jacobian-product norm ‖dh_T/dh_t‖ (one sequence), against the distance T - t. "
+        "The table gives the least-squares slope of log-norm against distance: the natural log of the factor "
+        "by which the gradient shrinks per step (0 = no vanishing; -0.1 = a factor e^-0.1 = 0.90 per step).\n\n"
+        + results_table(rows, group_by=["variant"])
+    )
     return [Section(title, body, figs)]
 
 

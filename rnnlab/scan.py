@@ -47,11 +47,11 @@ def flip_sequences(x: Array, lengths: Array | None, time_axis: int = 1) -> Array
     if lengths is None:
         return jnp.flip(x, axis=time_axis)
     t = x.shape[time_axis]
-    steps = jnp.arange(t)[None, :]                      # [1, T]
-    lens = lengths[:, None]                              # [B, 1]
+    steps = jnp.arange(t)[None, :]  # [1, T]
+    lens = lengths[:, None]  # [B, 1]
     idx = jnp.where(steps < lens, lens - 1 - steps, steps)  # [B, T]
     if time_axis == 0:
-        idx = idx.T                                      # [T, B]
+        idx = idx.T  # [T, B]
     idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
     return jnp.take_along_axis(x, idx, axis=time_axis)
 
@@ -68,15 +68,19 @@ def zero_probes(carry, t: int):
 
 def _where(mask, new, old):
     """Select ``new`` where ``mask`` ([B]) else ``old``, for every leaf of a carry."""
-    return jax.tree.map(lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o), new, old)
+    return jax.tree.map(
+        lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o), new, old
+    )
 
 
 def _check_lengths(lengths, b: int, t: int):
     if lengths is None:
         return None
     if jnp.shape(lengths) != (b,):
-        raise ValueError(f"lengths must have shape [B] = ({b},), got {jnp.shape(lengths)}; "
-                         "pass one length per sequence in the batch.")
+        raise ValueError(
+            f"lengths must have shape [B] = ({b},), got {jnp.shape(lengths)}; "
+            "pass one length per sequence in the batch."
+        )
     if not jnp.issubdtype(jnp.asarray(lengths).dtype, jnp.integer):
         raise ValueError(f"lengths must be integers, got dtype {jnp.asarray(lengths).dtype}.")
     if not isinstance(lengths, jax.core.Tracer):
@@ -85,13 +89,24 @@ def _check_lengths(lengths, b: int, t: int):
         if lo < 0:
             raise ValueError(f"lengths must be >= 0, got a minimum of {lo}.")
         if hi > t:
-            raise ValueError(f"lengths must be <= T = {t} (the padded length of x), got a maximum of {hi}; "
-                             "pad x to the longest sequence or fix lengths.")
+            raise ValueError(
+                f"lengths must be <= T = {t} (the padded length of x), got a maximum of {hi}; "
+                "pad x to the longest sequence or fix lengths."
+            )
     return jnp.asarray(lengths, jnp.int32)
 
 
-def sequential_scan(step: Callable, carry, xs, mask=None, probes=None, *, unroll: int = 1,
-                    remat: bool = False, collect: bool = False):
+def sequential_scan(
+    step: Callable,
+    carry,
+    xs,
+    mask=None,
+    probes=None,
+    *,
+    unroll: int = 1,
+    remat: bool = False,
+    collect: bool = False,
+):
     """Run ``step(carry, x_t) -> (carry, y_t, aux_t)`` over time-major ``xs`` (leaves ``[T, B, ...]``).
 
     ``mask: [T, B]`` freezes the carry and zeroes ``y`` on padded steps; ``probes`` (carry-shaped leaves
@@ -176,12 +191,18 @@ class RNN(nn.Module):
             raise ValueError(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
         fusable = isinstance(self.cell, (LSTMCell, GRUCell))
         if self.backend == "fused" and not fusable:
-            raise ValueError(f"backend='fused' supports LSTMCell and GRUCell, not {type(self.cell).__name__}; "
-                             "use backend='xla' or 'auto'.")
+            raise ValueError(
+                f"backend='fused' supports LSTMCell and GRUCell, not {type(self.cell).__name__}; "
+                "use backend='xla' or 'auto'."
+            )
         if self.backend == "xla" or not fusable:
             return "xla"
-        unsupported = (self.remat or self.remat_chunk or collect
-                       or (isinstance(self.cell, LSTMCell) and (self.cell.peephole or self.cell.cifg)))
+        unsupported = (
+            self.remat
+            or self.remat_chunk
+            or collect
+            or (isinstance(self.cell, LSTMCell) and (self.cell.peephole or self.cell.cifg))
+        )
         return "xla" if unsupported else "fused"
 
     def resolved_hoist(self, mode: str) -> bool:
@@ -189,7 +210,7 @@ class RNN(nn.Module):
         if self.hoist not in (True, False, "auto"):
             raise ValueError(f"hoist must be True, False or 'auto', got {self.hoist!r}")
         if mode == "associative":
-            return True   # the associative scan needs every step's coefficients at once
+            return True  # the associative scan needs every step's coefficients at once
         if self.remat_chunk:
             return False  # each checkpointed chunk projects its own inputs
         if self.hoist == "auto":
@@ -200,8 +221,10 @@ class RNN(nn.Module):
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
         if self.mode == "associative" and not self.cell.linear:
-            raise ValueError(f"mode='associative' needs a linear cell (lru, mingru), not {type(self.cell).__name__}; "
-                             "use mode='sequential'.")
+            raise ValueError(
+                f"mode='associative' needs a linear cell (lru, mingru), not {type(self.cell).__name__}; "
+                "use mode='sequential'."
+            )
         if self.mode == "auto":
             parallel_hw = jax.default_backend() in ("gpu", "tpu", "cuda", "rocm")
             return "associative" if (self.cell.linear and parallel_hw) else "sequential"
@@ -223,8 +246,10 @@ class RNN(nn.Module):
         """
         x = jnp.asarray(x)
         if x.ndim != 3:
-            raise ValueError(f"RNN expects x of shape [B, T, D], got shape {x.shape} (rank {x.ndim}); "
-                             "add a batch axis (x[None]) or a feature axis (x[..., None]).")
+            raise ValueError(
+                f"RNN expects x of shape [B, T, D], got shape {x.shape} (rank {x.ndim}); "
+                "add a batch axis (x[None]) or a feature axis (x[..., None])."
+            )
         b, t, _ = x.shape
         lengths = _check_lengths(lengths, b, t)
         mode = self.resolved_mode()
@@ -237,20 +262,24 @@ class RNN(nn.Module):
             x = flip_sequences(x, lengths)
             if probes is not None:
                 probes = jax.tree.map(lambda p: flip_sequences(p, lengths), probes)
-        xt = jnp.swapaxes(x, 0, 1)                                       # [T, B, D]
+        xt = jnp.swapaxes(x, 0, 1)  # [T, B, D]
         mask = None if lengths is None else sequence_mask(lengths, t).T  # [T, B]
         pt = None if probes is None else jax.tree.map(lambda p: jnp.swapaxes(p, 0, 1), probes)
         if pt is not None and mask is not None:
-            pt = jax.tree.map(lambda p: p * mask.reshape(mask.shape + (1,) * (p.ndim - 2)).astype(p.dtype), pt)
+            pt = jax.tree.map(
+                lambda p: p * mask.reshape(mask.shape + (1,) * (p.ndim - 2)).astype(p.dtype), pt
+            )
 
         # Create (or shape-check) every parameter, then run the loop on pure functions of them.
         hoist = self.resolved_hoist(mode)
         try:
             xp = cell.project_inputs(xt if hoist else xt[:1])
         except flax_errors.ScopeParamShapeError as e:
-            raise ValueError(f"input feature size D = {x.shape[-1]} differs from the one this "
-                             f"{type(cell).__name__} was initialised with; re-initialise the model or pass "
-                             f"inputs with the original D. ({e})") from None
+            raise ValueError(
+                f"input feature size D = {x.shape[-1]} differs from the one this "
+                f"{type(cell).__name__} was initialised with; re-initialise the model or pass "
+                f"inputs with the original D. ({e})"
+            ) from None
         params = cell.variables.get("params", {})
         fns = _PureCell(cell, collect)
         # The step computes in promote(input dtype, param dtype); give the carry that dtype from the start.
@@ -268,12 +297,14 @@ class RNN(nn.Module):
                 ys = jnp.where(mask[..., None], ys, jnp.zeros_like(ys))
             auxs = None
         elif backend == "fused":
-            final, ys = _fused_scan(cell, params, carry, xp if hoist else xt, mask, pt, self.unroll,
-                                    hoisted=hoist)
+            final, ys = _fused_scan(
+                cell, params, carry, xp if hoist else xt, mask, pt, self.unroll, hoisted=hoist
+            )
             auxs = None
         elif self.remat_chunk:
-            final, ys, auxs = _chunked_scan(fns, params, carry, xt, mask, pt, self.remat_chunk, self.unroll,
-                                            collect)
+            final, ys, auxs = _chunked_scan(
+                fns, params, carry, xt, mask, pt, self.remat_chunk, self.unroll, collect
+            )
         else:
             if hoist:
                 step = lambda c, xp_t: fns.step(params, c, xp_t)
@@ -281,8 +312,9 @@ class RNN(nn.Module):
             else:
                 step = lambda c, x_t: fns.step(params, c, fns.project(params, x_t))
                 xs = xt
-            final, ys, auxs = sequential_scan(step, carry, xs, mask, pt, unroll=self.unroll,
-                                              remat=self.remat, collect=collect)
+            final, ys, auxs = sequential_scan(
+                step, carry, xs, mask, pt, unroll=self.unroll, remat=self.remat, collect=collect
+            )
 
         y = jnp.swapaxes(ys, 0, 1)
         if self.reverse:
@@ -309,8 +341,9 @@ def _fused_scan(cell: RecurrentCell, params, carry, xs, mask, pt, unroll: int, h
     if isinstance(cell, LSTMCell):
         c, h, ys = kernels.lstm_sequence(params["recurrent_kernel"], xs, carry[0], carry[1], mask, pt, **opts)
         return (c, h), ys
-    h, ys = kernels.gru_sequence(params["recurrent_kernel"], params["recurrent_bias"], xs, carry, mask, pt,
-                                 **opts)
+    h, ys = kernels.gru_sequence(
+        params["recurrent_kernel"], params["recurrent_bias"], xs, carry, mask, pt, **opts
+    )
     return h, ys
 
 
@@ -369,4 +402,3 @@ def _chunked_scan(fns: _PureCell, params, carry, xt, mask, pt, chunk: int, unrol
     carry, (ys, auxs) = jax.lax.scan(run_chunk, carry, chunks)
     merge = lambda a: a.reshape(n * chunk, *a.shape[2:])[:t]
     return carry, merge(ys), (None if auxs is None else jax.tree.map(merge, auxs))
-

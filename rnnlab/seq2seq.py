@@ -76,8 +76,9 @@ class LuongAttentionCell(RecurrentCell):
     def setup(self):
         options = {"param_dtype": self.param_dtype, **dict(self.cell_options)}
         self.cell = get_cell(self.cell_name, self.hidden_size, **options)
-        self.combine = nn.Dense(self.hidden_size, use_bias=False, name="combine",
-                                param_dtype=self.param_dtype)
+        self.combine = nn.Dense(
+            self.hidden_size, use_bias=False, name="combine", param_dtype=self.param_dtype
+        )
 
     def init_carry(self, rng, batch_shape):
         htilde = jnp.zeros((*batch_shape, self.hidden_size), self.param_dtype)
@@ -126,8 +127,13 @@ class _Decoder(nn.Module):
             cell = get_cell(self.cell, self.hidden_size, parent=None, **dict(self.cell_options))
             cell = cell.clone(parent=self, name="cell")
         else:
-            cell = LuongAttentionCell(self.hidden_size, cell_name=self.cell, cell_options=self.cell_options,
-                                      memory=memory, name="cell")
+            cell = LuongAttentionCell(
+                self.hidden_size,
+                cell_name=self.cell,
+                cell_options=self.cell_options,
+                memory=memory,
+                name="cell",
+            )
         if single_step:
             carry, y = cell(carry, x)
         else:
@@ -174,8 +180,10 @@ class Seq2Seq(nn.Module):
         if self.attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {self.attention!r}; valid: {', '.join(ATTENTIONS)}")
         if self.bidirectional and self.hidden_size % 2:
-            raise ValueError(f"a bidirectional encoder needs an even hidden_size (H/2 per direction), "
-                             f"got {self.hidden_size}")
+            raise ValueError(
+                f"a bidirectional encoder needs an even hidden_size (H/2 per direction), "
+                f"got {self.hidden_size}"
+            )
         get_cell(self.cell, self.hidden_size, parent=None, **dict(self.cell_options))  # validate early
         super().__post_init__()
 
@@ -184,14 +192,19 @@ class Seq2Seq(nn.Module):
         self.embed_in = nn.Embed(self.input_vocab, e)
         self.embed_out = nn.Embed(self.output_vocab, e)
         h_dir = h // 2 if self.bidirectional else h
-        self.encoder = StackedRNN(functools.partial(get_cell, self.cell, h_dir, **dict(self.cell_options)),
-                                  self.encoder_layers, self.bidirectional, dropout=self.dropout,
-                                  rnn_options=self.rnn_options)
+        self.encoder = StackedRNN(
+            functools.partial(get_cell, self.cell, h_dir, **dict(self.cell_options)),
+            self.encoder_layers,
+            self.bidirectional,
+            dropout=self.dropout,
+            rnn_options=self.rnn_options,
+        )
         if self.attention == "general":
             self.attention_keys = nn.Dense(h, use_bias=False)  # W_a, applied to the memory once
         self.drop = nn.Dropout(self.dropout)
-        self.decoder = _Decoder(self.cell, h, self.cell_options, self.attention, self.output_vocab,
-                                self.dropout, self.rnn_options)
+        self.decoder = _Decoder(
+            self.cell, h, self.cell_options, self.attention, self.output_vocab, self.dropout, self.rnn_options
+        )
 
     def encode(self, inputs: Array, lengths: Array | None = None, *, train: bool = False) -> dict:
         """Read the source.
@@ -223,10 +236,13 @@ class Seq2Seq(nn.Module):
         cell = get_cell(self.cell, self.hidden_size, parent=None, **dict(self.cell_options))
         expected = cell.init_carry(None, (b,))
         if jax.tree.structure(final) != jax.tree.structure(expected) or any(
-                f.shape != e.shape for f, e in zip(jax.tree.leaves(final), jax.tree.leaves(expected))):
-            raise ValueError("the encoder's final carry does not fit the decoder cell "
-                             f"({jax.tree.map(jnp.shape, final)} vs {jax.tree.map(jnp.shape, expected)}); "
-                             "with a bidirectional encoder, cell state sizes must be H/2 per direction.")
+            f.shape != e.shape for f, e in zip(jax.tree.leaves(final), jax.tree.leaves(expected))
+        ):
+            raise ValueError(
+                "the encoder's final carry does not fit the decoder cell "
+                f"({jax.tree.map(jnp.shape, final)} vs {jax.tree.map(jnp.shape, expected)}); "
+                "with a bidirectional encoder, cell state sizes must be H/2 per direction."
+            )
         if self.attention == "none":
             return final
         return final, jnp.zeros((b, self.hidden_size), memory["values"].dtype)
@@ -235,8 +251,15 @@ class Seq2Seq(nn.Module):
         """One decoder step: ``token: [B]`` int (the previous output) -> ``(carry, logits [B, V])``."""
         return self.decoder(memory, carry, self.embed_out(jnp.asarray(token)), single_step=True)
 
-    def __call__(self, inputs: Array, lengths: Array | None, decoder_inputs: Array, *,
-                 decoder_lengths: Array | None = None, train: bool = False) -> Array:
+    def __call__(
+        self,
+        inputs: Array,
+        lengths: Array | None,
+        decoder_inputs: Array,
+        *,
+        decoder_lengths: Array | None = None,
+        train: bool = False,
+    ) -> Array:
         """Teacher-forced logits ``[B, T, V]`` for ``decoder_inputs: [B, T]`` (the targets shifted right,
         starting with a start token). With ``decoder_lengths``, padded target steps give exactly the output
         bias."""

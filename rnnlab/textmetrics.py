@@ -86,8 +86,11 @@ def entity_f1(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[s
         te, pe = bio_entities(t), bio_entities(p)
         for name, ents in (("true", te), ("pred", pe), ("correct", te & pe)):
             counts[name].update(e[0] for e in ents)
-    out = {"overall": _prf(sum(counts["correct"].values()), sum(counts["true"].values()),
-                           sum(counts["pred"].values()))}
+    out = {
+        "overall": _prf(
+            sum(counts["correct"].values()), sum(counts["true"].values()), sum(counts["pred"].values())
+        )
+    }
     for kind in sorted(set(counts["true"]) | set(counts["pred"])):
         out[kind] = _prf(counts["correct"][kind], counts["true"][kind], counts["pred"][kind])
     return out
@@ -125,7 +128,7 @@ def exact_match(references, hypotheses) -> float:
 
 
 class BLEU(NamedTuple):
-    bleu: float                   # in [0, 1]
+    bleu: float  # in [0, 1]
     precisions: tuple[float, ...]  # clipped (smoothed) n-gram precisions, n = 1..max_order
     brevity_penalty: float
     hyp_len: int
@@ -137,7 +140,7 @@ def _tokens(x) -> tuple:
 
 
 def _ngrams(tokens: tuple, n: int) -> Counter:
-    return Counter(tokens[i:i + n] for i in range(len(tokens) - n + 1))
+    return Counter(tokens[i : i + n] for i in range(len(tokens) - n + 1))
 
 
 def corpus_bleu(hypotheses, references, max_order: int = 4, smooth: str = "none") -> BLEU:

@@ -10,7 +10,7 @@ from rnnlab.tasks import offline
 
 
 def write_zip(path: Path, members: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, 'w') as z:
+    with zipfile.ZipFile(path, "w") as z:
         for name, data in members.items():
             z.writestr(name, data)
     return path
@@ -20,11 +20,11 @@ def fake_archive(monkeypatch, tmp_path, key, members: dict[str, bytes]):
     """Writes a fake archive for ``offline.ARCHIVES[key]`` (a .tar.gz or a wheel/zip, as the real one), swaps
     its hash in and points ``RNNLAB_ARCHIVE_DIR`` at it; returns the data dir to prepare into."""
     real = offline.ARCHIVES[key]
-    adir = tmp_path / 'archives'
+    adir = tmp_path / "archives"
     adir.mkdir(exist_ok=True)
     path = adir / real.filename
-    if real.filename.endswith('.tar.gz'):
-        with tarfile.open(path, 'w:gz') as tf:
+    if real.filename.endswith(".tar.gz"):
+        with tarfile.open(path, "w:gz") as tf:
             for name, data in members.items():
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
@@ -33,5 +33,5 @@ def fake_archive(monkeypatch, tmp_path, key, members: dict[str, bytes]):
         write_zip(path, members)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     monkeypatch.setitem(offline.ARCHIVES, key, offline.Archive(real.requirement, real.filename, digest))
-    monkeypatch.setenv('RNNLAB_ARCHIVE_DIR', str(adir))
-    return tmp_path / 'data'
+    monkeypatch.setenv("RNNLAB_ARCHIVE_DIR", str(adir))
+    return tmp_path / "data"

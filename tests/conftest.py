@@ -7,9 +7,12 @@
 
 import os
 
-_FLAGS = ('--xla_force_host_platform_device_count=4', '--xla_backend_optimization_level=0',
-          '--xla_llvm_disable_expensive_passes=true')
+_FLAGS = (
+    "--xla_force_host_platform_device_count=4",
+    "--xla_backend_optimization_level=0",
+    "--xla_llvm_disable_expensive_passes=true",
+)
 for _flag in _FLAGS:  # an XLA_FLAGS already set is kept and extended
-  if _flag.split('=')[0] not in os.environ.get('XLA_FLAGS', ''):
-    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' + _flag).strip()
-os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")

@@ -138,7 +138,7 @@ def assert_trees_close(actual, expected, rtol=1e-10, atol=1e-12):
 
 def take(tree, b):
     """Sequence ``b`` of a batch-first pytree, keeping a batch axis of 1."""
-    return jax.tree.map(lambda a: a[b:b + 1], tree)
+    return jax.tree.map(lambda a: a[b : b + 1], tree)
 
 
 def dot(tree, weights):
@@ -157,6 +157,6 @@ def assert_masked_equals_alone(module, params, x, lengths, initial_carry, **kwar
             for got, want in zip(jax.tree.leaves(take(carry, b)), jax.tree.leaves(take(initial_carry, b))):
                 np.testing.assert_array_equal(got, want)
             continue
-        carry_b, y_b = apply(module, params, x[b:b + 1, :n], None, take(initial_carry, b), **kwargs)
-        assert_trees_close(y[b:b + 1, :n], y_b)
+        carry_b, y_b = apply(module, params, x[b : b + 1, :n], None, take(initial_carry, b), **kwargs)
+        assert_trees_close(y[b : b + 1, :n], y_b)
         assert_trees_close(take(carry, b), carry_b)

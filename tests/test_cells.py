@@ -39,6 +39,7 @@ def test_every_registered_cell_is_covered():
 # --------------------------------------------------------------------------------------------------------------
 # Each cell computes the equations of its docstring (written here in NumPy float64).
 
+
 def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
@@ -93,8 +94,8 @@ def _numpy_gru_step(p, h, x, slope):
     xp = x @ p["input"]["kernel"] + p["input"]["bias"]
     hp = h @ p["recurrent_kernel"]
     r = _sigmoid(slope * (xp[:, :hs] + hp[:, :hs]))
-    z = _sigmoid(slope * (xp[:, hs:2 * hs] + hp[:, hs:2 * hs]))
-    n = np.tanh(xp[:, 2 * hs:] + r * (hp[:, 2 * hs:] + p["recurrent_bias"]))
+    z = _sigmoid(slope * (xp[:, hs : 2 * hs] + hp[:, hs : 2 * hs]))
+    n = np.tanh(xp[:, 2 * hs :] + r * (hp[:, 2 * hs :] + p["recurrent_bias"]))
     h = (1.0 - z) * n + z * h
     return h, h
 
@@ -146,8 +147,21 @@ def test_lstm_equals_jax_experimental_lstm_ref():
     x = jnp.asarray(rng.normal(size=(b, t, d)))
     h0, c0 = jnp.asarray(rng.normal(size=(1, b, hs))), jnp.asarray(rng.normal(size=(1, b, hs)))
     lengths = jnp.array([5, 3, 1], jnp.int32)
-    y_ref, h_n, c_n = lstm_ref(x, h0, c0, {0: jnp.asarray(w_ih)}, {0: jnp.asarray(w_hh)}, {0: jnp.asarray(b_ih)},
-                               {0: jnp.asarray(b_hh)}, lengths, d, hs, 1, 0.0, False)
+    y_ref, h_n, c_n = lstm_ref(
+        x,
+        h0,
+        c0,
+        {0: jnp.asarray(w_ih)},
+        {0: jnp.asarray(w_hh)},
+        {0: jnp.asarray(b_ih)},
+        {0: jnp.asarray(b_hh)},
+        lengths,
+        d,
+        hs,
+        1,
+        0.0,
+        False,
+    )
     params = {"cell": {"input": {"kernel": w_ih.T, "bias": b_ih + b_hh}, "recurrent_kernel": w_hh.T}}
     rnn = rnnlab.RNN(make_cell("lstm", hs))
     (c, h), y = apply(rnn, params, x, lengths, initial_carry=(c0[0], h0[0]))
@@ -158,6 +172,7 @@ def test_lstm_equals_jax_experimental_lstm_ref():
 
 # --------------------------------------------------------------------------------------------------------------
 # Gradients match central finite differences (float64).
+
 
 @pytest.mark.parametrize("name, options", cases())
 def test_gradients_match_finite_differences(name, options):
@@ -193,6 +208,7 @@ def test_gradients_match_finite_differences_with_lengths_and_reverse():
 # --------------------------------------------------------------------------------------------------------------
 # Initialisations are what the docstrings say.
 
+
 def _init_cell(cell, d=D):
     return init_params(rnnlab.RNN(cell), jnp.zeros((1, 2, d)), noise=False)["cell"]
 
@@ -204,23 +220,25 @@ def test_lstm_bias_is_forget_bias_on_the_forget_gate_only(forget_bias, cifg):
     bias = np.asarray(_init_cell(make_cell("lstm", hs, forget_bias=forget_bias, cifg=cifg))["input"]["bias"])
     expected = np.zeros((3 if cifg else 4) * hs)
     f_slot = 0 if cifg else 1  # gates (f, g, o) with cifg, else (i, f, g, o)
-    expected[f_slot * hs:(f_slot + 1) * hs] = forget_bias
+    expected[f_slot * hs : (f_slot + 1) * hs] = forget_bias
     np.testing.assert_array_equal(bias, expected)
 
 
 def test_lstm_default_forget_bias_is_one():
     bias = np.asarray(_init_cell(make_cell("lstm", H))["input"]["bias"])
-    np.testing.assert_array_equal(bias[H:2 * H], 1.0)
+    np.testing.assert_array_equal(bias[H : 2 * H], 1.0)
 
 
 @pytest.mark.parametrize("cifg", [False, True])
 def test_chrono_init_forget_bias_is_log_uniform_and_input_bias_its_negative(cifg):
     hs, tmax = 64, 20.0
-    bias = np.asarray(_init_cell(make_cell("lstm", hs, chrono_tmax=tmax, forget_bias=5.0, cifg=cifg))["input"]["bias"])
+    bias = np.asarray(
+        _init_cell(make_cell("lstm", hs, chrono_tmax=tmax, forget_bias=5.0, cifg=cifg))["input"]["bias"]
+    )
     if cifg:
         bf, rest = bias[:hs], bias[hs:]
     else:
-        bi, bf, rest = bias[:hs], bias[hs:2 * hs], bias[2 * hs:]
+        bi, bf, rest = bias[:hs], bias[hs : 2 * hs], bias[2 * hs :]
         np.testing.assert_array_equal(bi, -bf)
     np.testing.assert_array_equal(rest, 0.0)
     assert bf.min() >= 0.0 and bf.max() <= np.log(tmax - 1) + 1e-12  # forget_bias=5 is overridden
@@ -251,7 +269,9 @@ def test_orthogonal_recurrent_init_has_spectral_radius_radius(radius):
 
 @pytest.mark.parametrize("radius", [0.5, 1.2])
 def test_identity_recurrent_init_is_radius_times_identity(radius):
-    w = np.asarray(_init_cell(make_cell("rnn", H, recurrent_init="identity", radius=radius))["recurrent_kernel"])
+    w = np.asarray(
+        _init_cell(make_cell("rnn", H, recurrent_init="identity", radius=radius))["recurrent_kernel"]
+    )
     np.testing.assert_array_equal(w, radius * np.eye(H))
 
 
@@ -261,9 +281,9 @@ def test_gated_recurrent_kernels_are_orthogonal_per_gate(name, gates):
     w = np.asarray(_init_cell(make_cell(name, hs))["recurrent_kernel"])
     assert w.shape == (hs, gates * hs)
     for k in range(gates):
-        blk = w[:, k * hs:(k + 1) * hs]
+        blk = w[:, k * hs : (k + 1) * hs]
         np.testing.assert_allclose(blk.T @ blk, np.eye(hs), atol=1e-12)
-    assert not np.allclose(w[:, :hs], w[:, hs:2 * hs])  # independent blocks
+    assert not np.allclose(w[:, :hs], w[:, hs : 2 * hs])  # independent blocks
 
 
 def test_lru_ring_init():
@@ -279,6 +299,7 @@ def test_lru_ring_init():
 
 # --------------------------------------------------------------------------------------------------------------
 # Bad options fail early with a message that names the problem and the fix.
+
 
 def test_unknown_cell_name_lists_valid_names():
     with pytest.raises(ValueError, match="unknown cell 'lstmm'") as e:
@@ -304,18 +325,21 @@ def test_non_positive_hidden_size_is_rejected(name, hidden):
         rnnlab.get_cell(name, hidden)
 
 
-@pytest.mark.parametrize("name, options, fragment", [
-    ("lstm", {"chrono_tmax": 2.0}, "chrono_tmax must be > 2"),
-    ("lstm", {"gate_slope": 0.0}, "gate_slope must be > 0"),
-    ("gru", {"gate_slope": -1.0}, "gate_slope must be > 0"),
-    ("mingru", {"gate_slope": 0.0}, "gate_slope must be > 0"),
-    ("rnn", {"radius": 0.0}, "radius must be > 0"),
-    ("rnn", {"activation": "gelu"}, "unknown activation 'gelu'; valid: tanh, relu"),
-    ("rnn", {"recurrent_init": "xavier"}, "valid: orthogonal, gaussian, identity"),
-    ("lru", {"r_min": 0.5, "r_max": 0.4}, "need 0 <= r_min < r_max < 1"),
-    ("lru", {"r_max": 1.0}, "need 0 <= r_min < r_max < 1"),
-    ("lru", {"state_size": 0}, "state_size must be positive"),
-])
+@pytest.mark.parametrize(
+    "name, options, fragment",
+    [
+        ("lstm", {"chrono_tmax": 2.0}, "chrono_tmax must be > 2"),
+        ("lstm", {"gate_slope": 0.0}, "gate_slope must be > 0"),
+        ("gru", {"gate_slope": -1.0}, "gate_slope must be > 0"),
+        ("mingru", {"gate_slope": 0.0}, "gate_slope must be > 0"),
+        ("rnn", {"radius": 0.0}, "radius must be > 0"),
+        ("rnn", {"activation": "gelu"}, "unknown activation 'gelu'; valid: tanh, relu"),
+        ("rnn", {"recurrent_init": "xavier"}, "valid: orthogonal, gaussian, identity"),
+        ("lru", {"r_min": 0.5, "r_max": 0.4}, "need 0 <= r_min < r_max < 1"),
+        ("lru", {"r_max": 1.0}, "need 0 <= r_min < r_max < 1"),
+        ("lru", {"state_size": 0}, "state_size must be positive"),
+    ],
+)
 def test_invalid_option_values_are_rejected(name, options, fragment):
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(")):
         rnnlab.get_cell(name, 4, **options)

@@ -22,78 +22,100 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def small_state(seed=0):
-  config = tiny_config()
-  tx = optim.make_optimizer(config.optim, 10)
-  return train.init_state(TinyRNN(), tx, get_task('adding', length=4).info, [seed])
+    config = tiny_config()
+    tx = optim.make_optimizer(config.optim, 10)
+    return train.init_state(TinyRNN(), tx, get_task("adding", length=4).info, [seed])
 
 
 def test_keeps_last_k_and_best(tmp_path):
-  state = small_state()
-  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2, best_metric='eval/loss', best_mode='min')
-  for step, loss in [(1, 5.0), (2, 1.0), (3, 4.0), (4, None), (5, 3.0)]:
-    ckpt.save(step, state, {'iterators': [{'batch': step}]}, {'seed': 0},
-              metrics=None if loss is None else {'eval/loss': loss})
-  assert ckpt.all_steps() == [2, 4, 5]
-  assert ckpt.best_step() == 2 and ckpt.latest_step() == 5
-  restored, data, step = ckpt.restore(jax.eval_shape(lambda: state), step=2)
-  assert step == 2 and data == {'iterators': [{'batch': 2}]}
-  # The optax state comes back with its NamedTuple types (restored against the abstract target).
-  assert jax.tree.structure(restored.opt_state) == jax.tree.structure(state.opt_state)
-  assert any(isinstance(s, optax.ScaleByAdamState) for s in jax.tree.leaves(
-      restored.opt_state, is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState)))
-  jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored), jax.device_get(state))
+    state = small_state()
+    ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2, best_metric="eval/loss", best_mode="min")
+    for step, loss in [(1, 5.0), (2, 1.0), (3, 4.0), (4, None), (5, 3.0)]:
+        ckpt.save(
+            step,
+            state,
+            {"iterators": [{"batch": step}]},
+            {"seed": 0},
+            metrics=None if loss is None else {"eval/loss": loss},
+        )
+    assert ckpt.all_steps() == [2, 4, 5]
+    assert ckpt.best_step() == 2 and ckpt.latest_step() == 5
+    restored, data, step = ckpt.restore(jax.eval_shape(lambda: state), step=2)
+    assert step == 2 and data == {"iterators": [{"batch": 2}]}
+    # The optax state comes back with its NamedTuple types (restored against the abstract target).
+    assert jax.tree.structure(restored.opt_state) == jax.tree.structure(state.opt_state)
+    assert any(
+        isinstance(s, optax.ScaleByAdamState)
+        for s in jax.tree.leaves(restored.opt_state, is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))
+    )
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored), jax.device_get(state))
 
 
 def test_unreadable_checkpoint_names_directory_and_remedy(tmp_path):
-  config = tiny_config(steps=2, checkpoint_every=1)
-  workdir = tmp_path / 'run'
-  train.train_and_evaluate(config, str(workdir), model=TinyRNN())
-  step_dir = workdir / 'checkpoints' / '2'
-  for root, _, files in os.walk(step_dir / 'state'):
-    for name in files:
-      with open(os.path.join(root, name), 'wb') as f:
-        f.write(b'garbage')
-  config.train.steps = 4
-  with pytest.raises(checkpointing.CheckpointError) as err:
+    config = tiny_config(steps=2, checkpoint_every=1)
+    workdir = tmp_path / "run"
     train.train_and_evaluate(config, str(workdir), model=TinyRNN())
-  message = str(err.value)
-  assert str(step_dir) in message and 'Delete that step directory' in message
-  assert 'others here: [1]' in message
-  shutil.rmtree(step_dir)  # the advice works: resume from step 1
-  assert train.train_and_evaluate(config, str(workdir), model=TinyRNN())['step'] == 4
+    step_dir = workdir / "checkpoints" / "2"
+    for root, _, files in os.walk(step_dir / "state"):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"garbage")
+    config.train.steps = 4
+    with pytest.raises(checkpointing.CheckpointError) as err:
+        train.train_and_evaluate(config, str(workdir), model=TinyRNN())
+    message = str(err.value)
+    assert str(step_dir) in message and "Delete that step directory" in message
+    assert "others here: [1]" in message
+    shutil.rmtree(step_dir)  # the advice works: resume from step 1
+    assert train.train_and_evaluate(config, str(workdir), model=TinyRNN())["step"] == 4
 
 
 def _cli(workdir, steps):
-  return [sys.executable, '-m', 'rnnlab', 'train', '--config', 'experiments/adding.py:8', '--workdir', workdir,
-          f'--config.train.steps={steps}', '--config.train.batch_size=8', '--config.model.hidden_size=8',
-          '--config.train.checkpoint_every=20', '--config.train.log_every=10', '--config.train.eval_every=0',
-          '--config.train.eval_batches=1', '--config.train.progress=false', '--config.train.best_metric=']
+    return [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "train",
+        "--config",
+        "experiments/adding.py:8",
+        "--workdir",
+        workdir,
+        f"--config.train.steps={steps}",
+        "--config.train.batch_size=8",
+        "--config.model.hidden_size=8",
+        "--config.train.checkpoint_every=20",
+        "--config.train.log_every=10",
+        "--config.train.eval_every=0",
+        "--config.train.eval_batches=1",
+        "--config.train.progress=false",
+        "--config.train.best_metric=",
+    ]
 
 
 def _params(workdir):
-  step = max(int(d) for d in os.listdir(os.path.join(workdir, 'checkpoints')) if d.isdigit())
-  state = ocp.StandardCheckpointer().restore(os.path.join(workdir, 'checkpoints', str(step), 'state'))
-  return step, state
+    step = max(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit())
+    state = ocp.StandardCheckpointer().restore(os.path.join(workdir, "checkpoints", str(step), "state"))
+    return step, state
 
 
 @pytest.mark.slow
 def test_sigkill_and_restart_is_bit_identical(tmp_path):
-  steps = 400
-  full, killed = str(tmp_path / 'full'), str(tmp_path / 'killed')
-  proc = subprocess.Popen(_cli(killed, steps), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-  first = os.path.join(killed, 'checkpoints', '20')
-  deadline = time.time() + 300
-  while not os.path.isdir(first) and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.02)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-  assert not os.path.exists(os.path.join(killed, train.FINAL_FILE))
-  subprocess.run(_cli(killed, steps), cwd=ROOT, check=True, capture_output=True)
-  subprocess.run(_cli(full, steps), cwd=ROOT, check=True, capture_output=True)
-  step_a, a = _params(full)
-  step_b, b = _params(killed)
-  assert step_a == step_b == steps
-  jax.tree.map(np.testing.assert_array_equal, a, b)
-  with open(os.path.join(full, 'metrics.jsonl')) as fa, open(os.path.join(killed, 'metrics.jsonl')) as fb:
-    assert fa.read() == fb.read()
+    steps = 400
+    full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
+    proc = subprocess.Popen(_cli(killed, steps), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = os.path.join(killed, "checkpoints", "20")
+    deadline = time.time() + 300
+    while not os.path.isdir(first) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    assert not os.path.exists(os.path.join(killed, train.FINAL_FILE))
+    subprocess.run(_cli(killed, steps), cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(_cli(full, steps), cwd=ROOT, check=True, capture_output=True)
+    step_a, a = _params(full)
+    step_b, b = _params(killed)
+    assert step_a == step_b == steps
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+    with open(os.path.join(full, "metrics.jsonl")) as fa, open(os.path.join(killed, "metrics.jsonl")) as fb:
+        assert fa.read() == fb.read()

@@ -48,10 +48,14 @@ def brute_force(logp, start, max_len, eos, vocab, alpha=0.0, pad=-1):
 def test_beam_search_finds_the_best_sequence_where_greedy_does_not():
     # Tokens: 0 = bos, 1, 2, 3 = eos. After bos, 1 is likeliest (0.5) but every continuation of 1 is poor;
     # 2 (0.4) is almost surely followed by eos (0.9): p(2, eos) = 0.36 beats anything starting with 1.
-    probs = np.array([[0.01, 0.50, 0.40, 0.09],
-                      [0.01, 0.34, 0.33, 0.32],
-                      [0.01, 0.05, 0.04, 0.90],
-                      [0.25, 0.25, 0.25, 0.25]])
+    probs = np.array(
+        [
+            [0.01, 0.50, 0.40, 0.09],
+            [0.01, 0.34, 0.33, 0.32],
+            [0.01, 0.05, 0.04, 0.90],
+            [0.25, 0.25, 0.25, 0.25],
+        ]
+    )
     table = jnp.log(jnp.asarray(probs, jnp.float32))
     step = Partial(first_order_step, table)
     carry, eos, max_len = jnp.zeros((1,), jnp.int32), 3, 4
@@ -74,8 +78,9 @@ def test_beam_search_top_k_equals_brute_force(alpha):
     t = np.asarray(table, np.float64)
     carry = jnp.array([0, 1], jnp.int32)  # a different context per batch element
     bos = jnp.array([1, 0], jnp.int32)
-    tokens, scores = decoding.beam_search(Partial(second_order_step, table), carry, bos, max_len, eos, k,
-                                          length_penalty=alpha, pad=-1)
+    tokens, scores = decoding.beam_search(
+        Partial(second_order_step, table), carry, bos, max_len, eos, k, length_penalty=alpha, pad=-1
+    )
     assert tokens.shape == (2, k, max_len) and scores.shape == (2, k)
     for b in range(2):
         start = (int(carry[b]), int(bos[b]))
@@ -127,8 +132,11 @@ def test_sampling_follows_the_tempered_distribution():
     step = Partial(first_order_step, table)
     n = 4000
     carry = jnp.zeros((n,), jnp.int32)
-    for temperature, top_k, expected in ((1.0, 0, probs), (0.5, 0, probs**2 / (probs**2).sum()),
-                                         (1.0, 2, np.array([2 / 3, 1 / 3, 0.0]))):
+    for temperature, top_k, expected in (
+        (1.0, 0, probs),
+        (0.5, 0, probs**2 / (probs**2).sum()),
+        (1.0, 2, np.array([2 / 3, 1 / 3, 0.0])),
+    ):
         tokens = decoding.sample(step, carry, 0, 2, jax.random.key(1), temperature, top_k)
         freq = np.bincount(np.asarray(tokens).ravel(), minlength=3) / tokens.size
         np.testing.assert_allclose(freq, expected, atol=0.025)
@@ -141,14 +149,15 @@ def test_eos_ends_sequences_and_pads_the_rest():
     carry = jnp.zeros((2,), jnp.int32)
     greedy = decoding.greedy(step, carry, jnp.array([0, 1]), 6, eos=2, pad=-1)
     assert greedy.tolist() == [[0] * 6, [2, -1, -1, -1, -1, -1]]
-    samples = np.asarray(decoding.sample(step, jnp.zeros((64,), jnp.int32), 1, 6, jax.random.key(2), eos=2,
-                                         pad=-1))
+    samples = np.asarray(
+        decoding.sample(step, jnp.zeros((64,), jnp.int32), 1, 6, jax.random.key(2), eos=2, pad=-1)
+    )
     tokens, _ = decoding.beam_search(step, carry, jnp.array([0, 1]), 6, eos=2, beam_size=3, pad=-1)
     for seqs in (samples, np.asarray(tokens).reshape(-1, 6)):
         for seq in seqs:
             ends = np.flatnonzero(seq == 2)
             if ends.size:  # exactly one eos, then padding only
-                assert ends.size == 1 and (seq[ends[0] + 1:] == -1).all() and (seq[:ends[0]] >= 0).all()
+                assert ends.size == 1 and (seq[ends[0] + 1 :] == -1).all() and (seq[: ends[0]] >= 0).all()
             else:
                 assert (seq >= 0).all()
     assert (samples == 2).any() and (samples[:, -1] == -1).any()
@@ -171,8 +180,9 @@ def test_decoders_do_not_recompile_for_new_parameters():
 
 def test_lm_greedy_autocomplete_equals_rerunning_the_model():
     vocab = 7
-    model = rnnlab.SequenceModel(cell="gru", hidden_size=8, num_layers=2, vocab_size=vocab, head="all",
-                                 num_outputs=vocab)
+    model = rnnlab.SequenceModel(
+        cell="gru", hidden_size=8, num_layers=2, vocab_size=vocab, head="all", num_outputs=vocab
+    )
     prompt = jnp.array([[1, 2, 3, 0], [4, 5, 0, 0]], jnp.int32)
     lengths = jnp.array([3, 2], jnp.int32)
     # Random parameters shaped like model.init's (without compiling the initialiser), large enough for sharp
@@ -186,12 +196,12 @@ def test_lm_greedy_autocomplete_equals_rerunning_the_model():
     # decoding must have picked the argmax after each prefix.
     full = jnp.zeros((2, prompt.shape[1] + 4), jnp.int32)
     for b in range(2):
-        full = full.at[b, :lengths[b]].set(prompt[b, :lengths[b]])
-        full = full.at[b, lengths[b]:lengths[b] + 4].set(generated[b])
+        full = full.at[b, : lengths[b]].set(prompt[b, : lengths[b]])
+        full = full.at[b, lengths[b] : lengths[b] + 4].set(generated[b])
     argmax = jnp.argmax(jax.jit(model.apply)({"params": params}, full), -1)
     for b in range(2):
         n = int(lengths[b])
-        assert generated[b].tolist() == argmax[b, n - 1:n + 3].tolist()
+        assert generated[b].tolist() == argmax[b, n - 1 : n + 3].tolist()
     # From scratch: the zero carry and any bos.
     zero = decoding.lm_init_carry(model, 3)
     out = decoding.greedy(decoding.lm_step_fn(model, params), zero, 1, 3, eos=None)

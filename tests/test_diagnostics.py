@@ -29,7 +29,9 @@ def _init(model, batch, key=1):
     shapes = jax.eval_shape(model.init, jax.random.key(0), batch["inputs"], batch["lengths"])["params"]
     leaves, treedef = jax.tree.flatten(shapes)
     keys = jax.random.split(jax.random.key(key), len(leaves))
-    return jax.tree.unflatten(treedef, [0.7 * jax.random.normal(k, s.shape, s.dtype) for k, s in zip(keys, leaves)])
+    return jax.tree.unflatten(
+        treedef, [0.7 * jax.random.normal(k, s.shape, s.dtype) for k, s in zip(keys, leaves)]
+    )
 
 
 def _slow_grad_norms(model, params, batch):
@@ -55,7 +57,7 @@ def _slow_grad_norms(model, params, batch):
     lengths = np.asarray(batch["lengths"])
 
     @jax.jit
-    def loss(deltas):                                   # deltas: [B, T, H]
+    def loss(deltas):  # deltas: [B, T, H]
         outs = []
         for s in range(B):
             n = int(lengths[s])
@@ -70,7 +72,7 @@ def _slow_grad_norms(model, params, batch):
         return _mse(jnp.stack(outs), batch)
 
     g = jax.grad(loss)(jnp.zeros((B, T, H)))
-    norms = np.linalg.norm(np.asarray(g), axis=-1)                            # [B, T]
+    norms = np.linalg.norm(np.asarray(g), axis=-1)  # [B, T]
     valid = np.arange(T)[None] < np.asarray(batch["lengths"])[:, None]
     return (norms * valid).sum(0) / valid.sum(0)
 
@@ -80,7 +82,9 @@ def test_probe_grad_norms_equal_slow_perturbation_gradients(cell, head):
     model = SequenceModel(cell=cell, hidden_size=H, head=head, num_outputs=1)
     batch = _batch()
     params = _init(model, batch)
-    fast = jax.jit(functools.partial(dg.grad_norms_per_step, dg.model_loss_fn(model, _mse), model))(params, batch)
+    fast = jax.jit(functools.partial(dg.grad_norms_per_step, dg.model_loss_fn(model, _mse), model))(
+        params, batch
+    )
     np.testing.assert_allclose(fast, _slow_grad_norms(model, params, batch), rtol=1e-4, atol=1e-7)
     # The probe is added to the carry after y_t is emitted: with a per-step readout the last step's carry
     # feeds nothing, so its gradient is exactly 0; with head 'last' every step's gradient is positive.
@@ -97,7 +101,7 @@ def test_probe_norms_right_aligned_put_every_sequence_end_at_the_last_index():
 
 
 def test_fit_decay_rate_recovers_a_geometric_rate_and_ignores_zeros_nans_and_masked_entries():
-    norms = 3.0 * 0.8 ** np.arange(9, -1, -1.0)          # time order: distance 9 ... 0
+    norms = 3.0 * 0.8 ** np.arange(9, -1, -1.0)  # time order: distance 9 ... 0
     assert float(dg.fit_decay_rate(norms)) == pytest.approx(0.8, rel=1e-5)
     assert float(dg.fit_log_decay_rate(norms)) == pytest.approx(np.log(0.8), rel=1e-5)
     noisy = norms.copy()
@@ -109,14 +113,15 @@ def test_fit_decay_rate_recovers_a_geometric_rate_and_ignores_zeros_nans_and_mas
 
 
 def test_jacobian_products_of_a_diagonal_linear_step_decay_at_abs_a():
-    a = jnp.array([0.7, -0.7, 0.7j], jnp.complex64)      # |a| = 0.7 whatever the phase
+    a = jnp.array([0.7, -0.7, 0.7j], jnp.complex64)  # |a| = 0.7 whatever the phase
     xs = jnp.ones((12, 3), jnp.complex64)
-    out = dg.state_jacobian_products(lambda h, x: a * h + x, jnp.zeros(3, jnp.complex64), xs,
-                                     return_products=True)
+    out = dg.state_jacobian_products(
+        lambda h, x: a * h + x, jnp.zeros(3, jnp.complex64), xs, return_products=True
+    )
     assert float(out["decay_rate"]) == pytest.approx(0.7, rel=1e-4)
     distance = np.arange(11, -1, -1)
-    np.testing.assert_allclose(out["sigma_max"], 0.7 ** distance, rtol=1e-4)
-    np.testing.assert_allclose(out["norm"], np.sqrt(6) * 0.7 ** distance, rtol=1e-4)  # 3 complex = 6 real
+    np.testing.assert_allclose(out["sigma_max"], 0.7**distance, rtol=1e-4)
+    np.testing.assert_allclose(out["norm"], np.sqrt(6) * 0.7**distance, rtol=1e-4)  # 3 complex = 6 real
     assert out["products"].shape == (12, 6, 6)
 
 
@@ -139,13 +144,13 @@ def test_probe_and_jacobian_decay_rates_equal_a_for_a_linear_recurrence():
     @jax.jit
     def both(params, batch):
         jac = dg.jacobian_products(model, params, batch["inputs"], batch["lengths"], index=1)
-        full = {"inputs": batch["inputs"], "targets": batch["targets"]}   # equal lengths: exact geometric
+        full = {"inputs": batch["inputs"], "targets": batch["targets"]}  # equal lengths: exact geometric
         norms = dg.grad_norms_per_step(loss_fn, model, params, full)
         return jac, dg.fit_decay_rate(norms)
 
     jac, probe_rate = both(params, batch)
     assert float(jac["decay_rate"]) == pytest.approx(0.6, rel=1e-4)
-    assert np.isnan(np.asarray(jac["norm"])[2:]).all()       # padded steps of the length-2 sequence
+    assert np.isnan(np.asarray(jac["norm"])[2:]).all()  # padded steps of the length-2 sequence
     assert float(probe_rate) == pytest.approx(0.6, rel=1e-4)
 
 
@@ -154,7 +159,7 @@ def test_lru_jacobian_treats_the_complex_state_as_real_pairs():
     batch = _batch()
     params = _init(model, batch, 3)
     cell = params["rnn"]["layer0"]["cell"]
-    cell["nu_log"] = jnp.full_like(cell["nu_log"], np.log(-np.log(0.8)))    # |lambda| = 0.8
+    cell["nu_log"] = jnp.full_like(cell["nu_log"], np.log(-np.log(0.8)))  # |lambda| = 0.8
     jac = jax.jit(functools.partial(dg.jacobian_products, model))(params, batch["inputs"])
     assert float(jac["decay_rate"]) == pytest.approx(0.8, rel=1e-4)
     spec = dg.recurrent_spectrum(*dg.layer_cell(model, params))
@@ -171,12 +176,14 @@ def test_gate_statistics_equal_a_hand_computation_on_a_tiny_lstm():
     batch = _batch(4)
     params = _init(model, batch, 5)
     cp = params["rnn"]["layer0"]["cell"]
-    cp["input"]["bias"] = 3.0 * jax.random.normal(jax.random.key(6), (8,))   # push some gates to saturation
+    cp["input"]["bias"] = 3.0 * jax.random.normal(jax.random.key(6), (8,))  # push some gates to saturation
     stats = jax.jit(functools.partial(dg.gate_statistics, model))(params, batch["inputs"], batch["lengths"])
     stats = stats["rnn/layer0"]
 
-    w, b, u = (np.asarray(v, np.float64) for v in (cp["input"]["kernel"], cp["input"]["bias"],
-                                                   cp["recurrent_kernel"]))
+    w, b, u = (
+        np.asarray(v, np.float64)
+        for v in (cp["input"]["kernel"], cp["input"]["bias"], cp["recurrent_kernel"])
+    )
     x, lengths = np.asarray(batch["inputs"], np.float64), np.asarray(batch["lengths"])
     gates = {g: np.zeros((B, T, 2)) for g in "ifo"}
     for s in range(B):
@@ -194,9 +201,12 @@ def test_gate_statistics_equal_a_hand_computation_on_a_tiny_lstm():
         sat = [((v < 0.05) | (v > 0.95)).mean() for v in vals]
         np.testing.assert_allclose(stats[name]["saturated_t"], sat, atol=1e-6)
         np.testing.assert_allclose(stats[name]["mean"], g[valid].mean(), rtol=1e-5)
-        np.testing.assert_allclose(stats[name]["saturated"], ((g[valid] < 0.05) | (g[valid] > 0.95)).mean(),
-                                   atol=1e-6)
-    assert 0 < float(stats["f"]["saturated"]) + float(stats["i"]["saturated"]) + float(stats["o"]["saturated"])
+        np.testing.assert_allclose(
+            stats[name]["saturated"], ((g[valid] < 0.05) | (g[valid] > 0.95)).mean(), atol=1e-6
+        )
+    assert 0 < float(stats["f"]["saturated"]) + float(stats["i"]["saturated"]) + float(
+        stats["o"]["saturated"]
+    )
     tau = 1.0 / (1.0 - gates["f"][valid].mean(0))
     np.testing.assert_allclose(stats["time_constant"]["mean"], tau.mean(), rtol=1e-5)
     np.testing.assert_allclose(stats["time_constant"]["median"], np.median(tau), rtol=1e-5)
@@ -219,7 +229,7 @@ def test_spectrum_per_gate_block_with_the_sigmoid_bound_and_a_non_normal_matrix(
     spec = dg.recurrent_spectrum(cell, cp)
     assert set(spec["blocks"]) == {"i", "f", "g", "o"}
     assert spec["blocks"]["f"]["pascanu_bound"] == 4.0 and spec["blocks"]["g"]["pascanu_bound"] == 1.0
-    for blk in spec["blocks"].values():                      # orthogonal blocks: all singular values 1
+    for blk in spec["blocks"].values():  # orthogonal blocks: all singular values 1
         assert float(blk["sigma_max"]) == pytest.approx(1.0, rel=1e-5)
     assert not bool(spec["vanishing_guaranteed"]) and not spec["pascanu_applies"]
     non_normal = dg.matrix_spectrum(jnp.array([[0.5, 10.0], [0.0, 0.5]]))
@@ -231,7 +241,7 @@ def test_spectrum_per_gate_block_with_the_sigmoid_bound_and_a_non_normal_matrix(
 
 def test_clipping_stats():
     out = dg.clipping_stats(jnp.array([0.5, 2.0, 4.0, 1.0, jnp.nan]), 1.0)
-    assert float(out["clip_fraction"]) == pytest.approx(0.5)          # 2 of the 4 finite norms exceed 1
+    assert float(out["clip_fraction"]) == pytest.approx(0.5)  # 2 of the 4 finite norms exceed 1
     assert float(out["clip_mean_ratio"]) == pytest.approx(3.0)
     assert float(out["clip_max_ratio"]) == pytest.approx(4.0)
     never = dg.clipping_stats(jnp.array([0.1, 0.2]), 1.0)
@@ -243,11 +253,21 @@ def test_record_is_a_flat_json_ready_dict():
     model = SequenceModel(cell="lstm", hidden_size=2, num_outputs=1)
     batch = _batch()
     params = _init(model, batch)
-    out = dg.record(model, params, batch, dg.model_loss_fn(model, _mse),
-                    grad_norm_history=[0.5, 3.0], clip=1.0)
+    out = dg.record(
+        model, params, batch, dg.model_loss_fn(model, _mse), grad_norm_history=[0.5, 3.0], clip=1.0
+    )
     assert len(out["grad_norm_t"]) == T and len(out["jac_norm_t"]) == T
-    for key in ("decay_rate", "jac_decay_rate", "gate_f_mean", "gate_f_saturated", "spectral_radius",
-                "sigma_max_f", "forget_time_constant_mean", "vanishing_guaranteed", "clip_fraction"):
+    for key in (
+        "decay_rate",
+        "jac_decay_rate",
+        "gate_f_mean",
+        "gate_f_saturated",
+        "spectral_radius",
+        "sigma_max_f",
+        "forget_time_constant_mean",
+        "vanishing_guaranteed",
+        "clip_fraction",
+    ):
         assert isinstance(out[key], float), key
     assert out["clip_fraction"] == 0.5
     json.loads(json.dumps(out))

@@ -27,12 +27,19 @@ LOOPS = {
     "lengths-nohoist": ((2, 6, 5), False, False),
 }
 # Every loop variant for the standard cells; the gate options (which only change the step) on two of them.
-CASES = [pytest.param(name, {}, *loop, id=f"{name}-{loop_id}")
-         for name in ("lstm", "gru") for loop_id, loop in LOOPS.items()]
-CASES += [pytest.param(name, options, *LOOPS[loop_id], id=f"{name}-{option_id}-{loop_id}")
-          for name, option_id, options in [("lstm", "slope2.5-chrono", {"gate_slope": 2.5, "chrono_tmax": 8.0}),
-                                           ("gru", "slope0.5", {"gate_slope": 0.5})]
-          for loop_id in ("full", "lengths-reverse")]
+CASES = [
+    pytest.param(name, {}, *loop, id=f"{name}-{loop_id}")
+    for name in ("lstm", "gru")
+    for loop_id, loop in LOOPS.items()
+]
+CASES += [
+    pytest.param(name, options, *LOOPS[loop_id], id=f"{name}-{option_id}-{loop_id}")
+    for name, option_id, options in [
+        ("lstm", "slope2.5-chrono", {"gate_slope": 2.5, "chrono_tmax": 8.0}),
+        ("gru", "slope0.5", {"gate_slope": 0.5}),
+    ]
+    for loop_id in ("full", "lengths-reverse")
+]
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +56,9 @@ def _perturbed(params, seed=3):
     """Non-trivial parameters (biases and b_hn are zero at init), so every gradient term is exercised."""
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-    return jax.tree.unflatten(tree, [p + 0.3 * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys)])
+    return jax.tree.unflatten(
+        tree, [p + 0.3 * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys)]
+    )
 
 
 def _inputs(seed=0):
@@ -72,10 +81,14 @@ def _loss_and_grads(name, options, backend, lengths, reverse, hoist=True, with_p
 
     def loss(params, x, carry, probes, lengths):
         final, y = layer.apply(params, x, lengths, carry, probes)
-        return jnp.sum(w_y * jnp.sin(y)) + sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree.leaves(final)), (final, y)
+        return jnp.sum(w_y * jnp.sin(y)) + sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree.leaves(final)), (
+            final,
+            y,
+        )
 
     (value, (final, y)), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3), has_aux=True))(
-        params, x, carry, probes, lengths)
+        params, x, carry, probes, lengths
+    )
     return value, final, y, grads
 
 
@@ -92,7 +105,7 @@ def test_fused_equals_xla(name, options, lengths, reverse, hoist):
     if lengths is not None:  # padded outputs are exactly 0 on the fused path too
         y, lens = fused[2], np.asarray(lengths)
         for b in range(B):
-            assert float(jnp.max(jnp.abs(y[b, lens[b]:]), initial=0.0)) == 0.0
+            assert float(jnp.max(jnp.abs(y[b, lens[b] :]), initial=0.0)) == 0.0
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
@@ -115,12 +128,15 @@ def test_auto_is_the_default_and_picks_fused_for_lstm_and_gru():
     assert layer.bind(layer.init(jax.random.PRNGKey(0), x)).resolved_backend() == "xla"
 
 
-@pytest.mark.parametrize("cell, kwargs", [
-    (("lstm", {"peephole": True}), {}),
-    (("lstm", {"cifg": True}), {}),
-    (("lstm", {}), {"remat": True}),
-    (("gru", {}), {"remat": True, "remat_chunk": 2}),
-])
+@pytest.mark.parametrize(
+    "cell, kwargs",
+    [
+        (("lstm", {"peephole": True}), {}),
+        (("lstm", {"cifg": True}), {}),
+        (("lstm", {}), {"remat": True}),
+        (("gru", {}), {"remat": True, "remat_chunk": 2}),
+    ],
+)
 def test_fused_falls_back_to_xla_where_unsupported(cell, kwargs):
     x, *_ = _inputs()
     fused = rnnlab.RNN(_cell(cell[0], **cell[1]), backend="fused", **kwargs)
@@ -159,9 +175,12 @@ def test_kernels_handle_empty_sequences():
 def test_bench_table_flops_and_ratios():
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import bench_rnn
+
     assert bench_rnn.step_flops("lstm", 32, 256, 32, 128) == 3 * 2 * 32 * 256 * 160 * 512
-    rows = [{"cell": "gru", "shape": (2, 10, 1, 4), "impl": name, "reference": ref, "seconds": s, "spread": 0.0}
-            for name, ref, s in [("a", None, 1.0), ("torch", "torch", 2.0), ("flax", "flax", 0.5)]]
+    rows = [
+        {"cell": "gru", "shape": (2, 10, 1, 4), "impl": name, "reference": ref, "seconds": s, "spread": 0.0}
+        for name, ref, s in [("a", None, 1.0), ("torch", "torch", 2.0), ("flax", "flax", 0.5)]
+    ]
     table = bench_rnn.markdown_table(rows, 1e9).splitlines()
     assert table[0].startswith("| cell |") and len(table) == 5
     assert "| ×2.00 | ×0.50 |" in table[2]
@@ -169,8 +188,14 @@ def test_bench_table_flops_and_ratios():
 
 @pytest.mark.slow
 def test_bench_quick_runs():
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick"],
-                         capture_output=True, text=True, timeout=900, cwd=ROOT, check=False)
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| LSTM | 8, 64, 8, 32 | rnnlab (fused) |" in out.stdout
     assert "| GRU | 8, 64, 8, 32 | rnnlab (xla) |" in out.stdout

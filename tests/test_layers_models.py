@@ -40,6 +40,7 @@ def _model(**kwargs):
 # --------------------------------------------------------------------------------------------------------------
 # Layers.
 
+
 @pytest.mark.parametrize("merge", ["concat", "sum"])
 def test_bidirectional_masked_batch_equals_each_sequence_alone(merge):
     fwd, bwd = make_cell("lstm"), make_cell("gru")
@@ -56,8 +57,9 @@ def test_bidirectional_masked_batch_equals_each_sequence_alone(merge):
 def test_stacked_bidirectional_lstm_equals_lstm_ref():
     """Two bidirectional layers with ragged lengths; cuDNN weights mapped as in the gated.py docstring."""
     layers, lengths = 2, (T, 3, 1)
-    stack = rnnlab.StackedRNN(functools.partial(rnnlab.get_cell, "lstm", H, **F64), num_layers=layers,
-                              bidirectional=True)
+    stack = rnnlab.StackedRNN(
+        functools.partial(rnnlab.get_cell, "lstm", H, **F64), num_layers=layers, bidirectional=True
+    )
     rng = np.random.default_rng(0)
     w_ih, w_hh, b_ih, b_hh, params = {}, {}, {}, {}, {}
     for layer in range(layers):
@@ -66,13 +68,30 @@ def test_stacked_bidirectional_lstm_equals_lstm_ref():
             i = 2 * layer + k
             w_ih[i], w_hh[i] = rng.normal(size=(4 * H, d)) * 0.5, rng.normal(size=(4 * H, H)) * 0.5
             b_ih[i], b_hh[i] = rng.normal(size=4 * H), rng.normal(size=4 * H)
-            params.setdefault(f"layer{layer}", {})[direction] = {"cell": {
-                "input": {"kernel": w_ih[i].T, "bias": b_ih[i] + b_hh[i]}, "recurrent_kernel": w_hh[i].T}}
+            params.setdefault(f"layer{layer}", {})[direction] = {
+                "cell": {
+                    "input": {"kernel": w_ih[i].T, "bias": b_ih[i] + b_hh[i]},
+                    "recurrent_kernel": w_hh[i].T,
+                }
+            }
     h0, c0 = rng.normal(size=(2 * layers, B, H)), rng.normal(size=(2 * layers, B, H))
     x = rand((B, T, D), 1)
     as_jnp = lambda d: {k: jnp.asarray(v) for k, v in d.items()}
-    y_ref, h_n, c_n = lstm_ref(x, jnp.asarray(h0), jnp.asarray(c0), as_jnp(w_ih), as_jnp(w_hh), as_jnp(b_ih),
-                               as_jnp(b_hh), jnp.array(lengths, jnp.int32), D, H, layers, 0.0, True)
+    y_ref, h_n, c_n = lstm_ref(
+        x,
+        jnp.asarray(h0),
+        jnp.asarray(c0),
+        as_jnp(w_ih),
+        as_jnp(w_hh),
+        as_jnp(b_ih),
+        as_jnp(b_hh),
+        jnp.array(lengths, jnp.int32),
+        D,
+        H,
+        layers,
+        0.0,
+        True,
+    )
     carries0 = [((c0[2 * l], h0[2 * l]), (c0[2 * l + 1], h0[2 * l + 1])) for l in range(layers)]
     carries, y = apply(stack, params, x, jnp.array(lengths), initial_carries=carries0)
     np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-12)
@@ -100,20 +119,23 @@ def test_residual_adds_each_layers_input_from_the_second_layer_on():
 # --------------------------------------------------------------------------------------------------------------
 # SequenceModel heads.
 
-@pytest.mark.parametrize("head, bidirectional", [("last", False), ("last", True), ("mean", True), ("all", True)])
+
+@pytest.mark.parametrize(
+    "head, bidirectional", [("last", False), ("last", True), ("mean", True), ("all", True)]
+)
 def test_model_on_a_padded_batch_equals_the_model_on_each_truncated_sequence(head, bidirectional):
     model = _model(num_layers=2, head=head, bidirectional=bidirectional)
     x, lengths = rand((B, T, D), 3), (T, 2, 1)
     params = init_params(model, x)
     out = apply(model, params, x, jnp.array(lengths))
     for b, n in enumerate(lengths):
-        alone = apply(model, params, x[b:b + 1, :n])
+        alone = apply(model, params, x[b : b + 1, :n])
         if head == "all":
-            assert_trees_close(out[b:b + 1, :n], alone)
+            assert_trees_close(out[b : b + 1, :n], alone)
             # documented: padded steps give exactly the head's bias
             np.testing.assert_array_equal(out[b, n:], np.broadcast_to(params["head"]["bias"], (T - n, C)))
         else:
-            assert_trees_close(out[b:b + 1], alone)
+            assert_trees_close(out[b : b + 1], alone)
 
 
 def test_last_head_reads_the_final_hidden_state():
@@ -121,7 +143,9 @@ def test_last_head_reads_the_final_hidden_state():
     x, lengths = rand((B, T, D), 4), jnp.array((T, 2, 0))
     params = init_params(model, x)
     (_, h), _ = apply(rnnlab.RNN(make_cell("lstm")), params["rnn"]["layer0"], x, lengths)
-    assert_trees_close(apply(model, params, x, lengths), h @ params["head"]["kernel"] + params["head"]["bias"])
+    assert_trees_close(
+        apply(model, params, x, lengths), h @ params["head"]["kernel"] + params["head"]["bias"]
+    )
 
 
 def test_mean_head_is_the_masked_mean_of_the_rnn_outputs():
@@ -130,8 +154,9 @@ def test_mean_head_is_the_masked_mean_of_the_rnn_outputs():
     params = init_params(model, x)
     _, y = apply(rnnlab.RNN(make_cell("gru")), params["rnn"]["layer0"], x, jnp.array(lengths))
     feats = np.stack([np.asarray(y[b, :n]).mean(0) if n else np.zeros(H) for b, n in enumerate(lengths)])
-    assert_trees_close(apply(model, params, x, jnp.array(lengths)),
-                       feats @ params["head"]["kernel"] + params["head"]["bias"])
+    assert_trees_close(
+        apply(model, params, x, jnp.array(lengths)), feats @ params["head"]["kernel"] + params["head"]["bias"]
+    )
 
 
 def test_embedding_input_equals_feature_input_of_the_embedded_tokens():
@@ -143,15 +168,19 @@ def test_embedding_input_equals_feature_input_of_the_embedded_tokens():
     lengths = jnp.array(LENGTHS)
     features = params["embed"]["embedding"][tokens]
     rest = {k: v for k, v in params.items() if k != "embed"}
-    assert_trees_close(apply(emb_model, params, tokens, lengths), apply(_model(head="all"), rest, features, lengths))
+    assert_trees_close(
+        apply(emb_model, params, tokens, lengths), apply(_model(head="all"), rest, features, lengths)
+    )
 
 
 def test_dropout_is_off_in_eval_and_on_in_training():
     x, lengths = rand((B, T, D), 6), jnp.array(LENGTHS)
     model, no_dropout = _model(num_layers=2, head="all", dropout=0.5), _model(num_layers=2, head="all")
     params = init_params(model, x)
-    run = jax.jit(lambda p, x, key, train: call(model, p, x, lengths, train=train, rngs={"dropout": key}),
-                  static_argnums=3)
+    run = jax.jit(
+        lambda p, x, key, train: call(model, p, x, lengths, train=train, rngs={"dropout": key}),
+        static_argnums=3,
+    )
     k1, k2 = jax.random.key(1), jax.random.key(2)
     assert_trees_close(run(params, x, k1, False), apply(no_dropout, params, x, lengths))
     assert_trees_close(run(params, x, k1, False), run(params, x, k2, False))
@@ -164,12 +193,16 @@ def test_dropout_is_off_in_eval_and_on_in_training():
 # --------------------------------------------------------------------------------------------------------------
 # Bad configurations.
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    ({"head": "first"}, "unknown head 'first'; valid heads: last, mean, all"),
-    ({"cell": "lstmm"}, "unknown cell 'lstmm'; valid cells: rnn, irnn, lstm, gru, lru, mingru"),
-    ({"cell_options": {"forgetbias": 1.0}}, "unknown option.*'forgetbias'.*valid options:"),
-    ({"hidden_size": 0}, "hidden_size must be a positive integer"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"head": "first"}, "unknown head 'first'; valid heads: last, mean, all"),
+        ({"cell": "lstmm"}, "unknown cell 'lstmm'; valid cells: rnn, irnn, lstm, gru, lru, mingru"),
+        ({"cell_options": {"forgetbias": 1.0}}, "unknown option.*'forgetbias'.*valid options:"),
+        ({"hidden_size": 0}, "hidden_size must be a positive integer"),
+    ],
+)
 def test_bad_model_configuration_fails_at_construction(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         _model(**kwargs)
@@ -193,7 +226,9 @@ def test_bidirectional_needs_a_reversed_backward_rnn():
 
 
 def test_unknown_merge_lists_valid_merges():
-    layer = rnnlab.Bidirectional(rnnlab.RNN(make_cell("gru")), rnnlab.RNN(make_cell("gru"), reverse=True), "max")
+    layer = rnnlab.Bidirectional(
+        rnnlab.RNN(make_cell("gru")), rnnlab.RNN(make_cell("gru"), reverse=True), "max"
+    )
     with pytest.raises(ValueError, match="unknown merge 'max'; valid: concat, sum"):
         jax.eval_shape(layer.init, jax.random.key(0), jnp.zeros((B, T, D)))
 
@@ -201,4 +236,3 @@ def test_unknown_merge_lists_valid_merges():
 def test_zero_layers_is_rejected():
     with pytest.raises(ValueError, match="num_layers must be >= 1"):
         jax.eval_shape(_model(num_layers=0).init, jax.random.key(0), jnp.zeros((B, T, D)))
-

@@ -12,84 +12,106 @@ from rnnlab.tasks import get_task
 
 
 def run(mode, seeds=(0, 1), steps=2, batch_size=8):
-  config = tiny_config()
-  task = get_task('adding', length=6)
-  model = TinyRNN()
-  tx = optim.make_optimizer(config.optim, config.train.steps)
-  loss = losses.get_loss(task.info)
-  dp = parallel.DataParallel(mode)
-  step = dp.compile_train(train.make_train_step(loss, tx, config.optim, config.train.steps))
-  state = dp.put_state(train.init_state(model, tx, task.info, list(seeds)))
-  for b in batches(task, seeds, steps, batch_size):
-    state, metrics = step(state, dp.put_batch(b))
-  eval_fn = dp.compile_eval(train.make_eval_step(loss, model.apply))
-  ev = train.evaluate(eval_fn, dp, state.params, task, batch_size, 2, loss)
-  return jax.device_get(dp.get_state(state).params), jax.device_get(metrics), ev, dp
+    config = tiny_config()
+    task = get_task("adding", length=6)
+    model = TinyRNN()
+    tx = optim.make_optimizer(config.optim, config.train.steps)
+    loss = losses.get_loss(task.info)
+    dp = parallel.DataParallel(mode)
+    step = dp.compile_train(train.make_train_step(loss, tx, config.optim, config.train.steps))
+    state = dp.put_state(train.init_state(model, tx, task.info, list(seeds)))
+    for b in batches(task, seeds, steps, batch_size):
+        state, metrics = step(state, dp.put_batch(b))
+    eval_fn = dp.compile_eval(train.make_eval_step(loss, model.apply))
+    ev = train.evaluate(eval_fn, dp, state.params, task, batch_size, 2, loss)
+    return jax.device_get(dp.get_state(state).params), jax.device_get(metrics), ev, dp
 
 
 def assert_close(a, b):
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5), a, b)
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5), a, b)
 
 
 @functools.lru_cache
 def reference():
-  return run('none')
+    return run("none")
 
 
-@pytest.mark.parametrize('mode', ['sharded', 'pmap'])
+@pytest.mark.parametrize("mode", ["sharded", "pmap"])
 def test_parallel_step_equals_single_device(mode):
-  assert jax.device_count() == 4
-  ref = reference()
-  got = run(mode)
-  assert got[3].size == 4
-  assert_close(got[0], ref[0])
-  for key in ('loss', 'grad_norm', 'update_norm', 'param_norm'):
-    np.testing.assert_allclose(got[1][key], ref[1][key], rtol=1e-5, atol=1e-6)
-  for key in ref[2]:
-    np.testing.assert_allclose(got[2][key], ref[2][key], rtol=1e-5, atol=1e-6)
+    assert jax.device_count() == 4
+    ref = reference()
+    got = run(mode)
+    assert got[3].size == 4
+    assert_close(got[0], ref[0])
+    for key in ("loss", "grad_norm", "update_norm", "param_norm"):
+        np.testing.assert_allclose(got[1][key], ref[1][key], rtol=1e-5, atol=1e-6)
+    for key in ref[2]:
+        np.testing.assert_allclose(got[2][key], ref[2][key], rtol=1e-5, atol=1e-6)
 
 
 def test_sharded_batch_is_split_over_devices():
-  dp = parallel.DataParallel('sharded')
-  x = dp.put_batch({'inputs': np.zeros((2, 8, 3, 1))})['inputs']
-  assert {s.data.shape for s in x.addressable_shards} == {(2, 2, 3, 1)}
-  y = dp.put_batch({'inputs': np.zeros((8, 3))}, seed_axis=False)['inputs']
-  assert {s.data.shape for s in y.addressable_shards} == {(2, 3)}
+    dp = parallel.DataParallel("sharded")
+    x = dp.put_batch({"inputs": np.zeros((2, 8, 3, 1))})["inputs"]
+    assert {s.data.shape for s in x.addressable_shards} == {(2, 2, 3, 1)}
+    y = dp.put_batch({"inputs": np.zeros((8, 3))}, seed_axis=False)["inputs"]
+    assert {s.data.shape for s in y.addressable_shards} == {(2, 3)}
 
 
 def test_batch_not_divisible_by_devices_is_a_clear_error(tmp_path):
-  config = tiny_config()
-  config.parallel = 'sharded'
-  config.train.batch_size = 6
-  with pytest.raises(ValueError, match='train.batch_size=6 is not divisible by the 4 data-parallel devices'):
-    train.train_and_evaluate(config, str(tmp_path / 'run'), model=TinyRNN())
-  assert not (tmp_path / 'run').exists()
-  with pytest.raises(ValueError, match='use a multiple of 4'):
-    parallel.check_batch_size(6, 4)
+    config = tiny_config()
+    config.parallel = "sharded"
+    config.train.batch_size = 6
+    with pytest.raises(
+        ValueError, match="train.batch_size=6 is not divisible by the 4 data-parallel devices"
+    ):
+        train.train_and_evaluate(config, str(tmp_path / "run"), model=TinyRNN())
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="use a multiple of 4"):
+        parallel.check_batch_size(6, 4)
 
 
 @pytest.mark.slow
 def test_two_processes_on_loopback(tmp_path):
-  """The launch recipe of rnnlab.parallel's docstring: 2 processes x 1 CPU device, gloo collectives."""
-  import os
-  import socket
-  import subprocess
-  import sys
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  cmd = [sys.executable, '-m', 'rnnlab', 'train', '--config', 'experiments/adding.py:8', '--workdir',
-         str(tmp_path), '--config.train.steps=4', '--config.train.batch_size=8', '--config.model.hidden_size=8',
-         '--config.train.checkpoint_every=2', '--config.train.eval_batches=1', '--config.train.eval_batch_size=8',
-         '--config.train.progress=false']
-  procs = []
-  for pid in range(2):
-    env = dict(os.environ, RNNLAB_COORDINATOR=f'127.0.0.1:{port}', RNNLAB_NUM_PROCESSES='2',
-               RNNLAB_PROCESS_ID=str(pid), JAX_PLATFORMS='cpu', XLA_FLAGS='')
-    procs.append(subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-  outs = [p.communicate(timeout=300) for p in procs]
-  assert [p.returncode for p in procs] == [0, 0], outs[0][1].decode()[-2000:]
-  results = [out.decode()[out.decode().index('{'):] for out, _ in outs]  # after gloo's own log lines
-  assert results[0] == results[1]  # both processes computed the same global metrics
-  assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['2', '4']
+    """The launch recipe of rnnlab.parallel's docstring: 2 processes x 1 CPU device, gloo collectives."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "train",
+        "--config",
+        "experiments/adding.py:8",
+        "--workdir",
+        str(tmp_path),
+        "--config.train.steps=4",
+        "--config.train.batch_size=8",
+        "--config.model.hidden_size=8",
+        "--config.train.checkpoint_every=2",
+        "--config.train.eval_batches=1",
+        "--config.train.eval_batch_size=8",
+        "--config.train.progress=false",
+    ]
+    procs = []
+    for pid in range(2):
+        env = dict(
+            os.environ,
+            RNNLAB_COORDINATOR=f"127.0.0.1:{port}",
+            RNNLAB_NUM_PROCESSES="2",
+            RNNLAB_PROCESS_ID=str(pid),
+            JAX_PLATFORMS="cpu",
+            XLA_FLAGS="",
+        )
+        procs.append(subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1].decode()[-2000:]
+    results = [out.decode()[out.decode().index("{") :] for out, _ in outs]  # after gloo's own log lines
+    assert results[0] == results[1]  # both processes computed the same global metrics
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]

@@ -40,7 +40,8 @@ STRESS = textwrap.dedent("""
 
 def test_vmapped_init_and_diagnostics_at_k8_never_hang():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # XLA's default optimisation level
-    out = subprocess.run([sys.executable, "-c", STRESS], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=150)
+    out = subprocess.run(
+        [sys.executable, "-c", STRESS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=150
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")

@@ -22,14 +22,19 @@ def _fake_run(root, name, cell, seeds=(0, 1), final=(0.5, 0.7), rate=0.8, with_g
             loss = 1.0 if step < 20 else last
             lines.append({"step": step, "seed": seed, "train/loss": loss * 1.1, "train/mse": loss})
             lines.append({"step": step, "seed": seed, "split": "eval", "loss": loss, "mse": loss})
-            diag = {"step": step, "seed": seed, "grad_norm_t": (rate ** np.arange(7, -1, -1.0)).tolist(),
-                    "decay_rate": rate, "jac_norm_t": [0.1, "nan", 1.0]}
+            diag = {
+                "step": step,
+                "seed": seed,
+                "grad_norm_t": (rate ** np.arange(7, -1, -1.0)).tolist(),
+                "decay_rate": rate,
+                "jac_norm_t": [0.1, "nan", 1.0],
+            }
             if with_gates:
                 diag["gate_f_saturated"] = 0.1 * step / 20
             lines.append(diag)
     with open(os.path.join(run, "metrics.jsonl"), "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in lines)
-        f.write('{"step": 30, "truncated li')          # a killed run's half-written last line
+        f.write('{"step": 30, "truncated li')  # a killed run's half-written last line
     return run
 
 
@@ -39,8 +44,12 @@ def test_report_from_fake_runs_references_existing_pngs_and_a_mean_std_table(tmp
     path = report.main(runs, str(out))
     text = pathlib.Path(path).read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert {"loss_curves.png", "grad_norm_vs_distance.png", "jacobian_norm_vs_distance.png",
-            "gate_saturation.png"} <= set(images)
+    assert {
+        "loss_curves.png",
+        "grad_norm_vs_distance.png",
+        "jacobian_norm_vs_distance.png",
+        "gate_saturation.png",
+    } <= set(images)
     for img in images:
         assert (out / img).is_file() and (out / img).read_bytes()[:4] == b"\x89PNG"
     # the eval mse of the two seeds is 0.5 and 0.7: mean 0.6, sample std 0.14
@@ -53,8 +62,10 @@ def test_report_from_fake_runs_references_existing_pngs_and_a_mean_std_table(tmp
 
 def test_results_table_groups_by_non_float_columns():
     rows = [{"cell": "lstm", "T": 100, "seed": s, "mse": v} for s, v in enumerate([1.0, 2.0, 3.0])]
-    rows += [{"cell": "rnn", "T": 100, "seed": 0, "mse": 5.0}, {"cell": "rnn", "T": 100, "seed": 1,
-                                                                "mse": float("nan")}]
+    rows += [
+        {"cell": "rnn", "T": 100, "seed": 0, "mse": 5.0},
+        {"cell": "rnn", "T": 100, "seed": 1, "mse": float("nan")},
+    ]
     table = report.results_table(rows).splitlines()
     assert table[0] == "| cell | T | n | mse |"
     assert table[2] == "| lstm | 100 | 3 | 2 ± 1 |"
@@ -74,8 +85,9 @@ def test_reader_is_tolerant_of_missing_files_keys_and_nan_strings(tmp_path):
 
 
 def test_grad_norm_plot_fits_the_rate(tmp_path):
-    path = report.plot_grad_norm_vs_distance({"a": (0.5 ** np.arange(9, -1, -1.0)).tolist()},
-                                             str(tmp_path / "g.png"))
+    path = report.plot_grad_norm_vs_distance(
+        {"a": (0.5 ** np.arange(9, -1, -1.0)).tolist()}, str(tmp_path / "g.png")
+    )
     assert os.path.getsize(path) > 1000
     assert report.plot_grad_norm_vs_distance({"zeros": [0.0, 0.0]}, str(tmp_path / "z.png")) is None
 

@@ -39,8 +39,9 @@ import rnnlab
 # Masking, reversal and probes live in the loop, not in the cells: a tuple carry (LSTM), a plain one (GRU), a
 # complex one (LRU) and a gated linear cell cover the carry structures the loop has to handle.
 LOOP_CASES = [c for c in CELL_CASES if c[0] in ("lstm", "gru", "lru", "mingru")]
-SEQ_AND_ASSOC = ([pytest.param(n, o, "sequential", id=f"{i}-sequential") for i, n, o in LOOP_CASES]
-                 + [pytest.param(n, o, "associative", id=f"{i}-associative") for i, n, o in LINEAR_CASES])
+SEQ_AND_ASSOC = [pytest.param(n, o, "sequential", id=f"{i}-sequential") for i, n, o in LOOP_CASES] + [
+    pytest.param(n, o, "associative", id=f"{i}-associative") for i, n, o in LINEAR_CASES
+]
 
 
 def _setup(name, options, x_seed=0, **rnn_kwargs):
@@ -53,6 +54,7 @@ def _setup(name, options, x_seed=0, **rnn_kwargs):
 # --------------------------------------------------------------------------------------------------------------
 # Exact masking.
 
+
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("name, options, mode", SEQ_AND_ASSOC)
 def test_masked_batch_equals_each_sequence_alone(name, options, mode, reverse):
@@ -61,8 +63,9 @@ def test_masked_batch_equals_each_sequence_alone(name, options, mode, reverse):
     assert_masked_equals_alone(rnn, params, x, LENGTHS, rand_carry(cell, B, 7))
 
 
-@pytest.mark.parametrize("b, t, lengths", [(1, 1, None), (1, T, None), (B, 1, None), (B, 1, (1, 0, 1)),
-                                           (1, T, (3,))])
+@pytest.mark.parametrize(
+    "b, t, lengths", [(1, 1, None), (1, T, None), (B, 1, None), (B, 1, (1, 0, 1)), (1, T, (3,))]
+)
 @pytest.mark.parametrize("name, options, mode", [SEQ_AND_ASSOC[0], SEQ_AND_ASSOC[-1]])
 def test_single_step_and_single_sequence_equal_the_python_loop(name, options, mode, b, t, lengths):
     cell = make_cell(name, H, **options)
@@ -77,13 +80,17 @@ def test_single_step_and_single_sequence_equal_the_python_loop(name, options, mo
         if n == 0:
             assert_trees_close(take(carry, i), take(carry0, i), rtol=0, atol=0)
             continue
-        ref_carry, ref_y = loop_cell(cell, params["cell"], x[i:i + 1, :n], take(carry0, i))
+        ref_carry, ref_y = loop_cell(cell, params["cell"], x[i : i + 1, :n], take(carry0, i))
         assert_trees_close(take(carry, i), ref_carry)
-        assert_trees_close(y[i:i + 1, :n], ref_y)
+        assert_trees_close(y[i : i + 1, :n], ref_y)
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=8,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_property_masked_batch_equals_each_sequence_alone(data):
     name, options, mode = data.draw(st.sampled_from([p.values for p in SEQ_AND_ASSOC]), label="cell")
@@ -104,11 +111,14 @@ def test_padded_probes_are_ignored():
     junk = jax.tree.map(lambda p: p + 1.0, rnnlab.zero_probes(cell.init_carry(None, (B,)), T))
     valid = (np.arange(T)[None, :] < np.array(LENGTHS)[:, None])[..., None]
     masked_junk = jax.tree.map(lambda p: p * valid, junk)
-    assert_trees_close(apply(rnn, params, x, lengths, probes=junk), apply(rnn, params, x, lengths, probes=masked_junk))
+    assert_trees_close(
+        apply(rnn, params, x, lengths, probes=junk), apply(rnn, params, x, lengths, probes=masked_junk)
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Fast paths equal the reference loop: outputs, final carry and gradients.
+
 
 def _outputs_and_grads(rnn, params, x, lengths, carry0, probes, seed=11):
     """Outputs, final carry and the gradients of a scalar loss w.r.t. params, x, initial carry and probes.
@@ -123,20 +133,26 @@ def _outputs_and_grads(rnn, params, x, lengths, carry0, probes, seed=11):
         carry, y = call(rnn, params, x, lengths, carry0, probes)
         return dot(y, wy) + dot(carry, wc), (carry, y)
 
-    grads, aux = fast_jit(jax.grad(loss, argnums=(0, 1, 2, 3), has_aux=True))(params, x, carry0, probes, lengths)
+    grads, aux = fast_jit(jax.grad(loss, argnums=(0, 1, 2, 3), has_aux=True))(
+        params, x, carry0, probes, lengths
+    )
     return aux, grads
 
 
-@pytest.mark.parametrize("lengths, reverse", [(None, False), (LENGTHS, False), (LENGTHS, True)],
-                         ids=["full", "masked", "masked-reverse"])
+@pytest.mark.parametrize(
+    "lengths, reverse",
+    [(None, False), (LENGTHS, False), (LENGTHS, True)],
+    ids=["full", "masked", "masked-reverse"],
+)
 @pytest.mark.parametrize("name, options", cases(LINEAR_CASES))
 def test_associative_equals_sequential(name, options, lengths, reverse):
     cell, seq, x, params = _setup(name, options, mode="sequential", reverse=reverse)
     assoc = rnnlab.RNN(cell, mode="associative", reverse=reverse)
     lengths = None if lengths is None else jnp.array(lengths)
     carry0, probes = rand_carry(cell, B, 3), rnnlab.zero_probes(cell.init_carry(None, (B,)), T)
-    (want, want_grads), (got, got_grads) = (_outputs_and_grads(m, params, x, lengths, carry0, probes)
-                                            for m in (seq, assoc))
+    (want, want_grads), (got, got_grads) = (
+        _outputs_and_grads(m, params, x, lengths, carry0, probes) for m in (seq, assoc)
+    )
     assert_trees_close(got, want)
     assert_trees_close(got_grads[:3], want_grads[:3], rtol=1e-9)  # params, x, initial carry (probes: below)
 
@@ -167,7 +183,9 @@ def _reference_run(name, reverse):
     cell, ref, x, params = _setup(name, {}, mode="sequential", reverse=reverse)
     lengths, carry0 = jnp.array(LENGTHS), rand_carry(cell, B, 3)
     probes = rnnlab.zero_probes(cell.init_carry(None, (B,)), T)
-    return (cell, x, params, lengths, carry0, probes), _outputs_and_grads(ref, params, x, lengths, carry0, probes)
+    return (cell, x, params, lengths, carry0, probes), _outputs_and_grads(
+        ref, params, x, lengths, carry0, probes
+    )
 
 
 @pytest.mark.parametrize("option", LOOP_OPTIONS)
@@ -175,18 +193,19 @@ def _reference_run(name, reverse):
 def test_loop_options_change_nothing(name, option):
     """T = 5 is not a multiple of remat_chunk = 3; lengths (5, 2, 0); a non-zero initial carry; probes."""
     (cell, x, params, lengths, carry0, probes), (want, want_grads) = _reference_run(
-        name, option.get("reverse", False))
+        name, option.get("reverse", False)
+    )
     rnn = rnnlab.RNN(cell, mode="sequential", **option)
     got, got_grads = _outputs_and_grads(rnn, params, x, lengths, carry0, probes)
     assert_trees_close(got, want)
     assert_trees_close(got_grads, want_grads)
 
 
-@pytest.mark.parametrize("option", [
-    pytest.param(*p.values, id=p.id) for p in LOOP_OPTIONS])
+@pytest.mark.parametrize("option", [pytest.param(*p.values, id=p.id) for p in LOOP_OPTIONS])
 def test_associative_mode_with_loop_options_equals_sequential(option):
     (cell, x, params, lengths, carry0, probes), (want, want_grads) = _reference_run(
-        "lru", option.get("reverse", False))
+        "lru", option.get("reverse", False)
+    )
     rnn = rnnlab.RNN(cell, mode="associative", **option)
     got, got_grads = _outputs_and_grads(rnn, params, x, lengths, carry0, probes)
     assert_trees_close(got, want)
@@ -203,10 +222,17 @@ def test_remat_chunk_without_remat_changes_nothing():
 # --------------------------------------------------------------------------------------------------------------
 # Probes: grad w.r.t. zero probes is dL/d(carry_t), computed here the slow way.
 
+
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-@pytest.mark.parametrize("name, options, mode", [
-    SEQ_AND_ASSOC[0], SEQ_AND_ASSOC[1], SEQ_AND_ASSOC[2],
-    *(pytest.param(*p.values, id=p.id) for p in SEQ_AND_ASSOC[-2:])])
+@pytest.mark.parametrize(
+    "name, options, mode",
+    [
+        SEQ_AND_ASSOC[0],
+        SEQ_AND_ASSOC[1],
+        SEQ_AND_ASSOC[2],
+        *(pytest.param(*p.values, id=p.id) for p in SEQ_AND_ASSOC[-2:]),
+    ],
+)
 def test_probe_gradients_equal_loss_gradient_wrt_each_carry(name, options, mode, reverse):
     cell, rnn, x, params = _setup(name, options, mode=mode, reverse=reverse)
     lengths = LENGTHS[:2] + (3,)
@@ -226,19 +252,20 @@ def test_probe_gradients_equal_loss_gradient_wrt_each_carry(name, options, mode,
         order = np.arange(n)[::-1] if reverse else np.arange(n)
 
         def slow_loss(perts, b=b, order=order):
-            carry, y = loop_cell(cell, params["cell"], x[b:b + 1, order], take(x0, b), perts)
-            return dot(y, wy[b:b + 1, order]) + dot(carry, take(wc, b))
+            carry, y = loop_cell(cell, params["cell"], x[b : b + 1, order], take(x0, b), perts)
+            return dot(y, wy[b : b + 1, order]) + dot(carry, take(wc, b))
 
         zeros = [jax.tree.map(jnp.zeros_like, take(one_carry, b)) for _ in range(n)]
         slow = jax.grad(slow_loss)(zeros)
         for step, t in enumerate(order):
-            assert_trees_close(jax.tree.map(lambda g, b=b, t=t: g[b:b + 1, t], got), slow[step], rtol=1e-9)
+            assert_trees_close(jax.tree.map(lambda g, b=b, t=t: g[b : b + 1, t], got), slow[step], rtol=1e-9)
         for leaf in jax.tree.leaves(got):
             assert np.all(np.asarray(leaf[b, n:]) == 0.0), "probe gradients on padded steps must be 0"
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Gate intermediates.
+
 
 def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
@@ -250,13 +277,16 @@ def test_lstm_gates_are_collected_per_step(reverse):
     lengths = (T, 2, 1)
     (_, y), state = rnn.apply({"params": params}, x, jnp.array(lengths), mutable=["intermediates"])
     gates = state["intermediates"]["gates"][0]
-    np.testing.assert_array_equal(state["intermediates"]["mask"][0], np.arange(T)[None] < np.array(lengths)[:, None])
+    np.testing.assert_array_equal(
+        state["intermediates"]["mask"][0], np.arange(T)[None] < np.array(lengths)[:, None]
+    )
     p = jax.tree.map(np.asarray, params["cell"])
     for b, n in enumerate(lengths):  # by hand, on the valid steps in reading order
         c, h = np.zeros(H), np.zeros(H)
-        for t in (range(n)[::-1] if reverse else range(n)):
-            zi, zf, zg, zo = np.split(np.asarray(x[b, t]) @ p["input"]["kernel"] + p["input"]["bias"]
-                                      + h @ p["recurrent_kernel"], 4)
+        for t in range(n)[::-1] if reverse else range(n):
+            zi, zf, zg, zo = np.split(
+                np.asarray(x[b, t]) @ p["input"]["kernel"] + p["input"]["bias"] + h @ p["recurrent_kernel"], 4
+            )
             i, f, o = _sigmoid(zi), _sigmoid(zf), _sigmoid(zo)
             c = f * c + i * np.tanh(zg)
             h = o * np.tanh(c)
@@ -267,6 +297,7 @@ def test_lstm_gates_are_collected_per_step(reverse):
 
 # --------------------------------------------------------------------------------------------------------------
 # Bad input.
+
 
 @pytest.fixture()
 def lstm_rnn():
@@ -289,13 +320,16 @@ def test_feature_size_differing_from_init(name, options, hoist):
         call(rnn, params, jnp.zeros((B, T, 4)))
 
 
-@pytest.mark.parametrize("lengths, fragment", [
-    ((2, -1, 0), "lengths must be >= 0, got a minimum of -1"),
-    ((2, T + 1, 0), f"lengths must be <= T = {T} .*got a maximum of {T + 1}.*pad x"),
-    ((2, 1), rf"lengths must have shape \[B\] = \({B},\), got \(2,\).*one length per sequence"),
-    (((1, 2, 3),), r"lengths must have shape \[B\]"),
-    ((1.0, 2.0, 0.0), "lengths must be integers"),
-])
+@pytest.mark.parametrize(
+    "lengths, fragment",
+    [
+        ((2, -1, 0), "lengths must be >= 0, got a minimum of -1"),
+        ((2, T + 1, 0), f"lengths must be <= T = {T} .*got a maximum of {T + 1}.*pad x"),
+        ((2, 1), rf"lengths must have shape \[B\] = \({B},\), got \(2,\).*one length per sequence"),
+        (((1, 2, 3),), r"lengths must have shape \[B\]"),
+        ((1.0, 2.0, 0.0), "lengths must be integers"),
+    ],
+)
 def test_bad_lengths(lstm_rnn, lengths, fragment):
     rnn, params, x = lstm_rnn
     with pytest.raises(ValueError, match=fragment):
@@ -316,8 +350,11 @@ def test_concrete_lengths_inside_jit(lstm_rnn):
 @pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
 def test_associative_mode_needs_a_linear_cell(name):
     rnn = rnnlab.RNN(make_cell(name), mode="associative")
-    with pytest.raises(ValueError, match=r"mode='associative' needs a linear cell \(lru, mingru\).*"
-                                         r"use mode='sequential'"):
+    with pytest.raises(
+        ValueError,
+        match=r"mode='associative' needs a linear cell \(lru, mingru\).*"
+        r"use mode='sequential'",
+    ):
         jax.eval_shape(rnn.init, jax.random.key(0), jnp.zeros((B, T, D)))
 
 

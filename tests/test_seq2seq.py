@@ -25,11 +25,14 @@ def random_variables(model, seed, *args, scale=0.7):
     return jax.tree.map(lambda s: jnp.asarray(scale * rng.normal(size=s.shape), s.dtype), shapes)
 
 
-@pytest.mark.parametrize("attention, bidirectional, cell", [("general", False, "lstm"), ("dot", True, "gru"),
-                                                             ("none", False, "lstm")])
+@pytest.mark.parametrize(
+    "attention, bidirectional, cell",
+    [("general", False, "lstm"), ("dot", True, "gru"), ("none", False, "lstm")],
+)
 def test_teacher_forcing_equals_step_by_step_decoding(attention, bidirectional, cell):
-    model = Seq2Seq(8, 7, cell=cell, hidden_size=6, embed_dim=5, attention=attention,
-                    bidirectional=bidirectional)
+    model = Seq2Seq(
+        8, 7, cell=cell, hidden_size=6, embed_dim=5, attention=attention, bidirectional=bidirectional
+    )
 
     @jax.jit  # one compilation for the test (lengths are arguments: the time loop checks concrete ones)
     def run(variables, inputs, lengths, dec_inputs, dec_lengths):
@@ -67,11 +70,16 @@ def test_padded_source_tokens_change_nothing(bidirectional_model):
     def run(variables, inputs, other, lengths, dec_inputs):
         memory = model.apply(variables, inputs, lengths, method="encode")
         carry = model.apply(variables, memory, method="init_decoder_carry")
-        _, state = model.apply(variables, memory, carry, dec_inputs[:, 0], method="decode_step",
-                               mutable=["intermediates"])
+        _, state = model.apply(
+            variables, memory, carry, dec_inputs[:, 0], method="decode_step", mutable=["intermediates"]
+        )
         (weights,) = state["intermediates"]["decoder"]["cell"]["attention"]
-        return (model.apply(variables, inputs, lengths, dec_inputs),
-                model.apply(variables, other, lengths, dec_inputs), memory, weights)
+        return (
+            model.apply(variables, inputs, lengths, dec_inputs),
+            model.apply(variables, other, lengths, dec_inputs),
+            memory,
+            weights,
+        )
 
     other = jnp.where(jnp.arange(4)[None, :] < LENGTHS[:, None], INPUTS, 7 - INPUTS % 3)  # new pad tokens
     assert (other != INPUTS).any()
@@ -108,8 +116,6 @@ def test_invalid_configurations_raise():
         Seq2Seq(5, 5, hidden_size=5, bidirectional=True)
     with pytest.raises(ValueError, match="unknown cell"):
         Seq2Seq(5, 5, cell="transformer")
-
-
 
 
 def reverse_batch(rng, batch):

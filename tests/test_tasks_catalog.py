@@ -1,5 +1,6 @@
 """Catalog pipelines on `tfds.testing.mock_data` (random placeholder data, offline), and the conversions that
 cannot be mocked without TensorFlow (conll2003 tagging, spoken_digit log-mel) on hand-made examples."""
+
 import math
 
 import numpy as np
@@ -16,53 +17,54 @@ def mock():
 
 
 def test_sequential_and_permuted_mnist(mock, tmp_path):
-    seq = get_task('mnist', data_dir=tmp_path)
-    perm = get_task('mnist', data_dir=tmp_path, permuted=True)
-    b = next(seq.iterator('train', 4, seed=0, shuffle=False))
-    p = next(perm.iterator('train', 4, seed=0, shuffle=False))
-    assert b['inputs'].shape == (4, 784, 1) and b['inputs'].dtype == np.float32
-    assert 0 <= b['inputs'].min() and b['inputs'].max() <= 1 and np.all(b['lengths'] == 784)
-    image = seq.source('train')[0]['image']
-    np.testing.assert_allclose(b['inputs'][0, :, 0], image.reshape(-1) / 255.0)
+    seq = get_task("mnist", data_dir=tmp_path)
+    perm = get_task("mnist", data_dir=tmp_path, permuted=True)
+    b = next(seq.iterator("train", 4, seed=0, shuffle=False))
+    p = next(perm.iterator("train", 4, seed=0, shuffle=False))
+    assert b["inputs"].shape == (4, 784, 1) and b["inputs"].dtype == np.float32
+    assert 0 <= b["inputs"].min() and b["inputs"].max() <= 1 and np.all(b["lengths"] == 784)
+    image = seq.source("train")[0]["image"]
+    np.testing.assert_allclose(b["inputs"][0, :, 0], image.reshape(-1) / 255.0)
     order = prepared.mnist_permutation(0)
-    np.testing.assert_allclose(p['inputs'][0, :, 0], image.reshape(-1)[order] / 255.0)
+    np.testing.assert_allclose(p["inputs"][0, :, 0], image.reshape(-1)[order] / 255.0)
     np.testing.assert_array_equal(order, prepared.mnist_permutation(0))  # fixed permutation
     assert perm.info.input_size == 1 and perm.info.num_outputs == 10 and 0 < perm.info.baseline <= 1
 
 
 def test_imdb_reviews_word_ids_padded_to_batch_max(mock, tmp_path):
-    task = get_task('imdb_reviews', data_dir=tmp_path, min_count=1)
-    b = next(task.iterator('train', 5, seed=1))
-    assert b['inputs'].dtype == np.int32 and b['inputs'].shape[1] == b['lengths'].max()
-    for row, n in zip(b['inputs'], b['lengths']):
+    task = get_task("imdb_reviews", data_dir=tmp_path, min_count=1)
+    b = next(task.iterator("train", 5, seed=1))
+    assert b["inputs"].dtype == np.int32 and b["inputs"].shape[1] == b["lengths"].max()
+    for row, n in zip(b["inputs"], b["lengths"]):
         assert np.all(row[n:] == 0) and np.all(row[:n] > 0)
-    assert set(np.unique(b['targets'])) <= {0, 1} and task.info.vocab_size == len(task.vocab)
-    with pytest.raises(ValueError, match='train, test'):
-        task.iterator('validation', 2, 0)
+    assert set(np.unique(b["targets"])) <= {0, 1} and task.info.vocab_size == len(task.vocab)
+    with pytest.raises(ValueError, match="train, test"):
+        task.iterator("validation", 2, 0)
 
 
 def test_tiny_shakespeare_lm_windows_shift_by_one(mock, tmp_path):
-    task = get_task('tiny_shakespeare', data_dir=tmp_path, length=8)
-    ids = task.ids('train')
-    b = next(task.iterator('train', 3, seed=0, shuffle=False))
-    np.testing.assert_array_equal(b['inputs'][0], ids[:8])
-    np.testing.assert_array_equal(b['targets'][0], ids[1:9])
-    assert task.info.kind == 'lm' and task.info.baseline == pytest.approx(
-        prepared.unigram_loss(ids, task.ids('test'), len(task.vocab)))
+    task = get_task("tiny_shakespeare", data_dir=tmp_path, length=8)
+    ids = task.ids("train")
+    b = next(task.iterator("train", 3, seed=0, shuffle=False))
+    np.testing.assert_array_equal(b["inputs"][0], ids[:8])
+    np.testing.assert_array_equal(b["targets"][0], ids[1:9])
+    assert task.info.kind == "lm" and task.info.baseline == pytest.approx(
+        prepared.unigram_loss(ids, task.ids("test"), len(task.vocab))
+    )
 
 
 def test_conll2003_pipeline_on_mock_data(mock, tmp_path):
-    task = get_task('conll2003', data_dir=tmp_path)
-    b = next(task.iterator('train', 4, seed=0))
-    assert b['targets'].shape == b['inputs'].shape and b['target_mask'].sum() == b['lengths'].sum()
+    task = get_task("conll2003", data_dir=tmp_path)
+    b = next(task.iterator("train", 4, seed=0))
+    assert b["targets"].shape == b["inputs"].shape and b["target_mask"].sum() == b["lengths"].sum()
     assert task.info.num_outputs == 9
 
 
 def test_conll_tag_example_hand_made():
-    vocab = text.Vocabulary.build([['EU', 'rejects', 'German', 'call']], 'space')
-    ex = prepared.tag_example(np.array([b'EU', b'rejects', b'British', b'call']), [3, 0, 7, 0], vocab)
-    np.testing.assert_array_equal(ex['targets'], [3, 0, 7, 0])
-    assert ex['inputs'][2] == vocab.unk_id and vocab.decode(ex['inputs']) == 'EU rejects <unk> call'
+    vocab = text.Vocabulary.build([["EU", "rejects", "German", "call"]], "space")
+    ex = prepared.tag_example(np.array([b"EU", b"rejects", b"British", b"call"]), [3, 0, 7, 0], vocab)
+    np.testing.assert_array_equal(ex["targets"], [3, 0, 7, 0])
+    assert ex["inputs"][2] == vocab.unk_id and vocab.decode(ex["inputs"]) == "EU rejects <unk> call"
 
 
 def test_log_mel_of_tones_peaks_at_the_right_band():
@@ -92,5 +94,5 @@ def test_mel_filterbank_rows_cover_the_band():
 
 
 def test_catalog_not_prepared_is_a_clear_error(tmp_path):
-    with pytest.raises(RuntimeError, match='rnnlab data prepare imdb_reviews'):
-        get_task('imdb_reviews', data_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="rnnlab data prepare imdb_reviews"):
+        get_task("imdb_reviews", data_dir=tmp_path)

@@ -1,4 +1,5 @@
 """Synthetic tasks: baselines match their formulas, seeding, resumption, the TFDS builders."""
+
 import json
 import math
 
@@ -14,38 +15,39 @@ def _cat(batches, key):
 
 
 def test_adding_baseline_mse_is_one_sixth():
-    task = get_task('adding', length=20)
+    task = get_task("adding", length=20)
     b = task.generate(philox(1), 40_000)
-    mse = np.mean((b['targets'] - 1.0) ** 2)
+    mse = np.mean((b["targets"] - 1.0) ** 2)
     # Var of (U1+U2-1)^2 is 1/15 - 1/36; 4 standard errors
     assert abs(mse - task.info.baseline) < 4 * math.sqrt((1 / 15 - 1 / 36) / 40_000)
     # exactly one marker in each half, and the target is the sum of the marked values
-    x = b['inputs']
+    x = b["inputs"]
     assert np.all(x[:, :10, 1].sum(1) == 1) and np.all(x[:, 10:, 1].sum(1) == 1)
-    np.testing.assert_allclose((x[..., 0] * x[..., 1]).sum(1), b['targets'], rtol=1e-6)
+    np.testing.assert_allclose((x[..., 0] * x[..., 1]).sum(1), b["targets"], rtol=1e-6)
 
 
 def test_copy_baseline_is_the_best_memoryless_cross_entropy():
     T = 30
-    task = get_task('copy', length=T)
+    task = get_task("copy", length=T)
     fit, held = task.generate(philox(1), 20_000), task.generate(philox(2), 20_000)
     # a predictor that ignores the inputs: per-position target frequencies, fitted on one sample
-    counts = np.stack([(fit['targets'] == v).sum(0) for v in range(10)], -1) + 1e-3
+    counts = np.stack([(fit["targets"] == v).sum(0) for v in range(10)], -1) + 1e-3
     probs = counts / counts.sum(-1, keepdims=True)
-    nll = -np.log(np.take_along_axis(probs[None], held['targets'][..., None], -1))[..., 0]
+    nll = -np.log(np.take_along_axis(probs[None], held["targets"][..., None], -1))[..., 0]
     assert abs(nll.mean() - task.info.baseline) < 0.01 * task.info.baseline
     assert task.info.baseline == pytest.approx(10 * math.log(8) / (T + 20))
-    inp = held['inputs']
+    inp = held["inputs"]
     assert inp.shape == (20_000, T + 20) and np.all(inp[:, 10 + T - 1] == 9)
-    np.testing.assert_array_equal(held['targets'][:, -10:], inp[:, :10])
-    assert set(np.unique(inp[:, :10])) <= set(range(1, 9)) and np.all(held['target_mask'] == 1)
+    np.testing.assert_array_equal(held["targets"][:, -10:], inp[:, :10])
+    assert set(np.unique(inp[:, :10])) <= set(range(1, 9)) and np.all(held["target_mask"] == 1)
 
 
-@pytest.mark.parametrize('name,params', [('temporal_order', {'length': 50}),
-                                         ('delayed_recall', {'lag': 5, 'num_symbols': 4})])
+@pytest.mark.parametrize(
+    "name,params", [("temporal_order", {"length": 50}), ("delayed_recall", {"lag": 5, "num_symbols": 4})]
+)
 def test_classification_chance_matches_baseline(name, params):
     task = get_task(name, **params)
-    y = task.generate(philox(3), 40_000)['targets']
+    y = task.generate(philox(3), 40_000)["targets"]
     freq = np.bincount(y, minlength=task.info.num_outputs) / len(y)
     chance = task.info.baseline
     assert np.all(np.abs(freq - chance) < 4 * math.sqrt(chance * (1 - chance) / len(y)))
@@ -53,45 +55,51 @@ def test_classification_chance_matches_baseline(name, params):
 
 
 def test_temporal_order_label_is_the_order_of_x_and_y():
-    b = get_task('temporal_order', length=40).generate(philox(0), 500)
-    rel = [row[(row == synthetic.TO_X) | (row == synthetic.TO_Y)] for row in b['inputs']]
+    b = get_task("temporal_order", length=40).generate(philox(0), 500)
+    rel = [row[(row == synthetic.TO_X) | (row == synthetic.TO_Y)] for row in b["inputs"]]
     assert all(len(r) == 2 for r in rel)
     expect = np.array([2 * (r[0] == synthetic.TO_Y) + (r[1] == synthetic.TO_Y) for r in rel])
-    np.testing.assert_array_equal(expect, b['targets'])
+    np.testing.assert_array_equal(expect, b["targets"])
 
 
 def test_delayed_recall_layout():
-    b = get_task('delayed_recall', lag=7).generate(philox(0), 64)
-    assert b['inputs'].shape == (64, 8)
-    np.testing.assert_array_equal(b['inputs'][:, 0] - 1, b['targets'])
-    assert np.all(b['inputs'][:, 7] == 9) and np.all(b['inputs'][:, 1:7] == 0)
+    b = get_task("delayed_recall", lag=7).generate(philox(0), 64)
+    assert b["inputs"].shape == (64, 8)
+    np.testing.assert_array_equal(b["inputs"][:, 0] - 1, b["targets"])
+    assert np.all(b["inputs"][:, 7] == 9) and np.all(b["inputs"][:, 1:7] == 0)
 
 
-@pytest.mark.parametrize('name', ['adding', 'copy', 'temporal_order', 'delayed_recall'])
+@pytest.mark.parametrize("name", ["adding", "copy", "temporal_order", "delayed_recall"])
 def test_same_seed_same_data_different_seed_differs(name):
     task = get_task(name)
-    a = next(task.iterator('train', 8, seed=5))
-    b = next(task.iterator('train', 8, seed=5))
-    c = next(task.iterator('train', 8, seed=6))
+    a = next(task.iterator("train", 8, seed=5))
+    b = next(task.iterator("train", 8, seed=5))
+    c = next(task.iterator("train", 8, seed=6))
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
-    assert not np.array_equal(a['inputs'], c['inputs'])
+    assert not np.array_equal(a["inputs"], c["inputs"])
 
 
 def test_test_split_is_fixed_and_independent_of_train_seed():
-    task = get_task('adding', length=10, num_eval=50)
-    x1 = _cat(list(task.iterator('test', 16, seed=0, num_epochs=1, shuffle=False)), 'inputs')
-    x2 = _cat(list(get_task('adding', length=10, num_eval=50).iterator('test', 7, seed=9, num_epochs=1,
-                                                                       shuffle=False)), 'inputs')
+    task = get_task("adding", length=10, num_eval=50)
+    x1 = _cat(list(task.iterator("test", 16, seed=0, num_epochs=1, shuffle=False)), "inputs")
+    x2 = _cat(
+        list(
+            get_task("adding", length=10, num_eval=50).iterator(
+                "test", 7, seed=9, num_epochs=1, shuffle=False
+            )
+        ),
+        "inputs",
+    )
     assert x1.shape == (50, 10, 2)
     np.testing.assert_array_equal(x1, x2)
-    train = next(task.iterator('train', 50, seed=0))['inputs']
+    train = next(task.iterator("train", 50, seed=0))["inputs"]
     assert not np.array_equal(train, x1)
 
 
-@pytest.mark.parametrize('split', ['train', 'test'])
+@pytest.mark.parametrize("split", ["train", "test"])
 def test_resume_equals_uninterrupted(split):
-    task = get_task('copy', length=5, num_eval=30)
+    task = get_task("copy", length=5, num_eval=30)
     full = task.iterator(split, 4, seed=1)
     ref = [next(full) for _ in range(12)]  # crosses test epochs (30 examples = 8 batches)
     it = task.iterator(split, 4, seed=1)
@@ -108,30 +116,30 @@ def test_resume_equals_uninterrupted(split):
 
 def test_unknown_task_param_split_list_valid_ones():
     with pytest.raises(ValueError, match="unknown task 'addding'; valid: .*adding.*copy.*temporal_order"):
-        get_task('addding')
-    with pytest.raises(ValueError, match='length'):
-        get_task('copy', lenght=3)
-    with pytest.raises(ValueError, match='train, test'):
-        get_task('copy').iterator('valid', 2, 0)
-    assert {'adding', 'copy', 'temporal_order', 'delayed_recall'} <= set(list_tasks())
+        get_task("addding")
+    with pytest.raises(ValueError, match="length"):
+        get_task("copy", lenght=3)
+    with pytest.raises(ValueError, match="train, test"):
+        get_task("copy").iterator("valid", 2, 0)
+    assert {"adding", "copy", "temporal_order", "delayed_recall"} <= set(list_tasks())
 
 
 def test_builder_prepares_and_reads_back(tmp_path):
-    cfg = synthetic.SyntheticConfig(name='length_12', length=12, num_train=20, num_test=10)
-    builder = synthetic.RnnlabAdding(config=cfg, data_dir=str(tmp_path), file_format='array_record')
-    builder.download_and_prepare(file_format='array_record')
+    cfg = synthetic.SyntheticConfig(name="length_12", length=12, num_train=20, num_test=10)
+    builder = synthetic.RnnlabAdding(config=cfg, data_dir=str(tmp_path), file_format="array_record")
+    builder.download_and_prepare(file_format="array_record")
     src = builder.as_data_source()
-    assert len(src['train']) == 20 and len(src['test']) == 10
-    stored = np.stack([src['test'][i]['inputs'] for i in range(10)])
-    fresh = synthetic.adding(philox(synthetic.EVAL_SEED, 0), 10, length=12)['inputs']
+    assert len(src["train"]) == 20 and len(src["test"]) == 10
+    stored = np.stack([src["test"][i]["inputs"] for i in range(10)])
+    fresh = synthetic.adding(philox(synthetic.EVAL_SEED, 0), 10, length=12)["inputs"]
     assert sorted(map(bytes, stored)) == sorted(map(bytes, fresh))  # same examples (TFDS reorders them)
 
 
 def test_prepared_task_source_reads_prepared_data(tmp_path):
-    prepare('delayed_recall/lag_10', data_dir=tmp_path)
-    task = get_task('delayed_recall', lag=10, source='tfds', data_dir=tmp_path)
-    b = next(task.iterator('test', 16, seed=0))
-    assert b['inputs'].shape == (16, 11) and b['inputs'].dtype == np.int32
-    np.testing.assert_array_equal(b['inputs'][:, 0] - 1, b['targets'])
-    with pytest.raises(RuntimeError, match='not prepared.*rnnlab data prepare copy/length_100'):
-        get_task('copy', source='tfds', data_dir=tmp_path).iterator('train', 2, 0)
+    prepare("delayed_recall/lag_10", data_dir=tmp_path)
+    task = get_task("delayed_recall", lag=10, source="tfds", data_dir=tmp_path)
+    b = next(task.iterator("test", 16, seed=0))
+    assert b["inputs"].shape == (16, 11) and b["inputs"].dtype == np.int32
+    np.testing.assert_array_equal(b["inputs"][:, 0] - 1, b["targets"])
+    with pytest.raises(RuntimeError, match="not prepared.*rnnlab data prepare copy/length_100"):
+        get_task("copy", source="tfds", data_dir=tmp_path).iterator("train", 2, 0)

@@ -10,8 +10,14 @@ from rnnlab import textmetrics as tm
 
 def test_bio_entities_follow_conlleval_chunking():
     tags = ["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "B-LOC", "I-ORG", "B-PER", "B-PER"]
-    assert tm.bio_entities(tags) == {("PER", 0, 2), ("LOC", 3, 5), ("LOC", 5, 6), ("ORG", 6, 7),
-                                     ("PER", 7, 8), ("PER", 8, 9)}
+    assert tm.bio_entities(tags) == {
+        ("PER", 0, 2),
+        ("LOC", 3, 5),
+        ("LOC", 5, 6),
+        ("ORG", 6, 7),
+        ("PER", 7, 8),
+        ("PER", 8, 9),
+    }
     assert tm.bio_entities(["I-MISC"]) == {("MISC", 0, 1)}  # I- at the sentence start opens an entity
     assert tm.bio_entities(["O", "O"]) == set()
     with pytest.raises(ValueError, match="invalid BIO tag"):
@@ -19,12 +25,16 @@ def test_bio_entities_follow_conlleval_chunking():
 
 
 def test_entity_f1_hand_computed():
-    true = [["B-PER", "I-PER", "O", "B-LOC"],          # PER(0,2), LOC(3,4)
-            ["B-ORG", "I-ORG", "I-ORG", "O"],          # ORG(0,3)
-            ["O", "B-MISC", "O", "O"]]                 # MISC(1,2)
-    pred = [["B-PER", "I-PER", "O", "B-ORG"],          # PER correct; LOC predicted with the wrong type
-            ["B-ORG", "I-ORG", "O", "O"],              # partial span: wrong
-            ["O", "I-MISC", "O", "O"]]                 # I- without B-: still MISC(1,2), correct
+    true = [
+        ["B-PER", "I-PER", "O", "B-LOC"],  # PER(0,2), LOC(3,4)
+        ["B-ORG", "I-ORG", "I-ORG", "O"],  # ORG(0,3)
+        ["O", "B-MISC", "O", "O"],
+    ]  # MISC(1,2)
+    pred = [
+        ["B-PER", "I-PER", "O", "B-ORG"],  # PER correct; LOC predicted with the wrong type
+        ["B-ORG", "I-ORG", "O", "O"],  # partial span: wrong
+        ["O", "I-MISC", "O", "O"],
+    ]  # I- without B-: still MISC(1,2), correct
     scores = tm.entity_f1(true, pred)
     overall = scores["overall"]
     assert (overall.num_true, overall.num_pred, overall.num_correct) == (4, 4, 2)
@@ -66,11 +76,13 @@ def test_bleu_hand_computed():
 
 BLEU_CASES = (
     ["the cat sat on the mat", "there is a cat on the mat today", "a b c d e f", "hello world", "x"],
-    [["the cat is on the mat", "there is a cat on the mat"],
-     ["there is a cat on the mat", "the cat sits on the mat"],
-     ["a b c d f e g", "a b"],
-     ["hello there world", "hello world !"],
-     ["y z", "x"]],
+    [
+        ["the cat is on the mat", "there is a cat on the mat"],
+        ["there is a cat on the mat", "the cat sits on the mat"],
+        ["a b c d f e g", "a b"],
+        ["hello there world", "hello world !"],
+        ["y z", "x"],
+    ],
 )
 
 
@@ -80,8 +92,9 @@ def test_bleu_equals_sacrebleu():
     ref_streams = [list(r) for r in zip(*refs)]  # sacrebleu: one stream per reference position
     for smooth in ("none", "exp"):
         for n in (len(hyps), 3):
-            expected = sacrebleu.corpus_bleu(hyps[:n], [s[:n] for s in ref_streams], tokenize="none",
-                                             smooth_method=smooth)
+            expected = sacrebleu.corpus_bleu(
+                hyps[:n], [s[:n] for s in ref_streams], tokenize="none", smooth_method=smooth
+            )
             got = tm.corpus_bleu(hyps[:n], refs[:n], smooth=smooth)
             assert got.bleu * 100 == pytest.approx(expected.score, abs=1e-9), (smooth, n)
             assert (got.hyp_len, got.ref_len) == (expected.sys_len, expected.ref_len)

@@ -18,280 +18,300 @@ from rnnlab.tasks import get_task
 
 
 class TinyRNN(nn.Module):
-  """A small Elman RNN with the SequenceModel call signature (fast to compile; for engine tests)."""
-  hidden_size: int = 8
-  num_outputs: int = 1
-  vocab_size: int | None = None
-  head: str = 'last'
+    """A small Elman RNN with the SequenceModel call signature (fast to compile; for engine tests)."""
 
-  @nn.compact
-  def __call__(self, inputs, lengths=None, *, train=False, probes=None):
-    x = nn.Embed(self.vocab_size, 4)(inputs) if self.vocab_size else inputs
-    xp = nn.Dense(self.hidden_size, name='input_kernel')(x)
-    w = self.param('recurrent_kernel', nn.initializers.orthogonal(), (self.hidden_size, self.hidden_size))
-    b, t = xp.shape[:2]
-    mask = jnp.ones((b, t)) if lengths is None else (jnp.arange(t)[None] < lengths[:, None])
+    hidden_size: int = 8
+    num_outputs: int = 1
+    vocab_size: int | None = None
+    head: str = "last"
 
-    def step(h, inp):
-      xt, mt = inp
-      new = jnp.tanh(xt + h @ w)
-      h = jnp.where(mt[:, None], new, h)
-      return h, h
+    @nn.compact
+    def __call__(self, inputs, lengths=None, *, train=False, probes=None):
+        x = nn.Embed(self.vocab_size, 4)(inputs) if self.vocab_size else inputs
+        xp = nn.Dense(self.hidden_size, name="input_kernel")(x)
+        w = self.param("recurrent_kernel", nn.initializers.orthogonal(), (self.hidden_size, self.hidden_size))
+        b, t = xp.shape[:2]
+        mask = jnp.ones((b, t)) if lengths is None else (jnp.arange(t)[None] < lengths[:, None])
 
-    h, ys = jax.lax.scan(step, jnp.zeros((b, self.hidden_size)), (xp.swapaxes(0, 1), mask.T))
-    feats = ys.swapaxes(0, 1) if self.head == 'all' else h
-    return nn.Dense(self.num_outputs, name='head')(feats)
+        def step(h, inp):
+            xt, mt = inp
+            new = jnp.tanh(xt + h @ w)
+            h = jnp.where(mt[:, None], new, h)
+            return h, h
+
+        h, ys = jax.lax.scan(step, jnp.zeros((b, self.hidden_size)), (xp.swapaxes(0, 1), mask.T))
+        feats = ys.swapaxes(0, 1) if self.head == "all" else h
+        return nn.Dense(self.num_outputs, name="head")(feats)
 
 
 def tiny_config(**train_overrides):
-  c = config_lib.default_config()
-  c.task.name = 'adding'
-  c.task.params = {'length': 6}
-  c.model.hidden_size = 8
-  c.parallel = 'none'
-  c.optim.learning_rate = 1e-2
-  c.train.steps = 10
-  c.train.batch_size = 8
-  c.train.log_every = 5
-  c.train.eval_batches = 1
-  c.train.progress = False
-  for k, v in train_overrides.items():
-    setattr(c.train, k, v)
-  return config_lib.resolve(c)
+    c = config_lib.default_config()
+    c.task.name = "adding"
+    c.task.params = {"length": 6}
+    c.model.hidden_size = 8
+    c.parallel = "none"
+    c.optim.learning_rate = 1e-2
+    c.train.steps = 10
+    c.train.batch_size = 8
+    c.train.log_every = 5
+    c.train.eval_batches = 1
+    c.train.progress = False
+    for k, v in train_overrides.items():
+        setattr(c.train, k, v)
+    return config_lib.resolve(c)
 
 
 def setup(config, seeds=(0,), model=None):
-  task = get_task(config.task.name, **config.task.params)
-  model = model or TinyRNN()
-  tx = optim.make_optimizer(config.optim, config.train.steps)
-  loss = losses.get_loss(task.info)
-  state = train.init_state(model, tx, task.info, list(seeds))
-  step = jax.jit(train.make_train_step(loss, tx, config.optim, config.train.steps), donate_argnums=0)
-  return task, state, step
+    task = get_task(config.task.name, **config.task.params)
+    model = model or TinyRNN()
+    tx = optim.make_optimizer(config.optim, config.train.steps)
+    loss = losses.get_loss(task.info)
+    state = train.init_state(model, tx, task.info, list(seeds))
+    step = jax.jit(train.make_train_step(loss, tx, config.optim, config.train.steps), donate_argnums=0)
+    return task, state, step
 
 
 def batches(task, seeds, n, batch_size=8):
-  its = [task.iterator('train', batch_size, s) for s in seeds]
-  return [train._stack_seeds([next(it) for it in its]) for _ in range(n)]
+    its = [task.iterator("train", batch_size, s) for s in seeds]
+    return [train._stack_seeds([next(it) for it in its]) for _ in range(n)]
 
 
 def test_one_step_changes_every_parameter_and_second_step_does_not_recompile():
-  config = tiny_config()
-  task, state, step = setup(config)
-  bs = batches(task, [0], 3)
-  before = jax.device_get(state.params)
-  state, metrics = step(state, bs[0])
-  after = jax.device_get(state.params)
-  moved = jax.tree.map(lambda a, b: bool(np.all(a != b)), before, after)
-  assert all(jax.tree.leaves(moved)), moved
-  assert int(state.step[0]) == 1
-  for key in ('loss', 'mse', 'mse_over_baseline', 'grad_norm', 'update_norm', 'param_norm', 'clip_fired'):
-    assert np.all(np.isfinite(metrics[key])), key
-  np.testing.assert_allclose(metrics['mse_over_baseline'], metrics['mse'] * 6, rtol=1e-5)
-  assert step._cache_size() == 1
-  state, _ = step(state, bs[1])
-  state, _ = step(state, bs[2])
-  assert step._cache_size() == 1
+    config = tiny_config()
+    task, state, step = setup(config)
+    bs = batches(task, [0], 3)
+    before = jax.device_get(state.params)
+    state, metrics = step(state, bs[0])
+    after = jax.device_get(state.params)
+    moved = jax.tree.map(lambda a, b: bool(np.all(a != b)), before, after)
+    assert all(jax.tree.leaves(moved)), moved
+    assert int(state.step[0]) == 1
+    for key in ("loss", "mse", "mse_over_baseline", "grad_norm", "update_norm", "param_norm", "clip_fired"):
+        assert np.all(np.isfinite(metrics[key])), key
+    np.testing.assert_allclose(metrics["mse_over_baseline"], metrics["mse"] * 6, rtol=1e-5)
+    assert step._cache_size() == 1
+    state, _ = step(state, bs[1])
+    state, _ = step(state, bs[2])
+    assert step._cache_size() == 1
 
 
 def test_real_lstm_one_step_changes_every_parameter():
-  config = tiny_config()
-  config.model.cell = 'lstm'
-  task = get_task('adding', length=6)
-  model = train.build_model(config.model, task.info)
-  _, state, step = setup(config, model=model)
-  before = jax.device_get(state.params)
-  state, _ = step(state, batches(task, [0], 1)[0])
-  moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), before, jax.device_get(state.params))
-  assert all(jax.tree.leaves(moved)), moved
+    config = tiny_config()
+    config.model.cell = "lstm"
+    task = get_task("adding", length=6)
+    model = train.build_model(config.model, task.info)
+    _, state, step = setup(config, model=model)
+    before = jax.device_get(state.params)
+    state, _ = step(state, batches(task, [0], 1)[0])
+    moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), before, jax.device_get(state.params))
+    assert all(jax.tree.leaves(moved)), moved
 
 
 def test_vmap_over_seeds_equals_separate_runs():
-  config = tiny_config()
-  seeds = [3, 4, 5]
-  task, state, step = setup(config, seeds)
-  w = np.asarray(state.params['recurrent_kernel'])
-  assert not np.allclose(w[0], w[1])  # independent initialisations
-  _, one, step1 = setup(config, [4])  # seed 4 alone initialises exactly as seed 4 among three
-  jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[1], b[0]), jax.device_get(state.params),
-               jax.device_get(one.params))
-  initial = jax.device_get(state)
-  for b in batches(task, seeds, 3):
-    state, m = step(state, b)
-  for k, seed in enumerate(seeds):
-    one = jax.tree.map(lambda x: jnp.asarray(x[k:k + 1]), initial)  # noqa: B023
-    for b in batches(task, [seed], 3):
-      one, m1 = step1(one, b)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a[k], b[0], rtol=1e-5, atol=1e-6),  # noqa: B023
-                 jax.device_get(state.params), jax.device_get(one.params))
-    np.testing.assert_allclose(m['loss'][k], m1['loss'][0], rtol=1e-5)
-  assert step1._cache_size() == 1
+    config = tiny_config()
+    seeds = [3, 4, 5]
+    task, state, step = setup(config, seeds)
+    w = np.asarray(state.params["recurrent_kernel"])
+    assert not np.allclose(w[0], w[1])  # independent initialisations
+    _, one, step1 = setup(config, [4])  # seed 4 alone initialises exactly as seed 4 among three
+    jax.tree.map(
+        lambda a, b: np.testing.assert_array_equal(a[1], b[0]),
+        jax.device_get(state.params),
+        jax.device_get(one.params),
+    )
+    initial = jax.device_get(state)
+    for b in batches(task, seeds, 3):
+        state, m = step(state, b)
+    for k, seed in enumerate(seeds):
+        one = jax.tree.map(lambda x: jnp.asarray(x[k : k + 1]), initial)  # noqa: B023
+        for b in batches(task, [seed], 3):
+            one, m1 = step1(one, b)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a[k], b[0], rtol=1e-5, atol=1e-6),  # noqa: B023
+            jax.device_get(state.params),
+            jax.device_get(one.params),
+        )
+        np.testing.assert_allclose(m["loss"][k], m1["loss"][0], rtol=1e-5)
+    assert step1._cache_size() == 1
 
 
 class NaNTask:
-  """Wraps a task; train batch number ``bad`` (0-based) gets NaN inputs. Iterators are resumable."""
+    """Wraps a task; train batch number ``bad`` (0-based) gets NaN inputs. Iterators are resumable."""
 
-  def __init__(self, task, bad):
-    self.task, self.bad, self.info = task, bad, task.info
+    def __init__(self, task, bad):
+        self.task, self.bad, self.info = task, bad, task.info
 
-  def iterator(self, split, batch_size, seed, **kw):
-    inner = self.task.iterator(split, batch_size, seed, **kw)
-    if split != 'train':
-      return inner
-    outer = self
+    def iterator(self, split, batch_size, seed, **kw):
+        inner = self.task.iterator(split, batch_size, seed, **kw)
+        if split != "train":
+            return inner
+        outer = self
 
-    class It:
-      n = 0
+        class It:
+            n = 0
 
-      def __iter__(self):
-        return self
+            def __iter__(self):
+                return self
 
-      def __next__(self):
-        b = dict(next(inner))
-        if self.n == outer.bad:
-          b['inputs'] = np.full_like(b['inputs'], np.nan)
-        self.n += 1
-        return b
+            def __next__(self):
+                b = dict(next(inner))
+                if self.n == outer.bad:
+                    b["inputs"] = np.full_like(b["inputs"], np.nan)
+                self.n += 1
+                return b
 
-      def get_state(self):
-        return {'inner': inner.get_state(), 'n': self.n}
+            def get_state(self):
+                return {"inner": inner.get_state(), "n": self.n}
 
-      def set_state(self, s):
-        inner.set_state(s['inner'])
-        self.n = s['n']
-    return It()
+            def set_state(self, s):
+                inner.set_state(s["inner"])
+                self.n = s["n"]
+
+        return It()
 
 
 def test_nonfinite_stops_and_last_checkpoint_restores(tmp_path):
-  config = tiny_config(steps=20, checkpoint_every=5, log_every=2)
-  task = NaNTask(get_task('adding', length=6), bad=7)  # step 8
-  with pytest.raises(train.NonFiniteError, match=r'non-finite loss=nan .* at step 8'):
-    train.train_and_evaluate(config, str(tmp_path), model=TinyRNN(), task=task)
-  ckpt = train.checkpointing.Checkpointer(str(tmp_path / 'checkpoints'))
-  assert ckpt.all_steps() == [5]
-  model = TinyRNN()
-  tx = optim.make_optimizer(config.optim, config.train.steps)
-  state = train.init_state(model, tx, task.info, [0])
-  restored, data, step = ckpt.restore(jax.eval_shape(lambda: state))
-  assert step == 5 and int(restored.step[0]) == 5
-  assert isinstance(restored.opt_state[0], optax.ScaleByScheduleState | tuple)
-  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored.params))
-  assert data['iterators'][0]['n'] == 5
+    config = tiny_config(steps=20, checkpoint_every=5, log_every=2)
+    task = NaNTask(get_task("adding", length=6), bad=7)  # step 8
+    with pytest.raises(train.NonFiniteError, match=r"non-finite loss=nan .* at step 8"):
+        train.train_and_evaluate(config, str(tmp_path), model=TinyRNN(), task=task)
+    ckpt = train.checkpointing.Checkpointer(str(tmp_path / "checkpoints"))
+    assert ckpt.all_steps() == [5]
+    model = TinyRNN()
+    tx = optim.make_optimizer(config.optim, config.train.steps)
+    state = train.init_state(model, tx, task.info, [0])
+    restored, data, step = ckpt.restore(jax.eval_shape(lambda: state))
+    assert step == 5 and int(restored.step[0]) == 5
+    assert isinstance(restored.opt_state[0], optax.ScaleByScheduleState | tuple)
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored.params))
+    assert data["iterators"][0]["n"] == 5
 
 
 def test_nonfinite_skip_counts_and_continues(tmp_path):
-  config = tiny_config(steps=10, log_every=5, nonfinite='skip')
-  task = NaNTask(get_task('adding', length=6), bad=2)
-  result = train.train_and_evaluate(config, str(tmp_path), model=TinyRNN(), task=task)
-  assert math.isfinite(result['eval/loss'])
-  records = [r for r in read_jsonl(str(tmp_path / 'metrics.jsonl')) if 'train/loss' in r]
-  assert [r['train/nonfinite'] for r in records] == [1.0, 0.0]
+    config = tiny_config(steps=10, log_every=5, nonfinite="skip")
+    task = NaNTask(get_task("adding", length=6), bad=2)
+    result = train.train_and_evaluate(config, str(tmp_path), model=TinyRNN(), task=task)
+    assert math.isfinite(result["eval/loss"])
+    records = [r for r in read_jsonl(str(tmp_path / "metrics.jsonl")) if "train/loss" in r]
+    assert [r["train/nonfinite"] for r in records] == [1.0, 0.0]
 
 
 def test_same_config_gives_identical_metrics(tmp_path):
-  config = tiny_config(steps=6, log_every=2, eval_every=3)
-  config.num_seeds = 2
-  for name in ('a', 'b'):
-    train.train_and_evaluate(config, str(tmp_path / name), model=TinyRNN())
-  a = (tmp_path / 'a' / 'metrics.jsonl').read_text()
-  assert a == (tmp_path / 'b' / 'metrics.jsonl').read_text()
-  records = [json.loads(line) for line in a.splitlines()]
-  assert {r['seed'] for r in records} == {0, 1}
-  assert {r['step'] for r in records} == {2, 3, 4, 6}
-  assert json.loads((tmp_path / 'a' / 'config.json').read_text())['num_seeds'] == 2
+    config = tiny_config(steps=6, log_every=2, eval_every=3)
+    config.num_seeds = 2
+    for name in ("a", "b"):
+        train.train_and_evaluate(config, str(tmp_path / name), model=TinyRNN())
+    a = (tmp_path / "a" / "metrics.jsonl").read_text()
+    assert a == (tmp_path / "b" / "metrics.jsonl").read_text()
+    records = [json.loads(line) for line in a.splitlines()]
+    assert {r["seed"] for r in records} == {0, 1}
+    assert {r["step"] for r in records} == {2, 3, 4, 6}
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["num_seeds"] == 2
 
 
 def test_resume_after_crash_equals_uninterrupted(tmp_path):
-  config = tiny_config(steps=12, checkpoint_every=4, log_every=4)
-  full = train.train_and_evaluate(config, str(tmp_path / 'full'), model=TinyRNN())
+    config = tiny_config(steps=12, checkpoint_every=4, log_every=4)
+    full = train.train_and_evaluate(config, str(tmp_path / "full"), model=TinyRNN())
 
-  class Crash(Exception):
-    pass
+    class Crash(Exception):
+        pass
 
-  class CrashTask(NaNTask):
-    def iterator(self, split, batch_size, seed, **kw):
-      it = super().iterator(split, batch_size, seed, **kw)
-      if split == 'train':
-        orig = type(it).__next__
+    class CrashTask(NaNTask):
+        def iterator(self, split, batch_size, seed, **kw):
+            it = super().iterator(split, batch_size, seed, **kw)
+            if split == "train":
+                orig = type(it).__next__
 
-        def nxt(self):
-          if self.n == 6:
-            raise Crash()
-          return orig(self)
-        type(it).__next__ = nxt
-      return it
+                def nxt(self):
+                    if self.n == 6:
+                        raise Crash()
+                    return orig(self)
 
-  with pytest.raises(Crash):
-    train.train_and_evaluate(config, str(tmp_path / 'resumed'), model=TinyRNN(),
-                             task=CrashTask(get_task('adding', length=6), bad=-1))
-  resumed = train.train_and_evaluate(config, str(tmp_path / 'resumed'), model=TinyRNN(),
-                                     task=NaNTask(get_task('adding', length=6), bad=-1))
-  assert resumed == full
-  assert (tmp_path / 'full' / 'metrics.jsonl').read_text() == (tmp_path / 'resumed' / 'metrics.jsonl').read_text()
+                type(it).__next__ = nxt
+            return it
+
+    with pytest.raises(Crash):
+        train.train_and_evaluate(
+            config,
+            str(tmp_path / "resumed"),
+            model=TinyRNN(),
+            task=CrashTask(get_task("adding", length=6), bad=-1),
+        )
+    resumed = train.train_and_evaluate(
+        config, str(tmp_path / "resumed"), model=TinyRNN(), task=NaNTask(get_task("adding", length=6), bad=-1)
+    )
+    assert resumed == full
+    assert (tmp_path / "full" / "metrics.jsonl").read_text() == (
+        tmp_path / "resumed" / "metrics.jsonl"
+    ).read_text()
 
 
 def test_diagnostics_hook_gets_one_seed_state_and_batch(tmp_path):
-  config = tiny_config(steps=4, log_every=4)
-  config.num_seeds = 2
-  config.diagnostics.every = 2
-  calls = []
+    config = tiny_config(steps=4, log_every=4)
+    config.num_seeds = 2
+    config.diagnostics.every = 2
+    calls = []
 
-  def hook(state, batch):
-    calls.append((int(state.step), batch['inputs'].shape))
-    out = state.apply_fn({'params': state.params}, batch['inputs'], batch['lengths'])
-    return {'diag/out_norm': jnp.linalg.norm(out), 'diag/vec': jnp.arange(3.0)}
+    def hook(state, batch):
+        calls.append((int(state.step), batch["inputs"].shape))
+        out = state.apply_fn({"params": state.params}, batch["inputs"], batch["lengths"])
+        return {"diag/out_norm": jnp.linalg.norm(out), "diag/vec": jnp.arange(3.0)}
 
-  train.train_and_evaluate(config, str(tmp_path), model=TinyRNN(), extra_metrics=[hook])
-  # Step 0 (the initialisation, before any update), then every 2 steps; once per seed.
-  assert calls == [(0, (8, 6, 2))] * 2 + [(2, (8, 6, 2))] * 2 + [(4, (8, 6, 2))] * 2
-  records = [r for r in read_jsonl(str(tmp_path / 'metrics.jsonl')) if 'diag/out_norm' in r]
-  assert [(r['step'], r['seed']) for r in records] == [(0, 0), (0, 1), (2, 0), (2, 1), (4, 0), (4, 1)]
-  assert records[0]['diag/vec'] == [0.0, 1.0, 2.0]
+    train.train_and_evaluate(config, str(tmp_path), model=TinyRNN(), extra_metrics=[hook])
+    # Step 0 (the initialisation, before any update), then every 2 steps; once per seed.
+    assert calls == [(0, (8, 6, 2))] * 2 + [(2, (8, 6, 2))] * 2 + [(4, (8, 6, 2))] * 2
+    records = [r for r in read_jsonl(str(tmp_path / "metrics.jsonl")) if "diag/out_norm" in r]
+    assert [(r["step"], r["seed"]) for r in records] == [(0, 0), (0, 1), (2, 0), (2, 1), (4, 0), (4, 1)]
+    assert records[0]["diag/vec"] == [0.0, 1.0, 2.0]
 
 
 def test_losses_per_kind():
-  logits = jnp.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-  cls = losses.Loss('classification')
-  out = cls.finalize(cls.stats(logits, {'targets': jnp.array([0, 0, 0])}))
-  expect = np.mean(-jax.nn.log_softmax(logits)[:, 0])
-  np.testing.assert_allclose(out['loss'], expect, rtol=1e-6)
-  np.testing.assert_allclose(out['accuracy'], 2 / 3)
+    logits = jnp.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    cls = losses.Loss("classification")
+    out = cls.finalize(cls.stats(logits, {"targets": jnp.array([0, 0, 0])}))
+    expect = np.mean(-jax.nn.log_softmax(logits)[:, 0])
+    np.testing.assert_allclose(out["loss"], expect, rtol=1e-6)
+    np.testing.assert_allclose(out["accuracy"], 2 / 3)
 
-  seq = jnp.stack([logits, logits])  # [B=2, T=3, C=2]
-  batch = {'targets': jnp.zeros((2, 3), jnp.int32), 'lengths': jnp.array([3, 1])}
-  lm = losses.Loss('lm')
-  out = lm.finalize(lm.stats(seq, batch))
-  ce = -jax.nn.log_softmax(logits)[:, 0]
-  np.testing.assert_allclose(out['loss'], (ce.sum() + ce[0]) / 4, rtol=1e-6)
-  np.testing.assert_allclose(out['bits_per_char'], out['loss'] / np.log(2), rtol=1e-6)
-  batch['target_mask'] = jnp.array([[0, 0, 1], [0, 0, 0]], jnp.float32)
-  out = lm.finalize(lm.stats(seq, batch))
-  np.testing.assert_allclose(out['loss'], ce[2], rtol=1e-6)
+    seq = jnp.stack([logits, logits])  # [B=2, T=3, C=2]
+    batch = {"targets": jnp.zeros((2, 3), jnp.int32), "lengths": jnp.array([3, 1])}
+    lm = losses.Loss("lm")
+    out = lm.finalize(lm.stats(seq, batch))
+    ce = -jax.nn.log_softmax(logits)[:, 0]
+    np.testing.assert_allclose(out["loss"], (ce.sum() + ce[0]) / 4, rtol=1e-6)
+    np.testing.assert_allclose(out["bits_per_char"], out["loss"] / np.log(2), rtol=1e-6)
+    batch["target_mask"] = jnp.array([[0, 0, 1], [0, 0, 0]], jnp.float32)
+    out = lm.finalize(lm.stats(seq, batch))
+    np.testing.assert_allclose(out["loss"], ce[2], rtol=1e-6)
 
-  reg = losses.get_loss(get_task('adding', length=4).info)
-  out = reg.finalize(reg.stats(jnp.array([[1.0], [0.0]]), {'targets': jnp.array([0.0, 0.0]),
-                                                            'example_mask': jnp.array([1.0, 0.0])}))
-  np.testing.assert_allclose(out['mse'], 1.0)
-  np.testing.assert_allclose(out['mse_over_baseline'], 6.0, rtol=1e-6)
+    reg = losses.get_loss(get_task("adding", length=4).info)
+    out = reg.finalize(
+        reg.stats(
+            jnp.array([[1.0], [0.0]]),
+            {"targets": jnp.array([0.0, 0.0]), "example_mask": jnp.array([1.0, 0.0])},
+        )
+    )
+    np.testing.assert_allclose(out["mse"], 1.0)
+    np.testing.assert_allclose(out["mse_over_baseline"], 6.0, rtol=1e-6)
 
 
 def test_model_kwargs_from_config():
-  config = config_lib.default_config()
-  config.model.cell_options = {'forget_bias': 1.0}
-  info = get_task('copy', length=4).info
-  kw = train.model_kwargs(config.model, info)
-  assert kw['head'] == 'all' and kw['vocab_size'] == 10 and kw['num_outputs'] == 10
-  assert kw['cell_options'] == (('forget_bias', 1.0),) and kw['embed_dim'] is None
-  assert train.model_kwargs(config.model, get_task('adding', length=4).info)['head'] == 'last'
+    config = config_lib.default_config()
+    config.model.cell_options = {"forget_bias": 1.0}
+    info = get_task("copy", length=4).info
+    kw = train.model_kwargs(config.model, info)
+    assert kw["head"] == "all" and kw["vocab_size"] == 10 and kw["num_outputs"] == 10
+    assert kw["cell_options"] == (("forget_bias", 1.0),) and kw["embed_dim"] is None
+    assert train.model_kwargs(config.model, get_task("adding", length=4).info)["head"] == "last"
 
 
 def test_eval_pads_last_batch():
-  config = tiny_config()
-  task, state, _ = setup(config)
-  dp = parallel.DataParallel('none')
-  loss = losses.get_loss(task.info)
-  eval_fn = dp.compile_eval(train.make_eval_step(loss, TinyRNN().apply))
-  # 1000 test examples: 3 batches of 400 (the last padded) == the exact mean over all examples.
-  got = train.evaluate(eval_fn, dp, state.params, task, 400, 0, loss)
-  exact = train.evaluate(eval_fn, dp, state.params, task, 500, 0, loss)
-  np.testing.assert_allclose(got['mse'], exact['mse'], rtol=1e-5)
+    config = tiny_config()
+    task, state, _ = setup(config)
+    dp = parallel.DataParallel("none")
+    loss = losses.get_loss(task.info)
+    eval_fn = dp.compile_eval(train.make_eval_step(loss, TinyRNN().apply))
+    # 1000 test examples: 3 batches of 400 (the last padded) == the exact mean over all examples.
+    got = train.evaluate(eval_fn, dp, state.params, task, 400, 0, loss)
+    exact = train.evaluate(eval_fn, dp, state.params, task, 500, 0, loss)
+    np.testing.assert_allclose(got["mse"], exact["mse"], rtol=1e-5)

@@ -27,8 +27,9 @@ CELLS: dict[str, tuple[type[RecurrentCell], dict]] = {
 def cell_options(name: str) -> list[str]:
     """The option names ``get_cell(name, ...)`` accepts (besides ``hidden_size``)."""
     cls, _ = _lookup(name)
-    return sorted(f.name for f in dataclasses.fields(cls)
-                  if f.init and f.name not in ("hidden_size", "parent", "name"))
+    return sorted(
+        f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("hidden_size", "parent", "name")
+    )
 
 
 def _lookup(name: str):
@@ -49,10 +50,22 @@ def get_cell(name: str, /, hidden_size: int, **options) -> RecurrentCell:
     valid = cell_options(name)  # ``name`` is positional-only, so Flax's ``name=`` can be passed in options
     unknown = sorted(set(options) - set(valid) - {"parent", "name"})
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} for cell {name!r}; "
-                         f"valid options: {', '.join(valid)}")
+        raise ValueError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for cell {name!r}; "
+            f"valid options: {', '.join(valid)}"
+        )
     return cls(hidden_size=hidden_size, **{**preset, **options})
 
 
-__all__ = ["CELLS", "GRUCell", "LRUCell", "LSTMCell", "MinGRUCell", "RecurrentCell", "SimpleRNNCell",
-           "cell_options", "gate", "get_cell"]
+__all__ = [
+    "CELLS",
+    "GRUCell",
+    "LRUCell",
+    "LSTMCell",
+    "MinGRUCell",
+    "RecurrentCell",
+    "SimpleRNNCell",
+    "cell_options",
+    "gate",
+    "get_cell",
+]

@@ -39,11 +39,15 @@ class RecurrentCell(nn.Module):
     carry_dtype = None
 
     def __post_init__(self):
-        if not isinstance(self.hidden_size, (int, np.integer)) or isinstance(self.hidden_size, bool) \
-                or self.hidden_size <= 0:
+        if (
+            not isinstance(self.hidden_size, (int, np.integer))
+            or isinstance(self.hidden_size, bool)
+            or self.hidden_size <= 0
+        ):
             raise ValueError(
                 f"{type(self).__name__}: hidden_size must be a positive integer, got {self.hidden_size!r}; "
-                "pass e.g. hidden_size=128.")
+                "pass e.g. hidden_size=128."
+            )
         super().__post_init__()
 
     def init_carry(self, rng: Array | None, batch_shape: tuple[int, ...]):
@@ -93,4 +97,3 @@ def per_block(block_init, num_blocks: int):
         return jnp.concatenate([block_init(k, (h, h), dtype) for k in keys], axis=1)
 
     return init
-

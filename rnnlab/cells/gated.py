@@ -89,7 +89,9 @@ class LSTMCell(RecurrentCell):
     def __post_init__(self):
         _check_gate_options(self.recurrent_init, self.radius, self.gate_slope)
         if self.chrono_tmax is not None and not self.chrono_tmax > 2:
-            raise ValueError(f"chrono_tmax must be > 2 (the longest dependency, in steps), got {self.chrono_tmax!r}")
+            raise ValueError(
+                f"chrono_tmax must be > 2 (the longest dependency, in steps), got {self.chrono_tmax!r}"
+            )
         super().__post_init__()
 
     @property
@@ -99,11 +101,17 @@ class LSTMCell(RecurrentCell):
     def setup(self):
         h, g = self.hidden_size, self.num_gates
         self.input_dense = nn.Dense(
-            g * h, name="input", param_dtype=self.param_dtype,
-            bias_init=lstm_bias_init(h, self.forget_bias, self.chrono_tmax, self.cifg))
+            g * h,
+            name="input",
+            param_dtype=self.param_dtype,
+            bias_init=lstm_bias_init(h, self.forget_bias, self.chrono_tmax, self.cifg),
+        )
         self.recurrent_kernel = self.param(
-            "recurrent_kernel", per_block(recurrent_initializer(self.recurrent_init, self.radius), g), (h, g * h),
-            self.param_dtype)
+            "recurrent_kernel",
+            per_block(recurrent_initializer(self.recurrent_init, self.radius), g),
+            (h, g * h),
+            self.param_dtype,
+        )
         if self.peephole:
             self.peephole_weights = self.param("peephole", nn.initializers.zeros, (3, h), self.param_dtype)
 
@@ -161,8 +169,11 @@ class GRUCell(RecurrentCell):
         h = self.hidden_size
         self.input_dense = nn.Dense(3 * h, name="input", param_dtype=self.param_dtype)
         self.recurrent_kernel = self.param(
-            "recurrent_kernel", per_block(recurrent_initializer(self.recurrent_init, self.radius), 3), (h, 3 * h),
-            self.param_dtype)
+            "recurrent_kernel",
+            per_block(recurrent_initializer(self.recurrent_init, self.radius), 3),
+            (h, 3 * h),
+            self.param_dtype,
+        )
         self.recurrent_bias = self.param("recurrent_bias", nn.initializers.zeros, (h,), self.param_dtype)
 
     def project_inputs(self, x):
@@ -170,16 +181,14 @@ class GRUCell(RecurrentCell):
 
     def step(self, h, xp):
         hs = self.hidden_size
-        rz_x, n_x = xp[..., : 2 * hs], xp[..., 2 * hs:]
+        rz_x, n_x = xp[..., : 2 * hs], xp[..., 2 * hs :]
         hp = h @ self.recurrent_kernel
         rz = gate(rz_x + hp[..., : 2 * hs], self.gate_slope)
         r, z = rz[..., :hs], rz[..., hs:]
-        n = jnp.tanh(n_x + r * (hp[..., 2 * hs:] + self.recurrent_bias))
+        n = jnp.tanh(n_x + r * (hp[..., 2 * hs :] + self.recurrent_bias))
         h = (1.0 - z) * n + z * h
         self.sow("intermediates", "gates", {"r": r, "z": z})
         return h, h
 
     def recurrent_matrix(self):
         return self.recurrent_kernel
-
-

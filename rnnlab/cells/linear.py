@@ -93,7 +93,7 @@ class LRUCell(RecurrentCell):
 
     def project_inputs(self, x):
         bx = self.input_dense(x)
-        bx = jax.lax.complex(bx[..., : self.n], bx[..., self.n:]) * jnp.exp(self.gamma_log)
+        bx = jax.lax.complex(bx[..., : self.n], bx[..., self.n :]) * jnp.exp(self.gamma_log)
         return bx, self.skip(x)
 
     def linear_coeffs(self, xp):
@@ -130,7 +130,7 @@ class MinGRUCell(RecurrentCell):
 
     def linear_coeffs(self, xp):
         z = gate(xp[..., : self.hidden_size], self.gate_slope)
-        return 1.0 - z, z * xp[..., self.hidden_size:]
+        return 1.0 - z, z * xp[..., self.hidden_size :]
 
     def readout(self, h, xp):
         del xp

@@ -33,13 +33,17 @@ def recurrent_initializer(kind: str, radius: float):
     if kind == "orthogonal":
         return nn.initializers.orthogonal(radius)
     if kind == "gaussian":
+
         def gaussian(key, shape, dtype=jnp.float32):
             return radius / jnp.sqrt(shape[0]).astype(dtype) * jax.random.normal(key, shape, dtype)
+
         return gaussian
     if kind == "identity":
+
         def identity(key, shape, dtype=jnp.float32):
             del key
             return radius * jnp.eye(shape[0], shape[1], dtype=dtype)
+
         return identity
     raise ValueError(f"unknown recurrent_init {kind!r}; valid: {', '.join(RECURRENT_INITS)}")
 
@@ -58,18 +62,26 @@ class SimpleRNNCell(RecurrentCell):
             raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
         if self.recurrent_init not in RECURRENT_INITS:
             raise ValueError(
-                f"unknown recurrent_init {self.recurrent_init!r}; valid: {', '.join(RECURRENT_INITS)}")
+                f"unknown recurrent_init {self.recurrent_init!r}; valid: {', '.join(RECURRENT_INITS)}"
+            )
         if not self.radius > 0:
             raise ValueError(f"radius must be > 0, got {self.radius!r}")
         super().__post_init__()
 
     def setup(self):
         self.input_dense = nn.Dense(
-            self.hidden_size, use_bias=True, name="input",
-            bias_init=nn.initializers.constant(self.bias_init), param_dtype=self.param_dtype)
+            self.hidden_size,
+            use_bias=True,
+            name="input",
+            bias_init=nn.initializers.constant(self.bias_init),
+            param_dtype=self.param_dtype,
+        )
         self.recurrent_kernel = self.param(
-            "recurrent_kernel", recurrent_initializer(self.recurrent_init, self.radius),
-            (self.hidden_size, self.hidden_size), self.param_dtype)
+            "recurrent_kernel",
+            recurrent_initializer(self.recurrent_init, self.radius),
+            (self.hidden_size, self.hidden_size),
+            self.param_dtype,
+        )
 
     def project_inputs(self, x):
         return self.input_dense(x)

@@ -11,6 +11,7 @@ A batch is a `dict` of NumPy arrays:
 - `target_mask` (optional): float32 `[B, T]`, which steps count in a per-step loss
 - seq2seq adds `decoder_inputs` int32 `[B, T']` and `target_lengths` int32 `[B]`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-KINDS = ('classification', 'regression', 'tagging', 'lm', 'seq2seq')
+KINDS = ("classification", "regression", "tagging", "lm", "seq2seq")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +50,9 @@ class TaskInfo:
     pad_id: int = 0
 
     def __post_init__(self):
-        check_choice('kind', self.kind, KINDS)
+        check_choice("kind", self.kind, KINDS)
         if (self.input_size is None) == (self.vocab_size is None):
-            raise ValueError(f'{self.name}: exactly one of input_size / vocab_size must be set')
+            raise ValueError(f"{self.name}: exactly one of input_size / vocab_size must be set")
 
 
 class BatchIterator:
@@ -78,10 +79,11 @@ class Task:
     """A task: a `TaskInfo` and seeded, resumable batch iterators for its splits."""
 
     info: TaskInfo
-    splits: tuple[str, ...] = ('train', 'test')
+    splits: tuple[str, ...] = ("train", "test")
 
-    def iterator(self, split: str, batch_size: int, seed: int, *, num_epochs: int | None = None,
-                 shuffle: bool = True) -> BatchIterator:
+    def iterator(
+        self, split: str, batch_size: int, seed: int, *, num_epochs: int | None = None, shuffle: bool = True
+    ) -> BatchIterator:
         """Returns an iterator of batches of `split`.
 
         Args:
@@ -94,23 +96,23 @@ class Task:
         raise NotImplementedError
 
     def check_split(self, split: str) -> None:
-        check_choice('split', split, self.splits, context=self.info.name)
+        check_choice("split", split, self.splits, context=self.info.name)
 
 
-def check_choice(what: str, value: Any, valid: Iterable, context: str = '') -> None:
+def check_choice(what: str, value: Any, valid: Iterable, context: str = "") -> None:
     """Raises ValueError naming the valid choices when `value` is not one of them."""
     valid = list(valid)
     if value not in valid:
-        where = f' for {context}' if context else ''
-        raise ValueError(f'unknown {what} {value!r}{where}; valid: {", ".join(map(str, valid))}')
+        where = f" for {context}" if context else ""
+        raise ValueError(f"unknown {what} {value!r}{where}; valid: {', '.join(map(str, valid))}")
 
 
 def default_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """`data_dir`, else `$RNNLAB_DATA_DIR`, else `~/.cache/rnnlab/data`."""
     if data_dir is not None:
         return Path(data_dir).expanduser()
-    env = os.environ.get('RNNLAB_DATA_DIR')
-    return Path(env).expanduser() if env else Path.home() / '.cache' / 'rnnlab' / 'data'
+    env = os.environ.get("RNNLAB_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rnnlab" / "data"
 
 
 def philox(seed: int, *stream: int) -> np.random.Generator:
@@ -131,23 +133,28 @@ def register_task(name: str, description: str):
     def wrap(factory):
         _REGISTRY[name] = (factory, description)
         return factory
+
     return wrap
 
 
 def _task_params(factory) -> list[str]:
     import inspect
-    return [p.name for p in inspect.signature(factory).parameters.values()
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    return [
+        p.name
+        for p in inspect.signature(factory).parameters.values()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
 
 
 def get_task(name: str, **params) -> Task:
     """Builds the task `name` with `params`; unknown names or parameters raise ValueError listing valid ones."""
     _ensure_registered()
-    check_choice('task', name, sorted(_REGISTRY))
+    check_choice("task", name, sorted(_REGISTRY))
     factory, _ = _REGISTRY[name]
     valid = _task_params(factory)
     for key in params:
-        check_choice('parameter', key, valid, context=f'task {name!r}')
+        check_choice("parameter", key, valid, context=f"task {name!r}")
     return factory(**params)
 
 

@@ -13,6 +13,7 @@ conversion functions (`tag_example`, `log_mel_spectrogram`) are what can be test
 | conll2003 | tagging (NER) | word ids `[B, T]` | accuracy of the majority tag |
 | spoken_digit | classification | log-mel `[B, T, n_mels]` | majority-class accuracy |
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,44 +26,47 @@ from rnnlab.tasks.base import check_choice, default_data_dir, register_task
 
 # name -> one-line description
 CATALOG = {
-    'mnist': 'TFDS mnist as sequential / permuted sequential MNIST (784 steps x 1 pixel)',
-    'imdb_reviews': 'TFDS IMDB movie reviews, binary sentiment (word level)',
-    'tiny_shakespeare': 'TFDS tiny_shakespeare, character LM (~1M characters)',
-    'conll2003': 'TFDS CoNLL-2003 English NER (needs TensorFlow to prepare)',
-    'spoken_digit': 'TFDS Free Spoken Digit audio -> log-mel features (needs TensorFlow to prepare)',
+    "mnist": "TFDS mnist as sequential / permuted sequential MNIST (784 steps x 1 pixel)",
+    "imdb_reviews": "TFDS IMDB movie reviews, binary sentiment (word level)",
+    "tiny_shakespeare": "TFDS tiny_shakespeare, character LM (~1M characters)",
+    "conll2003": "TFDS CoNLL-2003 English NER (needs TensorFlow to prepare)",
+    "spoken_digit": "TFDS Free Spoken Digit audio -> log-mel features (needs TensorFlow to prepare)",
 }
 # modules that register builders the lazy TFDS registry does not find on its own
-_MODULES = {'conll2003': 'tensorflow_datasets.text.conll2003.conll2003'}
+_MODULES = {"conll2003": "tensorflow_datasets.text.conll2003.conll2003"}
 # our split names -> TFDS split strings (spoken_digit has a single 'train' split: cut it 80/10/10)
 _SPLITS = {
-    'mnist': {'train': 'train', 'test': 'test'},
-    'imdb_reviews': {'train': 'train', 'test': 'test'},
-    'tiny_shakespeare': {'train': 'train', 'validation': 'validation', 'test': 'test'},
-    'conll2003': {'train': 'train', 'validation': 'dev', 'test': 'test'},
-    'spoken_digit': {'train': 'train[:80%]', 'validation': 'train[80%:90%]', 'test': 'train[90%:]'},
+    "mnist": {"train": "train", "test": "test"},
+    "imdb_reviews": {"train": "train", "test": "test"},
+    "tiny_shakespeare": {"train": "train", "validation": "validation", "test": "test"},
+    "conll2003": {"train": "train", "validation": "dev", "test": "test"},
+    "spoken_digit": {"train": "train[:80%]", "validation": "train[80%:90%]", "test": "train[90%:]"},
 }
 
 
 def catalog_builder(name: str, data_dir=None):
     """`tfds.builder(name)` (importing the builder's module first where the registry needs it)."""
-    check_choice('catalog dataset', name, sorted(CATALOG))
+    check_choice("catalog dataset", name, sorted(CATALOG))
     if name in _MODULES:
         importlib.import_module(_MODULES[name])
-    return tfds.builder(name, data_dir=str(default_data_dir(data_dir)), file_format='array_record')
+    return tfds.builder(name, data_dir=str(default_data_dir(data_dir)), file_format="array_record")
 
 
 def open_catalog_split(name: str, split: str, data_dir=None):
     """`tfds.data_source` for our split name; a missing dataset becomes a RuntimeError saying how to prepare it."""
-    check_choice('split', split, list(_SPLITS[name]), context=name)
+    check_choice("split", split, list(_SPLITS[name]), context=name)
     if name in _MODULES:
         importlib.import_module(_MODULES[name])
     try:
-        return tfds.data_source(name, split=_SPLITS[name][split], data_dir=str(default_data_dir(data_dir)),
-                                download=False)
+        return tfds.data_source(
+            name, split=_SPLITS[name][split], data_dir=str(default_data_dir(data_dir)), download=False
+        )
     except Exception as e:
-        raise RuntimeError(f'TFDS dataset {name!r} is not prepared (as array_record) in {default_data_dir(data_dir)}'
-                           f': {type(e).__name__}: {str(e)[:300]}. Run `rnnlab data prepare {name}` where TFDS can '
-                           f'download it.') from e
+        raise RuntimeError(
+            f"TFDS dataset {name!r} is not prepared (as array_record) in {default_data_dir(data_dir)}"
+            f": {type(e).__name__}: {str(e)[:300]}. Run `rnnlab data prepare {name}` where TFDS can "
+            f"download it."
+        ) from e
 
 
 class _CatalogSource:
@@ -75,7 +79,7 @@ class _CatalogSource:
 
 
 def _catalog(cls):
-    return type('Catalog' + cls.__name__, (_CatalogSource, cls), {'__module__': __name__})
+    return type("Catalog" + cls.__name__, (_CatalogSource, cls), {"__module__": __name__})
 
 
 CatalogText = _catalog(_p.TextClassificationTask)
@@ -99,8 +103,9 @@ def mel_to_hz(m):
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
-def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, fmin: float = 0.0,
-                   fmax: float | None = None) -> np.ndarray:
+def mel_filterbank(
+    n_mels: int, n_fft: int, sample_rate: int, fmin: float = 0.0, fmax: float | None = None
+) -> np.ndarray:
     """Triangular filters `[n_fft // 2 + 1, n_mels]`, equally spaced on the mel scale between fmin and fmax."""
     fmax = sample_rate / 2 if fmax is None else fmax
     freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
@@ -111,8 +116,15 @@ def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, fmin: float = 0.0,
     return np.maximum(0.0, np.minimum(up, down)).astype(np.float32)
 
 
-def log_mel_spectrogram(audio: np.ndarray, sample_rate: int, *, n_mels: int = 40, frame_ms: float = 25.0,
-                        hop_ms: float = 10.0, eps: float = 1e-6) -> np.ndarray:
+def log_mel_spectrogram(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    n_mels: int = 40,
+    frame_ms: float = 25.0,
+    hop_ms: float = 10.0,
+    eps: float = 1e-6,
+) -> np.ndarray:
     """Log mel energies of a mono waveform, in NumPy.
 
     Args:
@@ -142,39 +154,62 @@ SPOKEN_DIGIT_RATE = 8000
 
 
 # ------------------------------------------------------------------------------------------------ registry
-@register_task('mnist', 'sequential MNIST (TFDS); permuted=True for permuted sequential MNIST')
+@register_task("mnist", "sequential MNIST (TFDS); permuted=True for permuted sequential MNIST")
 def _mnist(*, data_dir=None, permuted=False, pixels_per_step=1, permutation_seed=0):
     perm = _p.mnist_permutation(permutation_seed) if permuted else None
-    task = CatalogSequence('pmnist' if permuted else 'mnist', 'mnist', data_dir=data_dir,
-                           input_size=pixels_per_step,
-                           to_inputs=lambda r: _p.pixel_sequence(r['image'], pixels_per_step=pixels_per_step,
-                                                                 permutation=perm))
-    return _fix_splits(task, 'mnist')
+    task = CatalogSequence(
+        "pmnist" if permuted else "mnist",
+        "mnist",
+        data_dir=data_dir,
+        input_size=pixels_per_step,
+        to_inputs=lambda r: _p.pixel_sequence(r["image"], pixels_per_step=pixels_per_step, permutation=perm),
+    )
+    return _fix_splits(task, "mnist")
 
 
-@register_task('imdb_reviews', 'IMDB sentiment (TFDS), word ids')
+@register_task("imdb_reviews", "IMDB sentiment (TFDS), word ids")
 def _imdb(*, data_dir=None, max_length=None, bucket_batches=0, min_count=2):
-    task = CatalogText('imdb_reviews', 'imdb_reviews', data_dir=data_dir, max_length=max_length,
-                       bucket_batches=bucket_batches, min_count=min_count)
-    return _fix_splits(task, 'imdb_reviews')
+    task = CatalogText(
+        "imdb_reviews",
+        "imdb_reviews",
+        data_dir=data_dir,
+        max_length=max_length,
+        bucket_batches=bucket_batches,
+        min_count=min_count,
+    )
+    return _fix_splits(task, "imdb_reviews")
 
 
-@register_task('tiny_shakespeare', 'tiny_shakespeare (TFDS), character LM')
+@register_task("tiny_shakespeare", "tiny_shakespeare (TFDS), character LM")
 def _tiny_shakespeare(*, data_dir=None, length=128):
-    task = CatalogLM('tiny_shakespeare', 'tiny_shakespeare', data_dir=data_dir, length=length, level='char')
-    return _fix_splits(task, 'tiny_shakespeare')
+    task = CatalogLM("tiny_shakespeare", "tiny_shakespeare", data_dir=data_dir, length=length, level="char")
+    return _fix_splits(task, "tiny_shakespeare")
 
 
-@register_task('conll2003', 'CoNLL-2003 NER tagging (TFDS)')
+@register_task("conll2003", "CoNLL-2003 NER tagging (TFDS)")
 def _conll2003(*, data_dir=None, max_length=None, bucket_batches=0, min_count=1):
-    task = CatalogTagging('conll2003', 'conll2003', data_dir=data_dir, max_length=max_length,
-                          bucket_batches=bucket_batches, min_count=min_count, tags_key='ner', lowercase=False)
-    return _fix_splits(task, 'conll2003')
+    task = CatalogTagging(
+        "conll2003",
+        "conll2003",
+        data_dir=data_dir,
+        max_length=max_length,
+        bucket_batches=bucket_batches,
+        min_count=min_count,
+        tags_key="ner",
+        lowercase=False,
+    )
+    return _fix_splits(task, "conll2003")
 
 
-@register_task('spoken_digit', 'Free Spoken Digit (TFDS) as log-mel sequences')
+@register_task("spoken_digit", "Free Spoken Digit (TFDS) as log-mel sequences")
 def _spoken_digit(*, data_dir=None, n_mels=40, bucket_batches=0, max_length=None):
     task = CatalogSequence(
-        'spoken_digit', 'spoken_digit', data_dir=data_dir, input_size=n_mels, bucket_batches=bucket_batches,
-        max_length=max_length, to_inputs=lambda r: log_mel_spectrogram(r['audio'], SPOKEN_DIGIT_RATE, n_mels=n_mels))
-    return _fix_splits(task, 'spoken_digit')
+        "spoken_digit",
+        "spoken_digit",
+        data_dir=data_dir,
+        input_size=n_mels,
+        bucket_batches=bucket_batches,
+        max_length=max_length,
+        to_inputs=lambda r: log_mel_spectrogram(r["audio"], SPOKEN_DIGIT_RATE, n_mels=n_mels),
+    )
+    return _fix_splits(task, "spoken_digit")

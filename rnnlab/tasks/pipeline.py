@@ -7,6 +7,7 @@ then padded together by a collate function.
 
 Shape legend: B batch, T time (padded to the batch max or a fixed `max_length`), D features.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -28,11 +29,13 @@ def pad_to(seqs: Sequence[np.ndarray], length: int, pad_value, dtype) -> np.ndar
     out = np.full((len(seqs), length, *trailing), pad_value, dtype=dtype)
     for i, s in enumerate(seqs):
         s = np.asarray(s)[:length]
-        out[i, :len(s)] = s
+        out[i, : len(s)] = s
     return out
 
 
-def collate(examples: Sequence[Example], kind: str, *, max_length: int | None = None, pad_id: int = 0) -> Batch:
+def collate(
+    examples: Sequence[Example], kind: str, *, max_length: int | None = None, pad_id: int = 0
+) -> Batch:
     """Pads a list of examples into one batch.
 
     Each example has `inputs` (`[L]` int or `[L, D]` float) and `targets` (a scalar / `[k]` for
@@ -47,34 +50,34 @@ def collate(examples: Sequence[Example], kind: str, *, max_length: int | None = 
     Returns:
       batch with `inputs` `[B, T(, D)]`, `lengths` `[B]`, `targets`, and `target_mask` `[B, T]` for per-step kinds.
     """
-    inputs = [np.asarray(e['inputs']) for e in examples]
+    inputs = [np.asarray(e["inputs"]) for e in examples]
     lengths = np.array([len(x) for x in inputs], dtype=np.int32)
     T = int(max_length) if max_length is not None else int(lengths.max(initial=1))
     lengths = np.minimum(lengths, T)
     is_int = np.issubdtype(inputs[0].dtype, np.integer)
     batch = {
-        'inputs': pad_to(inputs, T, pad_id if is_int else 0.0, np.int32 if is_int else np.float32),
-        'lengths': lengths,
+        "inputs": pad_to(inputs, T, pad_id if is_int else 0.0, np.int32 if is_int else np.float32),
+        "lengths": lengths,
     }
-    if kind in ('classification', 'regression'):
-        dtype = np.int32 if kind == 'classification' else np.float32
-        batch['targets'] = np.stack([np.asarray(e['targets'], dtype=dtype) for e in examples])
-    elif kind in ('tagging', 'lm'):
-        batch['targets'] = pad_to([e['targets'] for e in examples], T, pad_id, np.int32)
-        if 'target_mask' in examples[0]:
-            batch['target_mask'] = pad_to([e['target_mask'] for e in examples], T, 0.0, np.float32)
+    if kind in ("classification", "regression"):
+        dtype = np.int32 if kind == "classification" else np.float32
+        batch["targets"] = np.stack([np.asarray(e["targets"], dtype=dtype) for e in examples])
+    elif kind in ("tagging", "lm"):
+        batch["targets"] = pad_to([e["targets"] for e in examples], T, pad_id, np.int32)
+        if "target_mask" in examples[0]:
+            batch["target_mask"] = pad_to([e["target_mask"] for e in examples], T, 0.0, np.float32)
         else:
-            batch['target_mask'] = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float32)
-    elif kind == 'seq2seq':
-        targets = [np.asarray(e['targets']) for e in examples]
+            batch["target_mask"] = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float32)
+    elif kind == "seq2seq":
+        targets = [np.asarray(e["targets"]) for e in examples]
         tlen = np.array([len(t) for t in targets], dtype=np.int32)
         Tp = int(tlen.max(initial=1))
-        batch['decoder_inputs'] = pad_to([e['decoder_inputs'] for e in examples], Tp, pad_id, np.int32)
-        batch['targets'] = pad_to(targets, Tp, pad_id, np.int32)
-        batch['target_lengths'] = tlen
-        batch['target_mask'] = (np.arange(Tp)[None, :] < tlen[:, None]).astype(np.float32)
+        batch["decoder_inputs"] = pad_to([e["decoder_inputs"] for e in examples], Tp, pad_id, np.int32)
+        batch["targets"] = pad_to(targets, Tp, pad_id, np.int32)
+        batch["target_lengths"] = tlen
+        batch["target_mask"] = (np.arange(Tp)[None, :] < tlen[:, None]).astype(np.float32)
     else:
-        raise ValueError(f'unknown kind {kind!r}')
+        raise ValueError(f"unknown kind {kind!r}")
     return batch
 
 
@@ -88,7 +91,7 @@ class ArraySource:
     def __init__(self, arrays: dict[str, np.ndarray]):
         sizes = {len(v) for v in arrays.values()}
         if len(sizes) != 1:
-            raise ValueError(f'arrays differ in length: { {k: len(v) for k, v in arrays.items()} }')
+            raise ValueError(f"arrays differ in length: { {k: len(v) for k, v in arrays.items()} }")
         self.arrays = arrays
 
     def __len__(self) -> int:
@@ -106,9 +109,17 @@ class ArraySource:
 
 
 # ------------------------------------------------------------------------------------------------ epoch plan
-def epoch_plan(n: int, batch_size: int, seed: int, epoch: int, *, shuffle: bool = True,
-               drop_remainder: bool = False, lengths: np.ndarray | None = None,
-               bucket_batches: int = 0) -> list[np.ndarray]:
+def epoch_plan(
+    n: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    *,
+    shuffle: bool = True,
+    drop_remainder: bool = False,
+    lengths: np.ndarray | None = None,
+    bucket_batches: int = 0,
+) -> list[np.ndarray]:
     """The batches of one epoch as index arrays; a pure function of its arguments.
 
     Args:
@@ -125,12 +136,13 @@ def epoch_plan(n: int, batch_size: int, seed: int, epoch: int, *, shuffle: bool 
     order = philox(seed, epoch, 0x5EED).permutation(n) if shuffle else np.arange(n)
     if bucket_batches > 1:
         if lengths is None:
-            raise ValueError('length bucketing needs the example lengths')
+            raise ValueError("length bucketing needs the example lengths")
         pool = bucket_batches * batch_size
-        order = np.concatenate([c[np.argsort(lengths[c], kind='stable')]
-                                for c in np.array_split(order, range(pool, n, pool))])
+        order = np.concatenate(
+            [c[np.argsort(lengths[c], kind="stable")] for c in np.array_split(order, range(pool, n, pool))]
+        )
     stop = n - n % batch_size if drop_remainder else n
-    batches = [order[i:i + batch_size] for i in range(0, stop, batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, stop, batch_size)]
     if bucket_batches > 1 and shuffle:
         batches = [batches[i] for i in philox(seed, epoch, 0xB0C4).permutation(len(batches))]
     return batches
@@ -141,7 +153,7 @@ class _BatchedReads:
 
     def __init__(self, source):
         self.source = source
-        self.batched = hasattr(source, '__getitems__')
+        self.batched = hasattr(source, "__getitems__")
 
     def __len__(self):
         return len(self.source)
@@ -161,8 +173,11 @@ class _BatchedReads:
 def read_all(source, chunk: int = 4096) -> list:
     """Every record of `source`, read in batches (much faster than one by one for array_record)."""
     reader = _BatchedReads(source)
-    return [r for i in range(0, len(source), chunk) for r in reader._getitems(list(range(i, min(i + chunk,
-                                                                                             len(source)))))]
+    return [
+        r
+        for i in range(0, len(source), chunk)
+        for r in reader._getitems(list(range(i, min(i + chunk, len(source)))))
+    ]
 
 
 class Loader(BatchIterator):
@@ -183,16 +198,26 @@ class Loader(BatchIterator):
       bucket_batches: see `epoch_plan`.
     """
 
-    def __init__(self, source, batch_size: int, seed: int, *, decode: Callable[[Example], Example] | None = None,
-                 collate_fn: Callable[[list[Example]], Batch] | None = None,
-                 gather_fn: Callable[[np.ndarray], Batch] | None = None, num_epochs: int | None = None,
-                 shuffle: bool = True, drop_remainder: bool = False, lengths: np.ndarray | None = None,
-                 bucket_batches: int = 0):
+    def __init__(
+        self,
+        source,
+        batch_size: int,
+        seed: int,
+        *,
+        decode: Callable[[Example], Example] | None = None,
+        collate_fn: Callable[[list[Example]], Batch] | None = None,
+        gather_fn: Callable[[np.ndarray], Batch] | None = None,
+        num_epochs: int | None = None,
+        shuffle: bool = True,
+        drop_remainder: bool = False,
+        lengths: np.ndarray | None = None,
+        bucket_batches: int = 0,
+    ):
         if batch_size < 1:
-            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.n = len(source)
         if self.n == 0:
-            raise ValueError('the source is empty')
+            raise ValueError("the source is empty")
         ds = grain.MapDataset.source(_BatchedReads(source))
         self._ds = ds.map(decode) if decode is not None else ds
         self.collate_fn, self.gather_fn = collate_fn, gather_fn
@@ -203,14 +228,27 @@ class Loader(BatchIterator):
         self._plan_epoch, self._plan = None, []
 
     def _config(self) -> dict:
-        return {'n': self.n, 'batch_size': self.batch_size, 'seed': self.seed, 'shuffle': self.shuffle,
-                'drop_remainder': self.drop_remainder, 'bucket_batches': self.bucket_batches}
+        return {
+            "n": self.n,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "drop_remainder": self.drop_remainder,
+            "bucket_batches": self.bucket_batches,
+        }
 
     def _plan_for(self, epoch: int) -> list[np.ndarray]:
         if self._plan_epoch != epoch:
-            self._plan = epoch_plan(self.n, self.batch_size, self.seed, epoch, shuffle=self.shuffle,
-                                    drop_remainder=self.drop_remainder, lengths=self.lengths,
-                                    bucket_batches=self.bucket_batches)
+            self._plan = epoch_plan(
+                self.n,
+                self.batch_size,
+                self.seed,
+                epoch,
+                shuffle=self.shuffle,
+                drop_remainder=self.drop_remainder,
+                lengths=self.lengths,
+                bucket_batches=self.bucket_batches,
+            )
             self._plan_epoch = epoch
         return self._plan
 
@@ -235,13 +273,14 @@ class Loader(BatchIterator):
         return self.collate_fn(list(self._ds._getitems([int(i) for i in idx])))
 
     def get_state(self) -> dict:
-        return {'epoch': self.epoch, 'batch': self.batch, 'config': self._config()}
+        return {"epoch": self.epoch, "batch": self.batch, "config": self._config()}
 
     def set_state(self, state: dict) -> None:
-        if state.get('config', self._config()) != self._config():
-            raise ValueError(f'iterator state was recorded for a different pipeline: {state["config"]} '
-                             f'!= {self._config()}')
-        self.epoch, self.batch = int(state['epoch']), int(state['batch'])
+        if state.get("config", self._config()) != self._config():
+            raise ValueError(
+                f"iterator state was recorded for a different pipeline: {state['config']} != {self._config()}"
+            )
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
 
 
 class StreamIterator(BatchIterator):
@@ -260,10 +299,12 @@ class StreamIterator(BatchIterator):
         return batch
 
     def get_state(self) -> dict:
-        return {'batch': self.index, 'seed': self.seed, 'batch_size': self.batch_size}
+        return {"batch": self.index, "seed": self.seed, "batch_size": self.batch_size}
 
     def set_state(self, state: dict) -> None:
-        if (state.get('seed', self.seed), state.get('batch_size', self.batch_size)) != (self.seed,
-                                                                                        self.batch_size):
-            raise ValueError(f'stream state {state} was recorded with another seed / batch size')
-        self.index = int(state['batch'])
+        if (state.get("seed", self.seed), state.get("batch_size", self.batch_size)) != (
+            self.seed,
+            self.batch_size,
+        ):
+            raise ValueError(f"stream state {state} was recorded with another seed / batch size")
+        self.index = int(state["batch"])
