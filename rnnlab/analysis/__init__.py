@@ -1,0 +1,1 @@
+"""Analysis of models and runs: vanishing-gradient diagnostics and reports (see ARCHITECTURE.md)."""
