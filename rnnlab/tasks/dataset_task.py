@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.tasks import store
 from rnnlab.tasks.base import Task, TaskInfo
 from rnnlab.tasks.batching import Loader, collate, read_all
+from rnnlab.tasks.store import DatasetSpec, open_dataset, open_split
 
 
 def as_str(x) -> str:
@@ -44,7 +44,7 @@ class DatasetTask(Task):
     def __init__(
         self,
         name: str,
-        dataset: store.DatasetSpec,
+        dataset: DatasetSpec,
         *,
         config: str | None = None,
         data_dir=None,
@@ -54,7 +54,7 @@ class DatasetTask(Task):
     ):
         self.name, self.dataset, self.config = name, dataset, dataset.config(config)
         self.data_dir, self.max_length, self.bucket_batches = data_dir, max_length, int(bucket_batches)
-        self.builder = store.open_dataset(dataset, self.config, data_dir, download=download)
+        self.builder = open_dataset(dataset, self.config, data_dir, download=download)
         self.splits = dataset.split_names
         self._sources, self._records = {}, {}
         self.source("train")  # fails early, and clearly, when the data cannot be read
@@ -66,7 +66,7 @@ class DatasetTask(Task):
     def source(self, split: str):
         """`split` as a random-access source of TFDS records."""
         if split not in self._sources:
-            self._sources[split] = store.open_split(self.dataset, self.builder, split)
+            self._sources[split] = open_split(self.dataset, self.builder, split)
         return self._sources[split]
 
     def records(self, split: str) -> list[dict]:

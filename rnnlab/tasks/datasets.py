@@ -6,8 +6,8 @@ a test checks each spec against its builder class (name, version, configs, split
 
 from __future__ import annotations
 
-from rnnlab.tasks import synthetic
 from rnnlab.tasks.store import DatasetSpec
+from rnnlab.tasks.synthetic import SPECS as SYNTHETIC_SPECS
 
 TVT = {"train": "train", "validation": "validation", "test": "test"}
 _BUILDERS = "rnnlab.tasks.builders"
@@ -15,7 +15,7 @@ SYNTHETIC_VERSION = "1.1.0"  # = builders.synthetic.VERSION (tests check every s
 
 
 def _synthetic_spec(task: str) -> DatasetSpec:
-    spec = synthetic.SPECS[task]
+    spec = SYNTHETIC_SPECS[task]
     camel = "".join(p.title() for p in task.split("_"))
     return DatasetSpec(
         task,
@@ -51,7 +51,7 @@ TRAIN_TEST = {"train": "train", "test": "test"}
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
     for s in (
-        *(_synthetic_spec(task) for task in synthetic.SPECS),
+        *(_synthetic_spec(task) for task in SYNTHETIC_SPECS),
         _archive_spec(
             "vader",
             "VADER sentiment snippets (Hutto & Gilbert 2014), binary",

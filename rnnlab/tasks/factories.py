@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rnnlab.tasks import synthetic
 from rnnlab.tasks.audio import SPOKEN_DIGIT_RATE, log_mel_spectrogram
 from rnnlab.tasks.base import Task
 from rnnlab.tasks.datasets import DATASETS
@@ -24,6 +23,8 @@ from rnnlab.tasks.labeling import (
     pixel_sequence,
 )
 from rnnlab.tasks.lm import LanguageModelTask
+from rnnlab.tasks.synthetic import SPECS as SYNTHETIC_SPECS
+from rnnlab.tasks.synthetic import SyntheticTask
 from rnnlab.tasks.translation import Seq2SeqTask
 
 
@@ -45,7 +46,7 @@ def _task(name: str, description: str):
 
 
 def _register_synthetic(name: str) -> None:
-    spec = synthetic.SPECS[name]
+    spec = SYNTHETIC_SPECS[name]
     # the task's parameters are its generator's keyword arguments, with their defaults
     own = {
         p.name: p.default
@@ -55,7 +56,7 @@ def _register_synthetic(name: str) -> None:
 
     def factory(**params):
         task_params = {k: params.pop(k, v) for k, v in own.items()}
-        return synthetic.SyntheticTask(name, task_params, dataset=DATASETS[name], **params)
+        return SyntheticTask(name, task_params, dataset=DATASETS[name], **params)
 
     factory.__signature__ = inspect.Signature(
         [
@@ -66,7 +67,7 @@ def _register_synthetic(name: str) -> None:
     _task(name, spec.description)(factory)
 
 
-for _name in synthetic.SPECS:
+for _name in SYNTHETIC_SPECS:
     _register_synthetic(_name)
 
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rnnlab.tasks import vocab as vocablib
 from rnnlab.tasks.base import TaskInfo, philox
 from rnnlab.tasks.dataset_task import DatasetTask, as_str, majority_accuracy
+from rnnlab.tasks.vocab import Vocabulary, load_or_build
 
 
 class TextClassificationTask(DatasetTask):
@@ -35,7 +35,7 @@ class TextClassificationTask(DatasetTask):
     ):
         super().__init__(name, dataset, **kwargs)
         self.text_key, self.label_key = text_key, label_key
-        self.vocab = vocablib.load_or_build(
+        self.vocab = load_or_build(
             self.data_path / f"vocab_{level}_min{min_count}{'_lower' if lowercase else ''}.json",
             lambda: (as_str(r[text_key]) for r in self.records("train")),
             level,
@@ -74,7 +74,7 @@ class TaggingTask(DatasetTask):
     ):
         super().__init__(name, dataset, **kwargs)
         self.tokens_key, self.tags_key = tokens_key, tags_key
-        self.vocab = vocablib.load_or_build(
+        self.vocab = load_or_build(
             self.data_path / f"vocab_tokens_min{min_count}{'_lower' if lowercase else ''}.json",
             lambda: ([as_str(t) for t in r[tokens_key]] for r in self.records("train")),
             "space",
@@ -103,7 +103,7 @@ class TaggingTask(DatasetTask):
         )
 
 
-def tag_example(tokens, tags, vocab: vocablib.Vocabulary) -> dict:
+def tag_example(tokens, tags, vocab: Vocabulary) -> dict:
     """(tokens `[L]` str/bytes, tags `[L]` int) -> {'inputs': ids `[L]`, 'targets': tags `[L]`} (both cut to
     the shorter length, which only differs in TFDS mock data)."""
     n = min(len(tokens), len(tags))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlab.tasks import vocab as vocablib
 from rnnlab.tasks.base import BatchIterator, TaskInfo, philox
 from rnnlab.tasks.batching import ArraySource, Loader
 from rnnlab.tasks.dataset_task import DatasetTask, as_str, unigram_loss
+from rnnlab.tasks.vocab import load_or_build
 
 
 class LanguageModelTask(DatasetTask):
@@ -39,7 +39,7 @@ class LanguageModelTask(DatasetTask):
         self.length, self.level, self.text_key, self.index_key = int(length), level, text_key, index_key
         self.separator = separator  # appended to every record (e.g. ' <eos> ' between PTB sentences)
         super().__init__(name, dataset, **kwargs)
-        self.vocab = vocablib.load_or_build(
+        self.vocab = load_or_build(
             self.data_path / f"vocab_{level}.json", lambda: [self.text("train")], level
         )
         self._ids = {}

@@ -12,11 +12,11 @@ import inspect
 from pathlib import Path
 from typing import NamedTuple
 
-from rnnlab.tasks import store
 from rnnlab.tasks.base import Task, check_choice
 from rnnlab.tasks.datasets import DATASETS
 from rnnlab.tasks.factories import BUILTIN_TASKS, TaskEntry
-from rnnlab.tasks.store import DatasetSpec
+from rnnlab.tasks.store import DatasetSpec, disk_size, is_prepared
+from rnnlab.tasks.store import prepare as prepare_dataset
 
 
 # ------------------------------------------------------------------------------------------------ datasets
@@ -40,7 +40,7 @@ def prepare(name: str, data_dir=None) -> Path:
       the directory of the prepared dataset (`data_dir/builder/config/version`).
     """
     spec, config = find_dataset(name)
-    return store.prepare(spec, config, data_dir)
+    return prepare_dataset(spec, config, data_dir)
 
 
 class DatasetRow(NamedTuple):
@@ -63,8 +63,8 @@ def list_datasets(data_dir=None) -> list[DatasetRow]:
                     spec.qualified(config),
                     spec.description,
                     spec.source,
-                    store.is_prepared(spec, config, data_dir),
-                    store.disk_size(spec, config, data_dir),
+                    is_prepared(spec, config, data_dir),
+                    disk_size(spec, config, data_dir),
                 )
             )
     return rows

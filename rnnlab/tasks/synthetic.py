@@ -23,9 +23,9 @@ import math
 
 import numpy as np
 
-from rnnlab.tasks import store
 from rnnlab.tasks.base import Task, TaskInfo, check_choice, philox
 from rnnlab.tasks.batching import ArraySource, GeneratedBatches, Loader
+from rnnlab.tasks.store import open_dataset, open_split
 
 EVAL_SEED = 0x7E57  # the test sets' seed: fixed, unrelated to any training seed
 VALIDATION_SEED = 0x7A11D  # the validation sets' seed
@@ -282,8 +282,8 @@ class SyntheticTask(Task):
         if extra and extra != {"num_symbols": 8}:
             raise ValueError(f"prepared {self.name} data exists only for the default parameters, not {extra}")
         config = self.spec.config_name(length)
-        builder = store.open_dataset(self.dataset, config, self.data_dir, download=self.download)
-        src = _DecodedArrays(store.open_split(self.dataset, builder, split), self.info.kind)
+        builder = open_dataset(self.dataset, config, self.data_dir, download=self.download)
+        src = _DecodedArrays(open_split(self.dataset, builder, split), self.info.kind)
         return Loader(
             src,
             batch_size,

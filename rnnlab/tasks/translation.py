@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlab.tasks import vocab as vocablib
 from rnnlab.tasks.base import TaskInfo
 from rnnlab.tasks.dataset_task import DatasetTask, as_str, unigram_loss
+from rnnlab.tasks.vocab import load_or_build
 
 BOS, EOS = "<bos>", "<eos>"
 
@@ -27,7 +27,7 @@ class Seq2SeqTask(DatasetTask):
         super().__init__(name, dataset, **kwargs)
         self.source_key, self.target_key = source_key, target_key
         self.vocabs = {
-            key: vocablib.load_or_build(
+            key: load_or_build(
                 self.data_path / f"vocab_{key}.json",
                 lambda key=key: (as_str(r[key]) for r in self.records("train")),
                 "word",
