@@ -108,19 +108,19 @@ def test_archive_is_downloaded_once_checked_and_kept(monkeypatch, tmp_path):
     assert _files(dest) == []  # a wrong download is never kept
 
 
-def test_failed_catalog_download_names_the_fix_and_leaves_nothing(monkeypatch, tmp_path):
+@pytest.mark.parametrize("name", ["imdb_reviews", "conll2003"])
+def test_failed_catalog_download_names_the_fix_and_leaves_nothing(monkeypatch, tmp_path, name):
     tfds = importlib.import_module("tensorflow_datasets")
 
     def no_network(self, *args, **kwargs):
         raise ConnectionError("Failed to establish a new connection")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
-    with pytest.raises(
-        RuntimeError,
-        match=r"preparing 'imdb_reviews' failed \(ConnectionError.*network.*"
-        r"rnnlab data prepare imdb_reviews",
-    ):
-        get_task("imdb_reviews", data_dir=tmp_path / "data")
+    with pytest.raises(RuntimeError, match=rf"preparing '{name}' failed \(ConnectionError.*network") as e:
+        get_task(name, data_dir=tmp_path / "data")
+    assert f"then run `rnnlab data prepare {name}` again" in str(e.value)
+    no_tf = importlib.util.find_spec("tensorflow") is None
+    assert ("install TensorFlow" in str(e.value)) == (name == "conll2003" and no_tf)
     assert _files(tmp_path) == []
 
 

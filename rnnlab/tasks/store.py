@@ -44,7 +44,8 @@ class DatasetSpec:
         'validation' entry, 'validation' is carved from 'train'.
       archive: key of the pinned archive (`sources.archives.ARCHIVES`) for origin 'archive'.
       catalog_module: a module that registers a catalog builder TFDS's lazy registry does not find.
-      tensorflow: whether TensorFlow is needed: 'never', 'to prepare', or 'always' (to build the builder).
+      tensorflow: whether TensorFlow is needed: 'never', 'to prepare' (a failed prepare says to install it),
+        or 'always' (checked before the builder is built).
     """
 
     name: str
@@ -111,18 +112,23 @@ def disk_size(spec: DatasetSpec, config: str | None, data_dir=None) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
 
 
-def _check_tensorflow(spec: DatasetSpec, needed_for: str) -> None:
-    # Checked before TFDS tries: its own failure prints a banner, then a less helpful error.
-    if spec.tensorflow in needed_for and importlib.util.find_spec("tensorflow") is None:
-        raise RuntimeError(
-            f"dataset {spec.name!r} needs TensorFlow {spec.tensorflow.replace('always', 'to be read')}; "
-            f"install it (pip install tensorflow) or use another dataset"
-        )
+def _tensorflow_missing() -> bool:
+    return importlib.util.find_spec("tensorflow") is None
 
 
 def make_builder(spec: DatasetSpec, config: str | None, data_dir=None):
-    """The TFDS builder of `spec` (imports tensorflow_datasets and the builder's module)."""
-    _check_tensorflow(spec, ("always",))
+    """The TFDS builder of `spec` (imports tensorflow_datasets and the builder's module).
+
+    Raises:
+      RuntimeError: the builder needs TensorFlow, which is missing (checked first: TFDS would print a banner,
+        then a less helpful error).
+    """
+    if spec.tensorflow == "always" and _tensorflow_missing():
+        raise RuntimeError(
+            f"dataset {spec.name!r} needs TensorFlow to be read; install it (pip install tensorflow) or use "
+            f"another dataset"
+        )
+
     kwargs = {"data_dir": str(default_data_dir(data_dir)), "file_format": "array_record"}
     if config is not None:
         kwargs["config"] = config
@@ -160,7 +166,6 @@ def prepare(spec: DatasetSpec, config: str | None, data_dir=None, *, reason: str
     config = spec.config(config)
     if spec.version and is_prepared(spec, config, data_dir):
         return variant_dir(spec, config, data_dir)
-    _check_tensorflow(spec, ("to prepare", "always"))
     root = default_data_dir(data_dir)
     created = _new_folders(spec, config, root)
     print(
@@ -176,9 +181,10 @@ def prepare(spec: DatasetSpec, config: str | None, data_dir=None, *, reason: str
         raise
     except Exception as e:
         _remove_unfinished(created)
+        needs = " and install TensorFlow" if spec.tensorflow != "never" and _tensorflow_missing() else ""
         raise RuntimeError(
             f"preparing {spec.qualified(config)!r} failed ({type(e).__name__}: {str(e)[:500]}); check the "
-            f"network, then run `rnnlab data prepare {spec.qualified(config)}` again"
+            f"network{needs}, then run `rnnlab data prepare {spec.qualified(config)}` again"
         ) from e
     return Path(builder.data_dir)
 
