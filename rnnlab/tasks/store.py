@@ -154,7 +154,7 @@ def _fetched_from(spec: DatasetSpec) -> str:
 
 
 def prepare(spec: DatasetSpec, config: str | None, data_dir=None, *, reason: str = "") -> Path:
-    """Downloads (or generates) and prepares one dataset as array_record, unless it is; returns its directory.
+    """Downloads (or generates) and prepares one dataset as array_record (unless it is); returns its folder.
 
     Prints one line saying what is fetched from where; TFDS shows progress bars while it writes. On any
     failure the directories this call created are removed, so a later call starts clean.
@@ -164,8 +164,12 @@ def prepare(spec: DatasetSpec, config: str | None, data_dir=None, *, reason: str
       ValueError: a fetched archive's sha256 is not the pinned one.
     """
     config = spec.config(config)
-    if spec.version and is_prepared(spec, config, data_dir):
-        return variant_dir(spec, config, data_dir)
+    if is_prepared(spec, config, data_dir):  # TFDS would skip it too, but after building the builder
+        return (
+            variant_dir(spec, config, data_dir)
+            if spec.version
+            else Path(make_builder(spec, config, data_dir).data_dir)
+        )
     root = default_data_dir(data_dir)
     created = _new_folders(spec, config, root)
     print(
