@@ -1,7 +1,7 @@
 """Every dataset rnnlab can prepare, as a `store.DatasetSpec`: synthetic, pinned archives, the TFDS catalog.
 
 Specs name their builder by import path, so this table costs nothing to import (no tensorflow_datasets);
-a test checks each spec against its builder class (name, version, configs, splits).
+a test checks each spec against its builder class (name, version, configs).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ milliseconds and print nothing.
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -71,11 +72,11 @@ def list_datasets(data_dir=None) -> list[DatasetRow]:
 
 
 def _human(size: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
+    """Bytes in decimal units: 512 B, 13.4 kB, 2.1 MB."""
+    if size < 1000:
+        return f"{size} B"
+    exponent = min(int(math.log10(size) // 3), 3)
+    return f"{size / 1000**exponent:.1f} {('kB', 'MB', 'GB')[exponent - 1]}"
 
 
 def format_table(rows: list[DatasetRow]) -> str:

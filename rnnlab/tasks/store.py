@@ -33,7 +33,7 @@ class DatasetSpec:
     """A preparable dataset, described without importing its builder.
 
     Attributes:
-      name: the name `prepare` accepts ('NAME' or 'NAME/CONFIG').
+      name: what `prepare` accepts, alone or as 'NAME/CONFIG'.
       description: one line.
       origin: one of `ORIGINS`.
       tfds_name: the TFDS builder's name, which is also its directory under `data_dir`.
@@ -99,7 +99,7 @@ def variant_dir(spec: DatasetSpec, config: str | None, data_dir=None) -> Path:
 
 
 def is_prepared(spec: DatasetSpec, config: str | None, data_dir=None) -> bool:
-    """Whether `prepare` completed (TFDS writes dataset_info.json last, after an atomic rename)."""
+    """Whether `prepare` completed (TFDS writes into a temporary folder, renamed into place when done)."""
     path = variant_dir(spec, config, data_dir)
     if spec.version:
         return (path / "dataset_info.json").exists()
