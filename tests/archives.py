@@ -1,4 +1,4 @@
-"""Hand-made stand-ins for the pinned pip archives, so offline builders are tested without the network."""
+"""Hand-made stand-ins for the pinned package archives, so offline builders are tested without the network."""
 
 import hashlib
 import io
@@ -6,7 +6,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from rnnlab.tasks import offline
+from rnnlab.tasks.sources import archives
 
 
 def write_zip(path: Path, members: dict[str, bytes]) -> Path:
@@ -17,9 +17,9 @@ def write_zip(path: Path, members: dict[str, bytes]) -> Path:
 
 
 def fake_archive(monkeypatch, tmp_path, key, members: dict[str, bytes]):
-    """Writes a fake archive for ``offline.ARCHIVES[key]`` (a .tar.gz or a wheel/zip, as the real one), swaps
+    """Writes a fake archive for ``archives.ARCHIVES[key]`` (a .tar.gz or a wheel/zip, as the real one), swaps
     its hash in and points ``RNNLAB_ARCHIVE_DIR`` at it; returns the data dir to prepare into."""
-    real = offline.ARCHIVES[key]
+    real = archives.ARCHIVES[key]
     adir = tmp_path / "archives"
     adir.mkdir(exist_ok=True)
     path = adir / real.filename
@@ -32,6 +32,6 @@ def fake_archive(monkeypatch, tmp_path, key, members: dict[str, bytes]):
     else:
         write_zip(path, members)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    monkeypatch.setitem(offline.ARCHIVES, key, offline.Archive(real.requirement, real.filename, digest))
+    monkeypatch.setitem(archives.ARCHIVES, key, archives.Archive(real.requirement, real.filename, digest))
     monkeypatch.setenv("RNNLAB_ARCHIVE_DIR", str(adir))
     return tmp_path / "data"

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnlab.tasks import synthetic, text
-from rnnlab.tasks.datasets import open_split
-from rnnlab.tasks.pipeline import ArraySource, Loader, collate, epoch_plan
+from rnnlab.tasks import store, vocab
+from rnnlab.tasks.batching import ArraySource, Loader, collate, epoch_plan
+from rnnlab.tasks.builders import synthetic as synthetic_builders
+from rnnlab.tasks.datasets import DATASETS
 
 
 def _examples(lengths):
@@ -86,8 +87,8 @@ def test_loader_epochs_and_state_mismatch():
 
 
 def _prepared_copy(tmp_path):
-    cfg = synthetic.SyntheticConfig(name="length_4", length=4, num_train=23, num_test=7)
-    builder = synthetic.RnnlabCopy(config=cfg, data_dir=str(tmp_path), file_format="array_record")
+    cfg = synthetic_builders.SyntheticConfig(name="length_4", length=4, num_train=23, num_test=7)
+    builder = synthetic_builders.RnnlabCopy(config=cfg, data_dir=str(tmp_path), file_format="array_record")
     builder.download_and_prepare(file_format="array_record")
     return builder
 
@@ -95,7 +96,7 @@ def _prepared_copy(tmp_path):
 @pytest.mark.parametrize("bucket", [0, 2])
 def test_resume_from_recorded_position_on_prepared_data(tmp_path, bucket):
     builder = _prepared_copy(tmp_path)
-    src = open_split(builder, None, "train")
+    src = store.open_split(DATASETS["copy"], builder, "train")
     lengths = np.arange(len(src)) % 5 + 1
 
     def loader():
@@ -123,33 +124,22 @@ def test_resume_from_recorded_position_on_prepared_data(tmp_path, bucket):
 
 
 def test_vocabulary_roundtrip_and_unknown(tmp_path):
-    v = text.Vocabulary.build(["the cat sat.", "the dog"], "word", lowercase=True, extra_specials=("<eos>",))
+    v = vocab.Vocabulary.build(["the cat sat.", "the dog"], "word", lowercase=True, extra_specials=("<eos>",))
     assert v.tokens[:4] == ["<pad>", "<unk>", "<eos>", "the"]
     ids = v.encode("The bird sat")
     assert ids.dtype == np.int32 and ids[1] == v.unk_id and v.decode(ids) == "the <unk> sat"
     v.save(tmp_path / "v.json")
-    assert text.Vocabulary.load(tmp_path / "v.json") == v
-    c = text.Vocabulary.build(["abca"], "char")
+    assert vocab.Vocabulary.load(tmp_path / "v.json") == v
+    c = vocab.Vocabulary.build(["abca"], "char")
     assert c.decode(c.encode("abcz")) == "abc<unk>" and c.tokens[2] == "a"
-    assert text.Vocabulary.build(["a a b c"], "space", min_count=2).tokens == ["<pad>", "<unk>", "a"]
+    assert vocab.Vocabulary.build(["a a b c"], "space", min_count=2).tokens == ["<pad>", "<unk>", "a"]
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(RuntimeError, match="delete it"):
-        text.Vocabulary.load(tmp_path / "bad.json")
+        vocab.Vocabulary.load(tmp_path / "bad.json")
 
 
 def test_load_or_build_reuses_saved_vocabulary(tmp_path):
     path = tmp_path / "vocab.json"
-    first = text.load_or_build(path, lambda: ["x y"], "word")
-    second = text.load_or_build(path, lambda: ["completely different"], "word")
+    first = vocab.load_or_build(path, lambda: ["x y"], "word")
+    second = vocab.load_or_build(path, lambda: ["completely different"], "word")
     assert first == second and path.exists()
-
-
-def test_loader_benchmark_runs():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_loader.py"
-    spec = importlib.util.spec_from_file_location("bench_loader", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.loader_batches_per_second(batch_size=4, length=10, min_seconds=0.02) > 0

@@ -1,4 +1,5 @@
-"""Synthetic tasks: baselines match their formulas, seeding, resumption, the TFDS builders."""
+"""Synthetic tasks: baselines match their formulas, seeding, fixed validation / test sets, resumption, the
+prepared (TFDS) datasets."""
 
 import json
 import math
@@ -8,6 +9,7 @@ import pytest
 
 from rnnlab.tasks import get_task, list_tasks, prepare, synthetic
 from rnnlab.tasks.base import philox
+from rnnlab.tasks.builders import synthetic as synthetic_builders
 
 
 def _cat(batches, key):
@@ -97,7 +99,43 @@ def test_test_split_is_fixed_and_independent_of_train_seed():
     assert not np.array_equal(train, x1)
 
 
-@pytest.mark.parametrize("split", ["train", "test"])
+def _rows(x):
+    return {bytes(np.ascontiguousarray(r)) for r in x}
+
+
+@pytest.mark.parametrize("name", ["adding", "copy", "temporal_order"])
+def test_validation_is_fixed_and_disjoint_from_test_and_train(name):
+    task = get_task(name, num_eval=300)
+    val = _cat(list(task.iterator("validation", 64, seed=0, num_epochs=1, shuffle=False)), "inputs")
+    again = get_task(name, num_eval=300).eval_arrays("validation")["inputs"]
+    np.testing.assert_array_equal(val, again)  # the same set on every call (and machine: Philox)
+    test = task.eval_arrays("test")["inputs"]
+    train = np.concatenate([next(task.iterator("train", 100, seed=s))["inputs"] for s in range(3)])
+    assert len(_rows(val)) == 300 and not _rows(val) & _rows(test) and not _rows(val) & _rows(train)
+
+
+def test_fixed_sets_are_pinned():
+    """The first symbols of copy's fixed sets: model selection and reports compare runs across versions, so
+    these sets must never change silently."""
+    task = get_task("copy", length=5, num_eval=4)
+    assert task.eval_arrays("validation")["inputs"][0, :10].tolist() == [4, 1, 8, 4, 6, 2, 5, 5, 7, 5]
+    assert task.eval_arrays("test")["inputs"][0, :10].tolist() == [2, 8, 4, 7, 5, 7, 6, 1, 6, 7]
+
+
+def test_source_spellings_and_prepared_validation_split(tmp_path):
+    prepare("delayed_recall/lag_10", data_dir=tmp_path)
+    task = get_task("delayed_recall", lag=10, source="tfds", data_dir=tmp_path)  # the old spelling
+    assert task.source == "prepared"
+    gen = get_task("delayed_recall", lag=10)
+    for split in ("validation", "test"):
+        got = _cat(list(task.iterator(split, 100, seed=0, num_epochs=1, shuffle=False)), "targets")
+        want = gen.eval_arrays(split)["targets"]
+        assert sorted(got.tolist()) == sorted(want.tolist())  # the fixed sets, stored (TFDS reorders them)
+    with pytest.raises(ValueError, match="valid: generated, prepared"):
+        get_task("copy", source="disk")
+
+
+@pytest.mark.parametrize("split", ["train", "validation", "test"])
 def test_resume_equals_uninterrupted(split):
     task = get_task("copy", length=5, num_eval=30)
     full = task.iterator(split, 4, seed=1)
@@ -119,17 +157,22 @@ def test_unknown_task_param_split_list_valid_ones():
         get_task("addding")
     with pytest.raises(ValueError, match="length"):
         get_task("copy", lenght=3)
-    with pytest.raises(ValueError, match="train, test"):
+    with pytest.raises(ValueError, match="train, validation, test"):
         get_task("copy").iterator("valid", 2, 0)
     assert {"adding", "copy", "temporal_order", "delayed_recall"} <= set(list_tasks())
 
 
 def test_builder_prepares_and_reads_back(tmp_path):
-    cfg = synthetic.SyntheticConfig(name="length_12", length=12, num_train=20, num_test=10)
-    builder = synthetic.RnnlabAdding(config=cfg, data_dir=str(tmp_path), file_format="array_record")
+    cfg = synthetic_builders.SyntheticConfig(
+        name="length_12", length=12, num_train=20, num_validation=5, num_test=10
+    )
+    builder = synthetic_builders.RnnlabAdding(config=cfg, data_dir=str(tmp_path), file_format="array_record")
     builder.download_and_prepare(file_format="array_record")
     src = builder.as_data_source()
-    assert len(src["train"]) == 20 and len(src["test"]) == 10
+    assert {s: len(src[s]) for s in src} == {"train": 20, "validation": 5, "test": 10}
+    train = np.stack([src["train"][i]["inputs"] for i in range(20)])
+    stream = synthetic.adding(philox(0, 0), 20, length=12)["inputs"]  # batch 0 of the seed-0 stream
+    assert sorted(map(bytes, train)) == sorted(map(bytes, stream))
     stored = np.stack([src["test"][i]["inputs"] for i in range(10)])
     fresh = synthetic.adding(philox(synthetic.EVAL_SEED, 0), 10, length=12)["inputs"]
     assert sorted(map(bytes, stored)) == sorted(map(bytes, fresh))  # same examples (TFDS reorders them)
@@ -137,9 +180,9 @@ def test_builder_prepares_and_reads_back(tmp_path):
 
 def test_prepared_task_source_reads_prepared_data(tmp_path):
     prepare("delayed_recall/lag_10", data_dir=tmp_path)
-    task = get_task("delayed_recall", lag=10, source="tfds", data_dir=tmp_path)
+    task = get_task("delayed_recall", lag=10, source="prepared", data_dir=tmp_path)
     b = next(task.iterator("test", 16, seed=0))
     assert b["inputs"].shape == (16, 11) and b["inputs"].dtype == np.int32
     np.testing.assert_array_equal(b["inputs"][:, 0] - 1, b["targets"])
     with pytest.raises(RuntimeError, match="not prepared.*rnnlab data prepare copy/length_100"):
-        get_task("copy", source="tfds", data_dir=tmp_path).iterator("train", 2, 0)
+        get_task("copy", source="prepared", data_dir=tmp_path, download=False).iterator("train", 2, 0)

@@ -1,12 +1,34 @@
-"""Tasks and input pipelines: synthetic long-range tasks, offline and catalog TFDS datasets, resumable loaders.
+"""Tasks and input pipelines: synthetic long-range tasks, prepared datasets (pinned archives, TFDS catalog).
 
 task = rnnlab.tasks.get_task('copy', length=100)
-it = task.iterator('train', batch_size=32, seed=0)
+it = task.iterator('train', batch_size=32, seed=0)     # also 'validation' (model selection) and 'test'
 batch = next(it)          # {'inputs': int32 [B, T+20], 'lengths': [B], 'targets': [B, T+20], ...}
 state = it.get_state()    # JSON-serialisable; it.set_state(state) resumes at the next batch
+print(rnnlab.tasks.format_table(rnnlab.tasks.list_datasets()))   # what `rnnlab data list` shows
 """
 
-from rnnlab.tasks.base import BatchIterator, Task, TaskInfo, get_task, list_tasks
-from rnnlab.tasks.datasets import list_datasets, prepare
+from rnnlab.tasks.base import BatchIterator, Task, TaskInfo
+from rnnlab.tasks.registry import (
+    DatasetRow,
+    format_table,
+    get_task,
+    list_datasets,
+    list_tasks,
+    prepare,
+    register_task,
+    task_description,
+)
 
-__all__ = ["BatchIterator", "Task", "TaskInfo", "get_task", "list_datasets", "list_tasks", "prepare"]
+__all__ = [
+    "BatchIterator",
+    "DatasetRow",
+    "Task",
+    "TaskInfo",
+    "format_table",
+    "get_task",
+    "list_datasets",
+    "list_tasks",
+    "prepare",
+    "register_task",
+    "task_description",
+]

@@ -1,4 +1,4 @@
-"""Task contract shared by every task: `TaskInfo`, `Task`, `BatchIterator`, and the task registry.
+"""The task contract shared by every task: `TaskInfo`, `Task`, `BatchIterator`, and small helpers.
 
 Shape legend: **B** batch, **T** time, **D** input features, **V** vocabulary, **C** classes / outputs.
 
@@ -10,19 +10,24 @@ A batch is a `dict` of NumPy arrays:
   int32 `[B, T]` (tagging, lm) or `[B, T']` (seq2seq)
 - `target_mask` (optional): float32 `[B, T]`, which steps count in a per-step loss
 - seq2seq adds `decoder_inputs` int32 `[B, T']` and `target_lengths` int32 `[B]`.
+
+Every task has the splits 'train', 'validation' and 'test': model selection (early stopping, sweeps) reads
+'validation' only, so the test split stays unseen until the final report.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 KINDS = ("classification", "regression", "tagging", "lm", "seq2seq")
+TOKEN_UNITS = ("char", "word")
+SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +43,8 @@ class TaskInfo:
       baseline: value of `baseline_metric` reached by a trivial predictor (see each task's docstring).
       baseline_metric: 'mse', 'loss' (cross-entropy, nats per counted step) or 'accuracy'.
       pad_id: id used for padding token inputs and per-step targets.
+      token_unit: what one predicted token is, for lm and seq2seq: 'char' (report bits per character) or
+        'word' (report perplexity and bits per word); None for tasks that predict no text.
     """
 
     name: str
@@ -48,11 +55,14 @@ class TaskInfo:
     baseline: float | None
     baseline_metric: str
     pad_id: int = 0
+    token_unit: str | None = None
 
     def __post_init__(self):
         check_choice("kind", self.kind, KINDS)
         if (self.input_size is None) == (self.vocab_size is None):
             raise ValueError(f"{self.name}: exactly one of input_size / vocab_size must be set")
+        if self.token_unit is not None:
+            check_choice("token_unit", self.token_unit, TOKEN_UNITS, context=self.name)
 
 
 class BatchIterator:
@@ -79,7 +89,7 @@ class Task:
     """A task: a `TaskInfo` and seeded, resumable batch iterators for its splits."""
 
     info: TaskInfo
-    splits: tuple[str, ...] = ("train", "test")
+    splits: tuple[str, ...] = SPLITS
 
     def iterator(
         self, split: str, batch_size: int, seed: int, *, num_epochs: int | None = None, shuffle: bool = True
@@ -120,55 +130,3 @@ def philox(seed: int, *stream: int) -> np.random.Generator:
     independent and need no sequential state, so resuming a stream only needs its index."""
     entropy = [int(x) & 0xFFFFFFFFFFFFFFFF for x in (seed, *stream)]
     return np.random.Generator(np.random.Philox(np.random.SeedSequence(entropy)))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Registry: name -> factory(**params) -> Task.  Factories declare their parameters by keyword; get_task
-# checks them against the signature so that a typo fails loudly instead of being ignored.
-
-_REGISTRY: dict[str, tuple[Callable[..., Task], str]] = {}
-
-
-def register_task(name: str, description: str):
-    def wrap(factory):
-        _REGISTRY[name] = (factory, description)
-        return factory
-
-    return wrap
-
-
-def _task_params(factory) -> list[str]:
-    import inspect
-
-    return [
-        p.name
-        for p in inspect.signature(factory).parameters.values()
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-
-
-def get_task(name: str, **params) -> Task:
-    """Builds the task `name` with `params`; unknown names or parameters raise ValueError listing valid ones."""
-    _ensure_registered()
-    check_choice("task", name, sorted(_REGISTRY))
-    factory, _ = _REGISTRY[name]
-    valid = _task_params(factory)
-    for key in params:
-        check_choice("parameter", key, valid, context=f"task {name!r}")
-    return factory(**params)
-
-
-def list_tasks() -> list[str]:
-    """Sorted names accepted by `get_task`."""
-    _ensure_registered()
-    return sorted(_REGISTRY)
-
-
-def task_description(name: str) -> str:
-    _ensure_registered()
-    return _REGISTRY[name][1]
-
-
-def _ensure_registered():
-    # Importing the modules runs their @register_task decorators.
-    from rnnlab.tasks import catalog, offline, synthetic  # noqa: F401

@@ -1,169 +1,115 @@
-"""Prepared TFDS datasets: the registry behind `rnnlab data list / prepare`, and safe opening of a split.
+"""Every dataset rnnlab can prepare, as a `store.DatasetSpec`: synthetic, pinned archives, the TFDS catalog.
 
-Every dataset is a TFDS `GeneratorBasedBuilder` written as array_record (no TensorFlow needed) under
-`data_dir` (default `$RNNLAB_DATA_DIR` or `~/.cache/rnnlab/data`) and read back with
-`builder.as_data_source()`. `open_split` turns a missing, truncated or corrupt dataset into a RuntimeError that
-says which directory to delete and which command to run, before grain or array_record see it.
+Specs name their builder by import path, so this table costs nothing to import (no tensorflow_datasets);
+a test checks each spec against its builder class (name, version, configs).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
+from rnnlab.tasks.store import DatasetSpec
+from rnnlab.tasks.synthetic import SPECS as SYNTHETIC_SPECS
 
-import tensorflow_datasets as tfds
-
-from rnnlab.tasks.base import check_choice, default_data_dir
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetEntry:
-    name: str  # the name used by `prepare` / `rnnlab data prepare NAME`
-    builder: type | None  # a tfds builder class; None for catalog datasets (built by name)
-    description: str
-    tfds_name: str | None = None  # catalog datasets: the TFDS registry name
+TVT = {"train": "train", "validation": "validation", "test": "test"}
+_BUILDERS = "rnnlab.tasks.builders"
+SYNTHETIC_VERSION = "1.1.0"  # = builders.synthetic.VERSION (tests check every spec against its builder)
 
 
-def _entries() -> dict[str, DatasetEntry]:
-    from rnnlab.tasks import catalog, offline, synthetic
-
-    out = {}
-    for task, cls in synthetic.BUILDERS.items():
-        out[task] = DatasetEntry(task, cls, f"synthetic {task} (configs: {', '.join(_config_names(cls))})")
-    for name, (cls, desc) in offline.DATASETS.items():
-        out[name] = DatasetEntry(name, cls, desc)
-    for name, desc in catalog.CATALOG.items():
-        out[name] = DatasetEntry(name, None, desc, tfds_name=name)
-    return out
-
-
-def _config_names(cls) -> list[str]:
-    return [c.name for c in (cls.BUILDER_CONFIGS or [])]
-
-
-def split_name(name: str) -> tuple[str, str | None]:
-    """'copy/length_100' -> ('copy', 'length_100'); 'copy' -> ('copy', None)."""
-    base, _, config = name.partition("/")
-    return base, (config or None)
-
-
-def make_builder(name: str, data_dir=None) -> tfds.core.DatasetBuilder:
-    """The TFDS builder for 'NAME' or 'NAME/CONFIG'; unknown names / configs raise ValueError listing valid ones."""
-    base, config = split_name(name)
-    entries = _entries()
-    check_choice("dataset", base, sorted(entries))
-    entry = entries[base]
-    data_dir = str(default_data_dir(data_dir))
-    if entry.builder is None:
-        from rnnlab.tasks.catalog import catalog_builder
-
-        try:
-            return catalog_builder(name, data_dir)
-        except Exception as e:
-            raise RuntimeError(f"cannot build the TFDS catalog dataset {name!r}: {e}") from e
-    configs = _config_names(entry.builder)
-    if configs:
-        config = config or configs[0]
-        check_choice("config", config, configs, context=base)
-        return entry.builder(config=config, data_dir=data_dir, file_format="array_record")
-    if config is not None:
-        raise ValueError(f"dataset {base!r} has no configs; use {base!r}")
-    return entry.builder(data_dir=data_dir, file_format="array_record")
-
-
-def is_prepared(builder) -> bool:
-    return (Path(builder.data_dir) / "dataset_info.json").exists()
-
-
-def prepare(name: str, data_dir=None) -> Path:
-    """Downloads (from the package index, for offline datasets) and prepares `name` as array_record.
-
-    Args:
-      name: 'NAME' (its default config) or 'NAME/CONFIG'; see `list_datasets()`.
-      data_dir: root directory; default `$RNNLAB_DATA_DIR` or `~/.cache/rnnlab/data`.
-
-    Returns:
-      the directory of the prepared dataset (`data_dir/builder/config/version`).
-    """
-    builder = make_builder(name, data_dir)
-    builder.download_and_prepare(file_format="array_record")
-    post = getattr(builder, "post_prepare", None)
-    if post is not None:
-        post()
-    return Path(builder.data_dir)
-
-
-def list_datasets(data_dir=None) -> list[tuple[str, str, bool]]:
-    """(name, one-line description, prepared in `data_dir`?) for every dataset `prepare` accepts."""
-    rows = []
-    for name, entry in sorted(_entries().items()):
-        try:
-            prepared = is_prepared(make_builder(name, data_dir))
-        except Exception:  # noqa: BLE001 - a catalog module that cannot load is simply not prepared
-            prepared = False
-        rows.append((name, entry.description, prepared))
-    return rows
-
-
-def _advice(builder, name: str) -> str:
-    return (
-        f"delete {builder.data_dir} and run `rnnlab data prepare {name}`"
-        f" (or rnnlab.tasks.prepare({name!r}, data_dir={str(Path(builder.data_dir).parents[2])!r}))"
+def _synthetic_spec(task: str) -> DatasetSpec:
+    spec = SYNTHETIC_SPECS[task]
+    camel = "".join(p.title() for p in task.split("_"))
+    return DatasetSpec(
+        task,
+        f"synthetic: {spec.description}",
+        "synthetic",
+        f"rnnlab_{task}",
+        builder=f"{_BUILDERS}.synthetic:Rnnlab{camel}",
+        version=SYNTHETIC_VERSION,
+        configs=tuple(spec.config_name(n) for n in spec.default_lengths),
+        splits=TVT,
     )
 
 
-def open_split(builder_or_cls, config: str | None, split: str, data_dir=None):
-    """Opens one split of a prepared dataset as a random-access data source, checking it first.
+def _archive_spec(name, description, module_class, archive, *, configs=(), splits=TVT) -> DatasetSpec:
+    return DatasetSpec(
+        name,
+        description,
+        "archive",
+        f"rnnlab_{name}",  # TFDS names a builder after its class: RnnlabNum2wordsFr -> rnnlab_num2words_fr
+        builder=f"{_BUILDERS}.{module_class}",
+        version="1.0.0",
+        configs=configs,
+        splits=splits,
+        archive=archive,
+    )
 
-    Raises:
-      ValueError: unknown config or split (the message lists the valid ones).
-      RuntimeError: not prepared, or prepared files missing / truncated / unreadable.
-    """
-    if isinstance(builder_or_cls, type):
-        configs = _config_names(builder_or_cls)
-        if configs:
-            check_choice("config", config, configs, context=builder_or_cls.name)
-            builder = builder_or_cls(config=config, data_dir=str(default_data_dir(data_dir)))
-        else:
-            builder = builder_or_cls(data_dir=str(default_data_dir(data_dir)))
-    else:
-        builder = builder_or_cls
-    name = builder.name + (f"/{builder.builder_config.name}" if builder.builder_config else "")
-    for ds_name, entry in _entries().items():
-        if entry.builder is not None and entry.builder.name == builder.name:
-            name = ds_name + (f"/{builder.builder_config.name}" if builder.builder_config else "")
-    if not is_prepared(builder):
-        raise RuntimeError(
-            f"dataset {name!r} is not prepared in {builder.data_dir}; run "
-            f"`rnnlab data prepare {name}` (or rnnlab.tasks.prepare({name!r}, data_dir=...))"
-        )
-    try:
-        info = builder.info
-        splits = list(info.splits.keys())
-    except Exception as e:
-        raise RuntimeError(
-            f"prepared dataset {name!r} has unreadable metadata ({e}); {_advice(builder, name)}"
-        ) from e
-    check_choice("split", split, splits, context=name)
-    if info.file_format is not None and info.file_format.value != "array_record":
-        raise RuntimeError(
-            f"{name!r} in {builder.data_dir} is {info.file_format.value}, which needs TensorFlow; "
-            f"{_advice(builder, name)}"
-        )
-    files = info.splits[split].filenames
-    missing = [f for f in files if not (Path(builder.data_dir) / f).exists()]
-    if missing:
-        raise RuntimeError(
-            f"prepared dataset {name!r} is incomplete: missing {missing}; {_advice(builder, name)}"
-        )
-    try:
-        source = builder.as_data_source(split=split)
-        n = len(source)
-        if n:
-            source[0], source[n - 1]  # touch both ends: a truncated file fails here, not mid-training
-    except Exception as e:
-        raise RuntimeError(
-            f"prepared dataset {name!r} (split {split!r}) is corrupt or truncated "
-            f"({type(e).__name__}: {e}); {_advice(builder, name)}"
-        ) from e
-    return source
+
+def _catalog_spec(name, description, splits, **kwargs) -> DatasetSpec:
+    return DatasetSpec(name, description, "tfds catalog", name, splits=splits, **kwargs)
+
+
+TRAIN_TEST = {"train": "train", "test": "test"}
+DATASETS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in (
+        *(_synthetic_spec(task) for task in SYNTHETIC_SPECS),
+        _archive_spec(
+            "vader",
+            "VADER sentiment snippets (Hutto & Gilbert 2014), binary",
+            "text:RnnlabVader",
+            "vader",
+            configs=("movies", "tweets", "amazon", "nyt"),
+        ),
+        _archive_spec(
+            "wnut16", "WNUT-16 Twitter NER, 2,394 tweets, BIO over 10 types", "text:RnnlabWnut16", "wnut16"
+        ),
+        _archive_spec(
+            "mnist5k",
+            "5,000 MNIST digits as pixel sequences (sequential / permuted)",
+            "numeric:RnnlabMnist5k",
+            "mnist5k",
+            splits=TRAIN_TEST,
+        ),
+        _archive_spec(
+            "shakespeare",
+            "Shakespeare's plays, ~4.8M characters, char LM",
+            "text:RnnlabShakespeare",
+            "shakespeare",
+        ),
+        _archive_spec(
+            "ptb", "Penn Treebank (Mikolov splits), word LM, 10k vocabulary", "text:RnnlabPtb", "ptb"
+        ),
+        _archive_spec(
+            "series",
+            "univariate series from statsmodels, forecasting",
+            "numeric:RnnlabSeries",
+            "statsmodels",
+            configs=("sunspots", "co2"),
+        ),
+        _archive_spec(
+            "japanese_vowels",
+            "Japanese Vowels: 12-channel LPC frames, 9 speakers",
+            "numeric:RnnlabJapaneseVowels",
+            "japanese_vowels",
+            splits=TRAIN_TEST,
+        ),
+        _archive_spec(
+            "num2words_fr", "English -> French number words, seq2seq", "text:RnnlabNum2wordsFr", "num2words"
+        ),
+        _catalog_spec("mnist", "MNIST as sequential / permuted sequential digits (784 steps)", TRAIN_TEST),
+        _catalog_spec("imdb_reviews", "IMDB movie reviews, binary sentiment (word level)", TRAIN_TEST),
+        _catalog_spec("tiny_shakespeare", "tiny_shakespeare, character LM (~1M characters)", TVT),
+        _catalog_spec(
+            "conll2003",
+            "CoNLL-2003 English NER (needs TensorFlow to prepare)",
+            {"train": "train", "validation": "dev", "test": "test"},
+            catalog_module="tensorflow_datasets.text.conll2003.conll2003",
+            tensorflow="to prepare",
+        ),
+        _catalog_spec(
+            "spoken_digit",
+            "Free Spoken Digit audio as log-mel features (needs TensorFlow)",
+            {"train": "train[:80%]", "validation": "train[80%:90%]", "test": "train[90%:]"},
+            tensorflow="always",
+        ),
+    )
+}

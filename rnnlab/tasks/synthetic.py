@@ -1,4 +1,4 @@
-"""Synthetic long-range tasks, generated on the fly (vectorised NumPy) or prepared as TFDS datasets.
+"""Synthetic long-range tasks, generated on the fly (vectorised NumPy) or read back from prepared data.
 
 Each task has a generator `gen(rng, B, **params) -> batch` and a trivial baseline with its formula:
 
@@ -9,8 +9,10 @@ Each task has a generator `gen(rng, B, **params) -> batch` and a trivial baselin
 | temporal_order | classification | int `[B, T]`, V=9 | accuracy 1/4 (chance) |
 | delayed_recall | classification | int `[B, lag+1]` | accuracy 1/num_symbols (chance) |
 
-'train' is an endless stream: batch i comes from `philox(seed, i)`. 'test' is a fixed set of `num_eval` examples
-from a seed that does not depend on the train seed, so every run is evaluated on the same data.
+'train' is endless: batch i comes from `philox(seed, i)`. 'validation' and 'test' are fixed sets of `num_eval`
+examples each, from two seeds that do not depend on the train seed, so every run is selected and evaluated on
+the same data (`fixed_set`). With `source='prepared'` all three splits are read from the dataset written by
+`builders/synthetic.py` instead (prepared on first use).
 """
 
 from __future__ import annotations
@@ -20,12 +22,30 @@ import functools
 import math
 
 import numpy as np
-import tensorflow_datasets as tfds
 
-from rnnlab.tasks.base import Task, TaskInfo, check_choice, philox, register_task
-from rnnlab.tasks.pipeline import ArraySource, Loader, StreamIterator
+from rnnlab.tasks.base import Task, TaskInfo, check_choice, philox
+from rnnlab.tasks.batching import ArraySource, GeneratedBatches, Loader
+from rnnlab.tasks.store import open_dataset, open_split
 
 EVAL_SEED = 0x7E57  # the test sets' seed: fixed, unrelated to any training seed
+VALIDATION_SEED = 0x7A11D  # the validation sets' seed
+# Validation chunks are keyed by three words (seed, chunk, tag): no train batch, keyed (seed, i), equals one.
+_VALIDATION_TAG = 0x5E1EC7
+FIXED_CHUNK = 1000  # fixed sets are generated in chunks of this many examples
+
+
+def fixed_set(generate, split: str, n: int) -> dict[str, np.ndarray]:
+    """The fixed `split` ('validation' or 'test') set of `n` examples: `generate(rng, B)` called on chunks of
+    `FIXED_CHUNK`, so the examples do not depend on how the set is batched later."""
+    check_choice("fixed split", split, ("validation", "test"))
+
+    def rng(c):
+        return philox(EVAL_SEED, c) if split == "test" else philox(VALIDATION_SEED, c, _VALIDATION_TAG)
+
+    chunks = [
+        generate(rng(c), min(FIXED_CHUNK, n - c * FIXED_CHUNK)) for c in range(math.ceil(n / FIXED_CHUNK))
+    ]
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
 def _batch_positions(rng: np.random.Generator, B: int, low: int, high: int) -> np.ndarray:
@@ -35,8 +55,8 @@ def _batch_positions(rng: np.random.Generator, B: int, low: int, high: int) -> n
 
 # ------------------------------------------------------------------------------------------------ generators
 def adding(rng: np.random.Generator, B: int, length: int = 100) -> dict[str, np.ndarray]:
-    """Adding problem (Arjovsky et al. 2016): values U[0,1] and one marker in each half; target = sum of the two
-    marked values. inputs `[B, T, 2]` float32, targets `[B]` float32. Baseline MSE Var(U1+U2) = 1/6."""
+    """Adding problem (Arjovsky et al. 2016): values U[0,1] and one marker in each half; target = sum of the
+    two marked values. inputs `[B, T, 2]` float32, targets `[B]` float32. Baseline MSE Var(U1+U2) = 1/6."""
     T = length
     values = rng.random((B, T), dtype=np.float32)
     half = T // 2
@@ -165,23 +185,55 @@ def _delayed_recall_info(lag, num_symbols):
 class _Spec:
     generate: object
     info: object
-    default_lengths: tuple[int, ...]  # TFDS builder configs
+    default_lengths: tuple[int, ...]  # lengths prepared as dataset configs
     length_param: str = "length"
+    description: str = ""
+
+    def config_name(self, value: int) -> str:
+        """The prepared dataset's config for a length (or lag), e.g. 'length_100'."""
+        return f"{self.length_param}_{value}"
 
 
 SPECS = {
-    "adding": _Spec(adding, _adding_info, (100, 200, 500, 1000)),
-    "copy": _Spec(copy, _copy_info, (100, 200, 500, 1000)),
-    "temporal_order": _Spec(temporal_order, _temporal_order_info, (100, 200, 500, 1000)),
-    "delayed_recall": _Spec(delayed_recall, _delayed_recall_info, (10, 50, 100, 200, 500), "lag"),
+    "adding": _Spec(
+        adding,
+        _adding_info,
+        (100, 200, 500, 1000),
+        description="adding problem: sum of two marked values among T (regression, MSE baseline 1/6)",
+    ),
+    "copy": _Spec(
+        copy,
+        _copy_info,
+        (100, 200, 500, 1000),
+        description="copy memory: recall 10 symbols after T blanks (tagging, baseline 10 ln8/(T+20))",
+    ),
+    "temporal_order": _Spec(
+        temporal_order,
+        _temporal_order_info,
+        (100, 200, 500, 1000),
+        description="temporal order of two symbols among distractors (4 classes, chance 1/4)",
+    ),
+    "delayed_recall": _Spec(
+        delayed_recall,
+        _delayed_recall_info,
+        (10, 50, 100, 200, 500),
+        "lag",
+        description="report the symbol seen `lag` steps earlier (classification, chance 1/S)",
+    ),
 }
 
 
 # ------------------------------------------------------------------------------------------------ tasks
-class SyntheticTask(Task):
-    """A synthetic task: 'train' streams fresh batches, 'test' iterates a fixed seeded set.
+SOURCES = ("generated", "prepared")
+# earlier spellings of `source`, still found in saved run configs
+_SOURCE_ALIASES = {"stream": "generated", "tfds": "prepared"}
 
-    With `source='tfds'` both splits are read from the prepared TFDS dataset instead (see the builders below).
+
+class SyntheticTask(Task):
+    """A synthetic task: 'train' generates fresh batches, 'validation' and 'test' iterate fixed seeded sets.
+
+    With `source='prepared'` the three splits are read from the prepared dataset `dataset` (a
+    `store.DatasetSpec`), which is prepared on first use when `download` is set.
     """
 
     def __init__(
@@ -190,51 +242,48 @@ class SyntheticTask(Task):
         params: dict,
         *,
         num_eval: int = 1000,
-        source: str = "stream",
+        source: str = "generated",
         data_dir=None,
-        max_length: int | None = None,
+        download: bool = True,
+        dataset=None,
     ):
-        check_choice("source", source, ("stream", "tfds"), context=name)
+        source = _SOURCE_ALIASES.get(source, source)
+        check_choice("source", source, SOURCES, context=name)
         self.spec = SPECS[name]
         self.name, self.params, self.num_eval, self.source = name, params, int(num_eval), source
-        self.data_dir = data_dir
+        self.data_dir, self.download, self.dataset = data_dir, download, dataset
         self.info = self.spec.info(**params)
         self._generate = functools.partial(self.spec.generate, **params)
-        self._eval = None
+        self._fixed = {}
 
     def generate(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
         return self._generate(rng, batch_size)
 
-    def eval_arrays(self) -> dict[str, np.ndarray]:
-        """The fixed test set, generated in chunks of 1000 so it does not depend on how it is batched later."""
-        if self._eval is None:
-            chunks = [
-                self._generate(philox(EVAL_SEED, c), min(1000, self.num_eval - c * 1000))
-                for c in range(math.ceil(self.num_eval / 1000))
-            ]
-            self._eval = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-        return self._eval
+    def eval_arrays(self, split: str = "test") -> dict[str, np.ndarray]:
+        """The fixed `split` set ('validation' or 'test') of `num_eval` examples."""
+        if split not in self._fixed:
+            self._fixed[split] = fixed_set(self._generate, split, self.num_eval)
+        return self._fixed[split]
 
     def iterator(self, split, batch_size, seed, *, num_epochs=None, shuffle=True):
-        """'train': endless generated stream (num_epochs / shuffle do not apply); 'test': the fixed set."""
+        """'train': endless generated batches (num_epochs / shuffle do not apply); 'validation', 'test': the
+        fixed sets."""
         self.check_split(split)
-        if self.source == "tfds":
-            return self._tfds_iterator(split, batch_size, seed, num_epochs=num_epochs, shuffle=shuffle)
+        if self.source == "prepared":
+            return self._prepared_iterator(split, batch_size, seed, num_epochs=num_epochs, shuffle=shuffle)
         if split == "train":
-            return StreamIterator(self.generate, batch_size, seed)
-        src = ArraySource(self.eval_arrays())
+            return GeneratedBatches(self.generate, batch_size, seed)
+        src = ArraySource(self.eval_arrays(split))
         return Loader(src, batch_size, seed, gather_fn=src.gather, num_epochs=num_epochs, shuffle=shuffle)
 
-    def _tfds_iterator(self, split, batch_size, seed, *, num_epochs, shuffle):
-        from rnnlab.tasks.datasets import open_split
-
-        builder = BUILDERS[self.name]
-        config = f"{self.spec.length_param}_{self.params[self.spec.length_param]}"
+    def _prepared_iterator(self, split, batch_size, seed, *, num_epochs, shuffle):
+        length = self.params[self.spec.length_param]
         extra = {k: v for k, v in self.params.items() if k != self.spec.length_param}
         if extra and extra != {"num_symbols": 8}:
             raise ValueError(f"prepared {self.name} data exists only for the default parameters, not {extra}")
-        source = open_split(builder, config, split, self.data_dir)
-        src = _DecodedArrays(source, self.info.kind)
+        config = self.spec.config_name(length)
+        builder = open_dataset(self.dataset, config, self.data_dir, download=self.download)
+        src = _DecodedArrays(open_split(self.dataset, builder, split), self.info.kind)
         return Loader(
             src,
             batch_size,
@@ -265,113 +314,3 @@ class _DecodedArrays:
 
     def gather(self, idx):
         return {k: v[idx] for k, v in self.arrays.items()}
-
-
-def _register(name, description, **defaults):
-    def factory(**params):
-        own = {k: params.pop(k, v) for k, v in defaults.items()}
-        return SyntheticTask(name, own, **params)
-
-    # get_task checks parameter names against this signature
-    import inspect
-
-    params = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()]
-    params += [
-        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
-        for k, v in (("num_eval", 1000), ("source", "stream"), ("data_dir", None))
-    ]
-    factory.__signature__ = inspect.Signature(params)
-    register_task(name, description)(factory)
-
-
-_register(
-    "adding", "adding problem: sum of two marked values among T (regression, MSE baseline 1/6)", length=100
-)
-_register(
-    "copy", "copy memory: recall 10 symbols after T blanks (tagging, baseline 10 ln8/(T+20))", length=100
-)
-_register(
-    "temporal_order", "temporal order of two symbols among distractors (4 classes, chance 1/4)", length=100
-)
-_register(
-    "delayed_recall",
-    "report the symbol seen `lag` steps earlier (classification, chance 1/S)",
-    lag=50,
-    num_symbols=8,
-)
-
-
-# ------------------------------------------------------------------------------------------------ TFDS
-class SyntheticConfig(tfds.core.BuilderConfig):
-    """One prepared length of a synthetic task."""
-
-    def __init__(self, *, length: int, num_train: int = 10_000, num_test: int = 1000, **kwargs):
-        super().__init__(**kwargs)
-        self.length, self.num_train, self.num_test = length, num_train, num_test
-
-
-class _SyntheticBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Writes `num_train` examples from the stream (seed 0) and the fixed `num_test` test set."""
-
-    VERSION = tfds.core.Version("1.0.0")
-    TASK = ""
-
-    def _info(self):
-        spec = SPECS[self.TASK]
-        probe = spec.generate(philox(0), 1, **{spec.length_param: self.builder_config.length})
-        features = {}
-        for key in ("inputs", "targets"):
-            x = probe[key][0]
-            features[key] = (
-                tfds.features.Tensor(shape=x.shape, dtype=x.dtype)
-                if x.ndim
-                else tfds.features.Scalar(dtype=x.dtype)
-            )
-        return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(features),
-            homepage="https://arxiv.org/abs/1511.06464",
-            description=(spec.generate.__doc__ or "").strip(),
-            citation="@inproceedings{arjovsky2016unitary, title={Unitary Evolution Recurrent Neural Networks},"
-            " author={Arjovsky, Martin and Shah, Amar and Bengio, Yoshua}, booktitle={ICML}, year={2016}}",
-        )
-
-    def _split_generators(self, dl_manager):
-        cfg = self.builder_config
-        return {
-            "train": self._generate_examples(0, cfg.num_train),
-            "test": self._generate_examples(EVAL_SEED, cfg.num_test),
-        }
-
-    def _generate_examples(self, seed, n):
-        spec = SPECS[self.TASK]
-        params = {spec.length_param: self.builder_config.length}
-        for c in range(math.ceil(n / 1000)):
-            b = spec.generate(philox(seed, c), min(1000, n - 1000 * c), **params)
-            for i in range(len(b["targets"])):
-                yield 1000 * c + i, {"inputs": b["inputs"][i], "targets": b["targets"][i]}
-
-
-def _builder_class(task: str) -> type:
-    spec = SPECS[task]
-    configs = [
-        SyntheticConfig(
-            name=f"{spec.length_param}_{n}", length=n, description=f"{task} with {spec.length_param}={n}"
-        )
-        for n in spec.default_lengths
-    ]
-    cls_name = "Rnnlab" + "".join(p.title() for p in task.split("_"))
-    return type(
-        cls_name, (_SyntheticBuilder,), {"TASK": task, "BUILDER_CONFIGS": configs, "__module__": __name__}
-    )
-
-
-RnnlabAdding = _builder_class("adding")
-RnnlabCopy = _builder_class("copy")
-RnnlabTemporalOrder = _builder_class("temporal_order")
-RnnlabDelayedRecall = _builder_class("delayed_recall")
-BUILDERS = {
-    "adding": RnnlabAdding,
-    "copy": RnnlabCopy,
-    "temporal_order": RnnlabTemporalOrder,
-    "delayed_recall": RnnlabDelayedRecall,
-}

@@ -1,9 +1,11 @@
 """Seeded, resumable batching over random-access sources (TFDS array_record data sources, in-memory arrays).
 
-The epoch order is a pure function of (seed, epoch): a Philox permutation, optionally length-bucketed, cut into
-batches. The position is (epoch, batch), so `set_state` jumps to any batch without replaying earlier ones.
-Elements are read through a `grain.MapDataset` (random access, no worker processes), decoded per example,
-then padded together by a collate function.
+The epoch order is a pure function of (seed, epoch): a Philox permutation, optionally length-bucketed, cut
+into batches. The position is (epoch, batch), so `set_state` jumps to any batch without replaying earlier
+ones.
+Records of a prepared dataset are read through a `grain.MapDataset` (random access, no worker processes),
+decoded per example, then padded together by a collate function; in-memory arrays are gathered directly.
+Generated data (synthetic tasks) comes as `GeneratedBatches`: batch i is a pure function of (seed, i).
 
 Shape legend: B batch, T time (padded to the batch max or a fixed `max_length`), D features.
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import grain
 import numpy as np
 
 from rnnlab.tasks.base import BatchIterator, philox
@@ -48,7 +49,8 @@ def collate(
       pad_id: pad value of int inputs and per-step targets (float inputs are padded with 0).
 
     Returns:
-      batch with `inputs` `[B, T(, D)]`, `lengths` `[B]`, `targets`, and `target_mask` `[B, T]` for per-step kinds.
+      batch with `inputs` `[B, T(, D)]`, `lengths` `[B]`, `targets`, and `target_mask` `[B, T]` for
+      per-step kinds.
     """
     inputs = [np.asarray(e["inputs"]) for e in examples]
     lengths = np.array([len(x) for x in inputs], dtype=np.int32)
@@ -183,8 +185,8 @@ def read_all(source, chunk: int = 4096) -> list:
 class Loader(BatchIterator):
     """Resumable batches over a random-access `source` (TFDS data source, `ArraySource`, any sequence).
 
-    Position = (epoch, batch index within the epoch); `get_state()` records it (plus the configuration, checked
-    on `set_state` so a state is never applied to a different pipeline).
+    Position = (epoch, batch index within the epoch); `get_state()` records it (plus the configuration,
+    checked on `set_state` so a state is never applied to a different pipeline).
 
     Args:
       source: supports `len(source)` and `source[i]`.
@@ -218,8 +220,12 @@ class Loader(BatchIterator):
         self.n = len(source)
         if self.n == 0:
             raise ValueError("the source is empty")
-        ds = grain.MapDataset.source(_BatchedReads(source))
-        self._ds = ds.map(decode) if decode is not None else ds
+        self._ds = None
+        if gather_fn is None:
+            import grain  # ~2.5 s to import: only loaders that decode records need it
+
+            ds = grain.MapDataset.source(_BatchedReads(source))
+            self._ds = ds.map(decode) if decode is not None else ds
         self.collate_fn, self.gather_fn = collate_fn, gather_fn
         self.batch_size, self.seed, self.num_epochs = int(batch_size), int(seed), num_epochs
         self.shuffle, self.drop_remainder = bool(shuffle), bool(drop_remainder)
@@ -283,8 +289,8 @@ class Loader(BatchIterator):
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
 
 
-class StreamIterator(BatchIterator):
-    """An endless stream of generated batches; batch i is `generate(philox(seed, i), batch_size)`.
+class GeneratedBatches(BatchIterator):
+    """Endless generated batches; batch i is `generate(philox(seed, i), batch_size)`.
 
     Resuming sets the batch counter: nothing is replayed.
     """
@@ -306,5 +312,5 @@ class StreamIterator(BatchIterator):
             self.seed,
             self.batch_size,
         ):
-            raise ValueError(f"stream state {state} was recorded with another seed / batch size")
+            raise ValueError(f"generator state {state} was recorded with another seed / batch size")
         self.index = int(state["batch"])
