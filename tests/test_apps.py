@@ -11,7 +11,10 @@ from archives import fake_archive as _fake
 
 from rnnlab import apps, cli, train
 from rnnlab import config as config_lib
-from rnnlab.tasks import get_task, offline, prepare, prepared
+from rnnlab.tasks import get_task, prepare
+from rnnlab.tasks.builders.text import WNUT_TAGS
+from rnnlab.tasks.dataset_task import as_str
+from rnnlab.tasks.formats.vader import VADER_TAR
 
 SUNSPOTS = "statsmodels/datasets/sunspots/sunspots.csv"
 VALUES = [10.0 + (t % 7) + 0.1 * t for t in range(80)]
@@ -164,7 +167,7 @@ def _vader(monkeypatch, tmp_path):
         info = tarfile.TarInfo("hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt")
         info.size = len(rows.encode())
         tf.addfile(info, io.BytesIO(rows.encode()))
-    data = _fake(monkeypatch, tmp_path, "vader", {offline.VADER_TAR: inner.getvalue()})
+    data = _fake(monkeypatch, tmp_path, "vader", {VADER_TAR: inner.getvalue()})
     prepare("vader/movies", data_dir=data)
     return data
 
@@ -209,7 +212,7 @@ def test_ner_entity_scores_and_tags(monkeypatch, tmp_path):
     assert 0 <= scores["f1"] <= 1 and 0 <= scores["token_accuracy"] <= 1
     (pairs,) = apps.tag_texts(run, ["Obama visits New York"])
     assert [tok for tok, _ in pairs] == ["Obama", "visits", "New", "York"]
-    assert all(tag in offline.WNUT_TAGS for _, tag in pairs)
+    assert all(tag in WNUT_TAGS for _, tag in pairs)
 
 
 def test_entity_scores_of_a_perfect_and_a_trivial_tagger(monkeypatch, tmp_path):
@@ -220,7 +223,7 @@ def test_entity_scores_of_a_perfect_and_a_trivial_tagger(monkeypatch, tmp_path):
     names = apps.tag_names(task)
     truth = {}
     for r in task.records("test"):
-        truth[tuple(task.vocab.encode([prepared._str(t) for t in r["tokens"]]))] = np.asarray(r["tags"])
+        truth[tuple(task.vocab.encode([as_str(t) for t in r["tokens"]]))] = np.asarray(r["tags"])
 
     class Oracle(apps.LoadedRun):
         def apply(self, inputs, lengths):

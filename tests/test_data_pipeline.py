@@ -143,3 +143,15 @@ def test_load_or_build_reuses_saved_vocabulary(tmp_path):
     first = vocab.load_or_build(path, lambda: ["x y"], "word")
     second = vocab.load_or_build(path, lambda: ["completely different"], "word")
     assert first == second and path.exists()
+
+
+def test_loader_benchmark_runs():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_loader.py"
+    spec = importlib.util.spec_from_file_location("bench_loader", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.loader_batches_per_second(batch_size=4, length=10, min_seconds=0.02) > 0
+    assert mod.prepared_loader_batches_per_second(batch_size=4, length=10, min_seconds=0.02, num_train=20) > 0

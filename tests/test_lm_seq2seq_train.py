@@ -19,8 +19,9 @@ import pytest
 from rnnlab import cli, losses, optim, train
 from rnnlab import config as config_lib
 from rnnlab.models import SequenceModel
-from rnnlab.tasks import base, text
-from rnnlab.tasks.prepared import BOS, EOS, LanguageModelTask, Seq2SeqTask, StreamChunks
+from rnnlab.tasks import register_task, vocab
+from rnnlab.tasks.lm import LanguageModelTask, StreamChunks
+from rnnlab.tasks.translation import BOS, EOS, Seq2SeqTask
 
 CHARS = "the cat sat on the mat. " * 40
 
@@ -35,7 +36,7 @@ class TinyChars(LanguageModelTask):
             "char",
             ("train", "test"),
         )
-        self.vocab = text.Vocabulary.build([CHARS], "char")
+        self.vocab = vocab.Vocabulary.build([CHARS], "char")
         self._ids = {}
 
     def text(self, split):
@@ -59,7 +60,7 @@ class TinyTranslation(Seq2SeqTask):
             "test": [{"en": s, "fr": " ".join(WORDS[w] for w in s.split())} for s in en[32:]],
         }
         self.vocabs = {
-            k: text.Vocabulary.build(
+            k: vocab.Vocabulary.build(
                 [r[k] for r in self._data["train"]], "word", lowercase=True, extra_specials=(BOS, EOS)
             )
             for k in ("en", "fr")
@@ -69,8 +70,8 @@ class TinyTranslation(Seq2SeqTask):
         return self._data[split]
 
 
-base.register_task("test_tiny_chars", "test: tiny char LM")(lambda *, length=6: TinyChars(length))
-base.register_task("test_tiny_translation", "test: tiny translation")(lambda: TinyTranslation())
+register_task("test_tiny_chars", "test: tiny char LM")(lambda *, length=6: TinyChars(length))
+register_task("test_tiny_translation", "test: tiny translation")(lambda: TinyTranslation())
 
 
 def tiny_config(task, **train):
