@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from fake_digits import prototype_digits
 
 from rnnlab import decoding
 from rnnlab.captioning import ImageCaptioner, caption_init_carry, caption_step_fn
@@ -21,15 +22,6 @@ def random_variables(model, seed, *args, scale=0.5):
     shapes = jax.eval_shape(model.init, jax.random.key(0), *args)
     rng = np.random.default_rng(seed)
     return jax.tree.map(lambda s: jnp.asarray(scale * rng.normal(size=s.shape), s.dtype), shapes)
-
-
-def prototype_digits(num_classes, n, shape, seed=0, flip=0.1):
-    """``n`` noisy copies of ``num_classes`` random binary prototypes: a learnable stand-in for digits."""
-    rng = np.random.default_rng(seed)
-    protos = rng.random((num_classes, *shape)) < 0.5
-    labels = np.arange(n) % num_classes
-    images = protos[labels] ^ (rng.random((n, *shape)) < flip)
-    return images.astype(np.uint8) * 255, labels
 
 
 @pytest.mark.parametrize("attention, cell", [("none", "lstm"), ("general", "gru"), ("dot", "lstm")])

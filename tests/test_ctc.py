@@ -6,9 +6,13 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
+from fake_digits import prototype_digits
 
 from rnnlab import ctc
+from rnnlab.models import SequenceModel
+from rnnlab.tasks import digit_sequences as ds
 
 B, T, C = 4, 4, 3  # class 0 is the blank
 FRAMES = np.array([4, 3, 2, 4])
@@ -112,3 +116,44 @@ def test_beam_search_sums_alignments_where_the_best_path_does_not():
     (best, best_lp), *_ = ctc.prefix_beam_search(log_probs, beam_size=2)
     assert best == (1,)
     np.testing.assert_allclose(np.exp(best_lp), 0.56)
+
+
+def test_a_tiny_bidirectional_gru_learns_to_transcribe_digit_strips():
+    """Strips of 1-3 held-out "digits" read column by column; the CTC-trained tagger's greedy transcripts
+    have a label error rate under 10% (guessing one fixed digit for every strip scores 69-78%)."""
+    images, labels = prototype_digits(3, 300, (6, 5), flip=0.05)
+    pools = ds.split_digits(labels, {"train": 0.8, "test": 0.2})
+    train = ds.make_strips(images, labels, pools["train"], 2048, max_digits=3, max_gap=1, seed=0)
+    test = ds.make_strips(images, labels, pools["test"], 128, max_digits=3, max_gap=1, seed=1)
+    frames, lengths = ds.strip_frames(train)
+    data = tuple(
+        jnp.asarray(a, dtype)
+        for a, dtype in [
+            (frames, jnp.float32),
+            (lengths, jnp.int32),
+            (train.digits + 1, jnp.int32),
+            (train.num_digits, jnp.int32),
+        ]
+    )  # label k is class k + 1: class 0 is the blank
+    model = SequenceModel(cell="gru", hidden_size=16, bidirectional=True, head="all", num_outputs=4)
+    opt = optax.adam(1e-2)
+
+    def loss_fn(params, x, ln, y, yl):
+        return ctc.ctc_loss(model.apply({"params": params}, x, ln), ln, y, yl).mean()
+
+    @jax.jit
+    def step(params, opt_state, i):
+        idx = (i * 32 + jnp.arange(32)) % len(data[0])
+        grads = jax.grad(loss_fn)(params, *(a[idx] for a in data))
+        updates, opt_state = opt.update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state
+
+    params = jax.jit(model.init)(jax.random.key(0), data[0][:2], data[1][:2])["params"]
+    opt_state = opt.init(params)
+    for i in range(300):
+        params, opt_state = step(params, opt_state, i)
+    test_frames, test_lengths = ds.strip_frames(test)
+    logits = jax.jit(model.apply)({"params": params}, test_frames, test_lengths)
+    hyps = ctc.to_lists(*ctc.greedy_decode(logits, test_lengths))
+    refs = [list(d[:n] + 1) for d, n in zip(test.digits, test.num_digits, strict=True)]
+    assert ctc.label_error_rate(refs, hyps) < 0.1
