@@ -1,0 +1,219 @@
+"""Image captioning: an image encoder whose features start a recurrent decoder of words (Vinyals, Toshev,
+Bengio & Erhan 2015, "Show and tell"; Karpathy & Fei-Fei 2015, "Deep visual-semantic alignments"), with
+optional attention over the image's feature positions (Xu et al. 2015, "Show, attend and tell").
+
+Shape legend: B batch, H x W image, S feature positions, F features, T caption length, E embedding size,
+N hidden size, V vocabulary.
+
+::
+
+    features = encoder(image)                        [B, S, F]
+    carry_0  = tanh(W_k flatten(features) + b_k)     one projection per leaf of the cell's carry
+    h_t      = cell(h_{t-1}, embed(y_{t-1}))          attention 'none'
+    logits_t = W_out h_t + b_out
+
+With ``attention='general'`` or ``'dot'`` the decoder is :class:`rnnlab.seq2seq.LuongAttentionCell` over the
+memory ``values = relu(W_v features)`` (``[B, S, N]``; keys ``W_a values`` for 'general'), the same cell the
+translation model uses, so a caption is a translation from feature positions to words.
+
+The carry is initialised from the image rather than fed the image as a first input: Vinyals et al. feed it
+once as x_0, Karpathy & Fei-Fei add it as a bias at the first step; initialising the state is the same idea
+without a special first step, so teacher forcing and :meth:`ImageCaptioner.decode_step` run one cell.
+Teacher-forced decoding goes through :class:`rnnlab.RNN`; generation through :mod:`rnnlab.decoding` with
+:func:`caption_step_fn` and :func:`caption_init_carry`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from rnnlab.cells import get_cell
+from rnnlab.encoders import flatten_features
+from rnnlab.scan import RNN
+from rnnlab.seq2seq import ATTENTIONS, LuongAttentionCell
+
+Array = jax.Array
+
+
+class ImageCaptioner(nn.Module):
+    """Encoder -> carry initialisation -> recurrent decoder with teacher forcing (module docstring).
+
+    Attributes:
+      vocab_size: V (the caption tokens, including the start, end and padding tokens the task defines).
+      encoder: an image encoder ``[B, H, W(, Ch)] -> [B, S, F]`` (:mod:`rnnlab.encoders`).
+      cell, cell_options: the decoder cell (``rnnlab.get_cell(cell, hidden_size, **cell_options)``).
+      hidden_size: N; embed_dim: E (default N).
+      attention: ``'none'`` (default), ``'general'`` or ``'dot'``.
+      dropout: on the word embeddings and before the output layer (``train=True`` needs the 'dropout' rng).
+      rnn_options: keyword arguments for the decoder's :class:`rnnlab.RNN`.
+
+    ``__call__(images, decoder_inputs [B, T] int, decoder_lengths [B] | None, *, train=False) -> logits
+    [B, T, V]``; for generation :meth:`encode`, :meth:`init_decoder_carry`, :meth:`decode_step`.
+    """
+
+    vocab_size: int
+    encoder: nn.Module
+    cell: str = "lstm"
+    hidden_size: int = 64
+    cell_options: Any = ()
+    embed_dim: int | None = None
+    attention: str = "none"
+    dropout: float = 0.0
+    rnn_options: Any = ()
+
+    def __post_init__(self):
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {self.attention!r}; valid: {', '.join(ATTENTIONS)}")
+        get_cell(self.cell, self.hidden_size, parent=None, **dict(self.cell_options))  # validate early
+        super().__post_init__()
+
+    def _cell(self, **flax_kwargs):
+        return get_cell(self.cell, self.hidden_size, **dict(self.cell_options), **flax_kwargs)
+
+    def setup(self):
+        n = self.hidden_size
+        self.embed = nn.Embed(self.vocab_size, self.embed_dim or n)
+        leaves = jax.tree.leaves(self._cell(parent=None).init_carry(None, (1,)))
+        self.init_carry_proj = [nn.Dense(leaf.shape[-1]) for leaf in leaves]
+        if self.attention != "none":
+            self.memory_proj = nn.Dense(n)
+        if self.attention == "general":
+            self.attention_keys = nn.Dense(n, use_bias=False)  # W_a, applied to the memory once
+        self.drop = nn.Dropout(self.dropout)
+        self.decoder = _WordDecoder(
+            self.cell,
+            self.hidden_size,
+            self.cell_options,
+            self.attention,
+            self.vocab_size,
+            self.rnn_options,
+            self.dropout,
+        )
+
+    def encode(self, images: Array) -> dict:
+        """``images [B, H, W(, Ch)]`` -> the decoder's memory: ``{'summary': [B, S*F]}`` plus, with
+        attention, ``{'keys', 'values': [B, S, N], 'mask': [B, S] bool}`` (every leaf batch-first, so beam
+        search can tile and reorder it)."""
+        features = self.encoder(images)
+        memory = {"summary": flatten_features(features)}
+        if self.attention != "none":
+            values = nn.relu(self.memory_proj(features))
+            keys = self.attention_keys(values) if self.attention == "general" else values
+            memory.update(keys=keys, values=values, mask=jnp.ones(values.shape[:2], bool))
+        return memory
+
+    def init_decoder_carry(self, memory: dict):
+        """The decoder's first carry: ``tanh`` of a projection of the image summary for every carry leaf
+        (plus a zero attentional vector with attention)."""
+        summary = memory["summary"]
+        b = summary.shape[0]
+        zero = self._cell(parent=None).init_carry(None, (b,))
+        leaves, treedef = jax.tree.flatten(zero)
+        inner = jax.tree.unflatten(
+            treedef,
+            [jnp.tanh(p(summary)).astype(z.dtype) for p, z in zip(self.init_carry_proj, leaves, strict=True)],
+        )
+        if self.attention == "none":
+            return inner
+        return inner, jnp.zeros((b, self.hidden_size), memory["values"].dtype)
+
+    def decode_step(self, memory: dict, carry, token: Array):
+        """One decoder step: ``token [B]`` int (the previous word) -> ``(carry, logits [B, V])``."""
+        return self.decoder(memory, carry, self.embed(jnp.asarray(token)), single_step=True)
+
+    def __call__(
+        self,
+        images: Array,
+        decoder_inputs: Array,
+        decoder_lengths: Array | None = None,
+        *,
+        train: bool = False,
+    ) -> Array:
+        """Teacher-forced logits ``[B, T, V]`` for ``decoder_inputs [B, T]`` (the caption shifted right,
+        starting with the start token); padded steps (``decoder_lengths``) give exactly the output bias."""
+        memory = self.encode(images)
+        carry = self.init_decoder_carry(memory)
+        x = self.drop(self.embed(jnp.asarray(decoder_inputs)), deterministic=not train)
+        _, logits = self.decoder(memory, carry, x, decoder_lengths, train=train)
+        return logits
+
+
+class _WordDecoder(nn.Module):
+    """The decoder cell (bound to the memory of the current batch), dropout and the output layer.
+
+    ``__call__(memory, carry, x, lengths, *, single_step, train)``: ``x: [B, T, E]`` through the time loop,
+    or ``x: [B, E]`` for one step. Returns ``(carry, logits [B, (T,) V])``; padded steps give exactly the
+    output bias (the time loop zeroes their outputs).
+    """
+
+    cell: str
+    hidden_size: int
+    cell_options: Any
+    attention: str
+    vocab_size: int
+    rnn_options: Any
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, memory, carry, x, lengths=None, *, single_step: bool = False, train: bool = False):
+        if self.attention == "none":
+            # get_cell's first parameter is called `name`, so the Flax child is named through clone.
+            cell = get_cell(self.cell, self.hidden_size, parent=None, **dict(self.cell_options))
+            cell = cell.clone(parent=self, name="cell")
+        else:
+            attended = {k: memory[k] for k in ("keys", "values", "mask")}
+            cell = LuongAttentionCell(
+                self.hidden_size,
+                cell_name=self.cell,
+                cell_options=self.cell_options,
+                memory=attended,
+                name="cell",
+            )
+        if single_step:
+            carry, y = cell(carry, x)
+        else:
+            carry, y = RNN(cell, name="rnn", **dict(self.rnn_options))(x, lengths, carry)
+        y = jnp.real(y) if jnp.iscomplexobj(y) else y
+        y = nn.Dropout(self.dropout, deterministic=not train)(y)
+        return carry, nn.Dense(self.vocab_size, name="out")(y)
+
+
+# --- generation with rnnlab.decoding ----------------------------------------------------------------------
+
+
+def _variables(params):
+    return params if isinstance(params, Mapping) and "params" in params else {"params": params}
+
+
+def _step(model, variables, carry, tokens):
+    memory, dec = carry
+    dec, logits = model.apply(variables, memory, dec, tokens, method="decode_step")
+    return (memory, dec), jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+
+
+# One bound step per (hashable, equal-by-value) model: rnnlab.decoding compiles once per step callable.
+@functools.lru_cache(maxsize=32)
+def _bound_step(model):
+    return functools.partial(_step, model)
+
+
+def caption_step_fn(model: ImageCaptioner, params) -> jax.tree_util.Partial:
+    """The step function of :func:`rnnlab.decoding.greedy` / ``beam_search``: ``(carry, tokens [B]) ->
+    (carry, log_probs [B, V])``, the carry from :func:`caption_init_carry`."""
+    return jax.tree_util.Partial(_bound_step(model), _variables(params))
+
+
+def caption_init_carry(model: ImageCaptioner, params, images: Array):
+    """Encode ``images`` into the ``(memory, decoder_carry)`` carry that :func:`caption_step_fn` reads."""
+    variables = _variables(params)
+    memory = model.apply(variables, images, method="encode")
+    return memory, model.apply(variables, memory, method="init_decoder_carry")
+
+
+__all__ = ["ImageCaptioner", "caption_init_carry", "caption_step_fn"]
