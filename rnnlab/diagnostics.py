@@ -491,7 +491,7 @@ def recurrent_spectrum(cell: RecurrentCell, cell_params) -> dict[str, Any]:
     """
     variables = {"params": cell_params}
     if isinstance(cell, LRUCell):
-        mod = jnp.abs(cell.apply(variables, method=LRUCell.lam)).max()
+        mod = jnp.abs(cell.apply(variables, method=LRUCell.diagonal_recurrence)).max()
         return {
             "blocks": {
                 "lambda": {"sigma_max": mod, "spectral_radius": mod, "gamma": 1.0, "pascanu_bound": 1.0}

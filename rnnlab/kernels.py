@@ -20,8 +20,9 @@ h_t; GRU: r, z, n, h_{t-1} W_hn + b_hn, h_t) — 6 resp. 5 ``[T, B, H]`` arrays 
 the stacked ``dz``. XLA temp memory of a training step was 20-25% below the XLA scan with the hoisted
 projection (LSTM and GRU) and ~10% below it without (LSTM; for the GRU without hoisting ~20% above).
 
-The gate conventions are those of :mod:`rnnlab.cells.gated` (LSTM ``(i, f, g, o)``, GRU reset-after
-``(r, z, n)``, sigmoid slope ``gate_slope``); results equal ``RNN(cell, backend='xla')`` to float rounding.
+The forward equations are :func:`rnnlab.cells.gated.lstm_update` and :func:`~rnnlab.cells.gated.gru_update`
+(the cells' own; LSTM gates ``(i, f, g, o)``, GRU reset-after ``(r, z, n)``, sigmoid slope ``gate_slope``);
+only the backward passes are written here. Results equal ``RNN(cell, backend='xla')`` to float rounding.
 Masking and probes follow :mod:`rnnlab.scan`: on steps where ``mask`` is False the carry is frozen and the
 output is 0; ``probes`` (carry-shaped, ``[T, B, H]`` leaves) are added to the carry after every step.
 Peephole and CIFG LSTMs are not covered (the time loop falls back to its XLA path for them).
@@ -34,7 +35,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from rnnlab.cells.base import gate
+from rnnlab.cells.gated import gru_update, lstm_update
 
 Array = jax.Array
 
@@ -111,18 +112,10 @@ def _project_grads(proj, xs, dxp):
 
 
 def _lstm_forward(slope, unroll, w, xp, c0, h0, mask, probes, proj, save):
-    hs = w.shape[0]
-
     def body(carry, inp):
         c, h = carry
         xp_t, m_t, p_t = inp
-        z = _project(proj, xp_t) + h @ w
-        i = gate(z[:, :hs], slope)
-        f = gate(z[:, hs : 2 * hs], slope)
-        g = jnp.tanh(z[:, 2 * hs : 3 * hs])
-        o = gate(z[:, 3 * hs :], slope)
-        c_new = f * c + i * g
-        h_new = o * jnp.tanh(c_new)
+        (c_new, h_new), (i, f, g, o) = lstm_update(_project(proj, xp_t) + h @ w, c, slope)
         c_n, h_n = _select(m_t, c_new, c), _select(m_t, h_new, h)
         if p_t is not None:
             c_n, h_n = c_n + p_t[0], h_n + p_t[1]
@@ -228,17 +221,9 @@ def gru_sequence(
 
 
 def _gru_forward(slope, unroll, w, bhn, xp, h0, mask, probes, proj, save):
-    hs = w.shape[0]
-
     def body(h, inp):
         xp_t, m_t, p_t = inp
-        xp_t = _project(proj, xp_t)
-        hp = h @ w
-        rz = gate(xp_t[:, : 2 * hs] + hp[:, : 2 * hs], slope)
-        r, z = rz[:, :hs], rz[:, hs:]
-        hn = hp[:, 2 * hs :] + bhn
-        n = jnp.tanh(xp_t[:, 2 * hs :] + r * hn)
-        h_new = (1.0 - z) * n + z * h
+        h_new, (r, z, n, hn) = gru_update(_project(proj, xp_t), h @ w, h, bhn, slope)
         h_n = _select(m_t, h_new, h)
         if p_t is not None:
             h_n = h_n + p_t
