@@ -67,7 +67,7 @@ def _slow_grad_norms(model, params, batch):
                 c, h = step(c, h, batch["inputs"][s, t])
                 ys.append(h)
                 h = h + deltas[s, t]
-            feats = h if model.head == "last" else sum(ys) / n
+            feats = ys[-1] if model.head == "last" else sum(ys) / n  # the output, before the last delta
             outs.append(feats @ head["kernel"] + head["bias"])
         return _mse(jnp.stack(outs), batch)
 
@@ -86,9 +86,9 @@ def test_probe_grad_norms_equal_slow_perturbation_gradients(cell, head):
         params, batch
     )
     np.testing.assert_allclose(fast, _slow_grad_norms(model, params, batch), rtol=1e-4, atol=1e-7)
-    # The probe is added to the carry after y_t is emitted: with a per-step readout the last step's carry
-    # feeds nothing, so its gradient is exactly 0; with head 'last' every step's gradient is positive.
-    assert np.all(np.asarray(fast)[:-1] > 0) and (head == "mean") == (float(fast[-1]) == 0.0)
+    # The probe is added to the carry after y_t is emitted, and both heads read outputs: the last step's
+    # carry feeds nothing, so its gradient is exactly 0; every earlier step's is positive.
+    assert np.all(np.asarray(fast)[:-1] > 0) and float(fast[-1]) == 0.0
 
 
 def test_probe_norms_right_aligned_put_every_sequence_end_at_the_last_index():
