@@ -75,7 +75,7 @@ class LoopOptions:
             raise ValueError(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
-        if not (isinstance(self.hoist, bool) or self.hoist == "auto"):
+        if not (isinstance(self.hoist, (bool, np.bool_)) or self.hoist == "auto"):
             raise ValueError(f"hoist must be True, False or 'auto', got {self.hoist!r}")
         if not isinstance(self.unroll, (int, np.integer)) or isinstance(self.unroll, bool) or self.unroll < 1:
             raise ValueError(f"unroll must be a positive integer, got {self.unroll!r}")
