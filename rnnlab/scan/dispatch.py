@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Mapping
 
 import jax
 import numpy as np
@@ -144,14 +145,15 @@ def check(cell: RecurrentCell, options: LoopOptions) -> None:
 
 def resolve(
     cell: RecurrentCell,
-    options: LoopOptions,
+    options: LoopOptions | Mapping,
     platform: str,
     *,
     collect: bool = False,
     probes: bool = False,
     dtype=None,
 ) -> Plan:
-    """The :class:`Plan` for running ``cell`` with ``options`` on ``platform`` ('cpu', 'gpu' or 'tpu').
+    """The :class:`Plan` for running ``cell`` with ``options`` (see :func:`loop_options`) on ``platform``
+    ('cpu', 'gpu' or 'tpu').
 
     ``mode='associative'`` (linear cells) always runs associative; ``'auto'`` does where :data:`AUTO` says,
     unless ``collect`` (gate statistics need the per-step cell). Otherwise a whole-sequence kernel runs when
@@ -164,12 +166,13 @@ def resolve(
     Raises:
       ValueError: an invalid option, or one the cell cannot run with (see :func:`check`).
     """
+    options = loop_options(options)
     check(cell, options)
     auto = AUTO.get(platform, AUTO["gpu"])  # other accelerators: as GPUs
     linear_auto = options.mode == "auto" and cell.linear and auto.associative and not collect
     if options.mode == "associative" or linear_auto:
         return Plan(Backend.ASSOCIATIVE, hoist=True, unroll=options.unroll)
-    hoist = auto.hoist if options.hoist == "auto" else options.hoist
+    hoist = auto.hoist if options.hoist == "auto" else bool(options.hoist)
     remat = bool(options.remat or options.remat_chunk)
     wanted = {"auto": [auto.kernel], "fused": [Backend.FUSED], "cudnn": [Backend.CUDNN, auto.kernel]}
     dtype = cell.param_dtype if dtype is None else dtype
