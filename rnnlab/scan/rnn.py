@@ -44,8 +44,8 @@ class RNN(nn.Module):
       backend: ``'auto'`` (a whole-sequence kernel where the cell has one and it applies, else ``'xla'``),
         ``'xla'`` (differentiate the ``lax.scan``), ``'fused'`` (LSTM/GRU custom VJP; falls back to ``'xla'``
         for peephole/CIFG LSTMs, ``remat`` and gate collection; forward-mode AD needs ``'xla'``) or
-        ``'cudnn'`` (LSTM on a GPU in float32 without probes, peephole, CIFG or gate_slope; elsewhere it falls
-        back to what ``'auto'`` picks).
+        ``'cudnn'`` (the LSTM through cuDNN, on a GPU in float32, without probes, peepholes, CIFG or a
+        gate_slope other than 1; elsewhere it falls back to what ``'auto'`` picks).
 
     The knobs are resolved by :func:`resolve` (see :meth:`plan`); an invalid value fails at the first call.
     """
