@@ -1,7 +1,7 @@
 """Training-step throughput of LSTM/GRU layers: rnnlab (xla / fused backends) vs Flax vs PyTorch.
 
-rnnlab rows: ``RNN(cell, backend=...)`` with the input projection hoisted out of the loop (the default) or
-computed inside it (``hoist=False``, as Flax and PyTorch-on-CPU do).
+rnnlab rows: ``RNN(cell, backend=...)`` with the input projection hoisted out of the loop (``hoist=True``) or
+computed inside it (``hoist=False``, as Flax and PyTorch-on-CPU do; rnnlab's CPU default).
 
 A training step is the forward pass plus gradients w.r.t. every parameter and the input; the loss is
 ``sum(y)``. Throughput is tokens/s = B*T / (seconds per step). Implementations are timed **interleaved**:
@@ -52,9 +52,7 @@ def _rnnlab(backend: str, hoist: bool = True):
         x = jax.random.normal(jax.random.PRNGKey(0), (b, t, d), jnp.float32)
         params = layer.init(jax.random.PRNGKey(1), x)
         if backend != "xla":
-            assert layer.bind(params).resolved_backend() == backend, (
-                "bench row would not run the fused kernel"
-            )
+            assert layer.plan().backend == backend, "bench row would not run the fused kernel"
         return _jax_step(lambda p, x: jnp.sum(layer.apply(p, x)[1]), params, x)
 
     return build

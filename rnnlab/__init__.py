@@ -1,6 +1,9 @@
-"""rnnlab: recurrent networks in JAX/Flax — cells, one time loop, and the diagnostics of vanishing gradients."""
+"""rnnlab: recurrent networks in JAX/Flax — cells, one time loop, diagnostics of vanishing gradients.
 
-from rnnlab.cells import CELLS, cell_options, get_cell
+This module re-exports the public API only.
+"""
+
+from rnnlab.cells import CELLS, CellSpec, cell_options, get_cell
 from rnnlab.layers import Bidirectional, StackedRNN, masked_mean
 from rnnlab.models import SequenceModel
 from rnnlab.scan import RNN, flip_sequences, zero_probes
@@ -11,6 +14,7 @@ __all__ = [
     "CELLS",
     "RNN",
     "Bidirectional",
+    "CellSpec",
     "SequenceModel",
     "StackedRNN",
     "cell_options",

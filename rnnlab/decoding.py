@@ -234,8 +234,8 @@ def beam_search(
     (``pad`` after ``eos``). The loop stops early once no alive hypothesis can beat the K-th finished one.
     |Y| counts the generated tokens, ``eos`` included. ``length_penalty = 0`` ranks by log-probability.
 
-    With ``eos`` set, one beam need not equal greedy decoding: an early ``eos`` that greedy passed over is kept
-    as a finished hypothesis and wins if everything greedy continues with scores lower.
+    With ``eos`` set, one beam need not equal greedy decoding: an early ``eos`` that greedy passed over is
+    kept as a finished hypothesis and wins if everything greedy continues with scores lower.
 
     Args:
       step_fn: ``(carry, tokens [B*K]) -> (carry, log_probs [B*K, V])``; the carry is tiled to ``B*K`` rows
@@ -275,6 +275,7 @@ def _variables(params):
     return params if isinstance(params, Mapping) and "params" in params else {"params": params}
 
 
+# Process-wide on purpose: the decoders' compilation cache is keyed on the bound step function's identity.
 @functools.lru_cache(maxsize=64)
 def _bind_model(fn, model):
     return functools.partial(fn, model)
@@ -298,7 +299,7 @@ def _run(fn, model, *args):
     return _jitted(fn)(model, *args)
 
 
-@functools.cache
+@functools.cache  # one jitted wrapper per (module-level) function, so its compilation cache is reused
 def _jitted(fn):
     return jax.jit(fn, static_argnums=0)
 

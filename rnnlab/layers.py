@@ -1,10 +1,11 @@
 """Wrappers around the time loop: bidirectional, stacked and residual recurrent layers.
 
-Shape legend: B batch, T time, D input features, H hidden size, L layers.
+Shape legend: B batch, T time, D input features, H hidden size (a cell's output size), L layers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from rnnlab.cells.base import RecurrentCell
-from rnnlab.scan import RNN
+from rnnlab.scan import RNN, loop_options
 
 
 class Bidirectional(nn.Module):
@@ -48,19 +49,24 @@ class StackedRNN(nn.Module):
     """``num_layers`` recurrent layers, each optionally bidirectional, with optional residual connections.
 
     Attributes:
-      make_cell: a factory returning a fresh cell (called once per layer and direction, with ``parent=None``).
+      make_cell: a cell factory ``make_cell(**flax_kwargs)`` (a :class:`~rnnlab.cells.CellSpec`, or e.g.
+        ``functools.partial(get_cell, 'gru', 64)``), called once per layer and direction with ``parent=None``.
       num_layers: L.
       bidirectional: each layer reads both directions and concatenates them.
       residual: add each layer's input to its output when their sizes agree (from the second layer on).
       dropout: dropout rate between layers (needs the ``'dropout'`` rng when ``train=True``).
-      rnn_options: keyword arguments for every :class:`~rnnlab.scan.RNN` (``remat``, ``unroll``, ``mode``...).
+      rnn_options: the time-loop options of every :class:`~rnnlab.scan.RNN`, a mapping with keys among
+        ``backend, mode, hoist, unroll, remat, remat_chunk`` (see :func:`rnnlab.scan.loop_options`).
 
-    ``__call__(x: [B,T,D], lengths: [B] | None, *, train=False, initial_carries=None, probes=None)``
-    returns ``(carries, y)``: a list of L final carries and ``y: [B,T,H]`` (``[B,T,2H]`` if bidirectional).
-    ``probes`` is a list of L carry-shaped probes (pairs for bidirectional layers).
+    ``__call__(x: [B,T,D], lengths: [B] | None, *, train=False, initial_carries=None, probes=None,
+    return_last=False)`` returns ``(carries, y)``: a list of L final carries and ``y: [B,T,H]``
+    (``[B,T,2H]`` if bidirectional). ``probes`` is a list of L carry-shaped probes (pairs for bidirectional
+    layers). With ``return_last``, also the last layer's cells' outputs at each sequence's end (see
+    :func:`final_outputs`; both directions concatenated), before any residual connection: ``[B, H]``
+    (``[B, 2H]``).
     """
 
-    make_cell: Callable[[], RecurrentCell]
+    make_cell: Callable[..., RecurrentCell]
     num_layers: int = 1
     bidirectional: bool = False
     residual: bool = False
@@ -68,10 +74,12 @@ class StackedRNN(nn.Module):
     rnn_options: Any = ()
 
     @nn.compact
-    def __call__(self, x, lengths=None, *, train: bool = False, initial_carries=None, probes=None):
+    def __call__(
+        self, x, lengths=None, *, train: bool = False, initial_carries=None, probes=None, return_last=False
+    ):
         if self.num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
-        opts = dict(self.rnn_options)
+        opts = dataclasses.asdict(loop_options(self.rnn_options))
         carries = []
         for layer in range(self.num_layers):
             if self.bidirectional:
@@ -84,14 +92,38 @@ class StackedRNN(nn.Module):
                 rnn = RNN(self.make_cell(parent=None), name=f"layer{layer}", **opts)
             c0 = None if initial_carries is None else initial_carries[layer]
             p = None if probes is None else probes[layer]
-            carry, y = rnn(x, lengths, c0, p)
-            if self.residual and layer > 0 and y.shape[-1] == x.shape[-1]:
-                y = y + x
+            carry, out = rnn(x, lengths, c0, p)
+            y = out + x if self.residual and layer > 0 and out.shape[-1] == x.shape[-1] else out
             if self.dropout and layer < self.num_layers - 1:
                 y = nn.Dropout(self.dropout, deterministic=not train)(y)
             carries.append(carry)
             x = y
-        return carries, x
+        if not return_last:
+            return carries, x
+        if self.bidirectional:
+            h = out.shape[-1] // 2
+            last = jnp.concatenate(
+                [final_outputs(out[..., :h], lengths), final_outputs(out[..., h:], lengths, reverse=True)], -1
+            )
+        else:
+            last = final_outputs(out, lengths)
+        return carries, x, last
+
+
+def final_outputs(y: jax.Array, lengths: jax.Array | None, reverse: bool = False) -> jax.Array:
+    """The output an RNN emitted last for each sequence, ``y: [B,T,H]`` -> ``[B,H]``.
+
+    That is ``y[b, lengths[b] - 1]``, or ``y[b, 0]`` for a ``reverse`` RNN (which reads step 0 last); zeros
+    for length-0 sequences. It is the cell's readout (its output), not its raw carry.
+    """
+    b, t, h = y.shape
+    if t == 0:
+        return jnp.zeros((b, h), y.dtype)
+    if reverse or lengths is None:
+        out = y[:, 0] if reverse else y[:, -1]
+    else:
+        out = jnp.take_along_axis(y, jnp.maximum(lengths - 1, 0)[:, None, None], axis=1)[:, 0]
+    return out if lengths is None else jnp.where((lengths > 0)[:, None], out, jnp.zeros_like(out))
 
 
 def masked_mean(y: jax.Array, lengths: jax.Array | None) -> jax.Array:

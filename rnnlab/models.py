@@ -1,23 +1,25 @@
 """Sequence models: an input layer, a stacked RNN, and a head.
 
-Shape legend: B batch, T time, D input features, V vocabulary, H hidden size, C outputs.
+Shape legend: B batch, T time, D input features, V vocabulary, H hidden size (the cell's output size),
+C outputs.
 
-Heads: ``last`` (many-to-one from the last valid state), ``mean`` (many-to-one from the masked mean of
-outputs), ``all`` (many-to-many: one prediction per step; padded steps give exactly the head's bias).
+Heads: ``last`` (many-to-one from the cell's output at each sequence's last valid step, and for
+bidirectional models the backward direction's output at step 0; zeros for empty sequences), ``mean``
+(many-to-one from the masked mean of outputs), ``all`` (many-to-many: one prediction per step; padded steps
+give exactly the head's bias).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from rnnlab.cells import get_cell
+from rnnlab.cells import CellLike, cell_factory
 from rnnlab.layers import StackedRNN, masked_mean
-from rnnlab.scan import zero_probes
+from rnnlab.scan import check, loop_options, zero_probes
 
 HEADS = ("last", "mean", "all")
 
@@ -26,12 +28,23 @@ class SequenceModel(nn.Module):
     """Embedding (``vocab_size`` set, inputs ``[B,T]`` int) or raw features (inputs ``[B,T,D]`` float) ->
     ``num_layers`` RNN layers of ``cell`` -> head.
 
-    ``__call__(inputs, lengths=None, *, train=False, probes=None, initial_carries=None, return_carries=False)``
-    returns ``[B,C]`` (heads ``last``/``mean``) or ``[B,T,C]`` (head ``all``); with ``return_carries`` also
-    the list of final carries (for truncated BPTT).
+    Attributes:
+      cell: a registry name (built with ``hidden_size`` and ``cell_options``), a
+        :class:`~rnnlab.cells.CellSpec`, or a factory ``f(**flax_kwargs) -> RecurrentCell`` (which carries its
+        own size and options); see :func:`rnnlab.cells.cell_factory`.
+      hidden_size, cell_options: for a registry name only.
+      num_layers, bidirectional, residual, dropout: see :class:`~rnnlab.layers.StackedRNN`.
+      vocab_size, embed_dim: token ids are embedded into ``embed_dim`` (default H) features.
+      head: ``last``, ``mean`` or ``all`` (module docstring); num_outputs: C.
+      rnn_options: the time-loop options, a mapping with keys among ``backend, mode, hoist, unroll, remat,
+        remat_chunk`` (validated on construction; see :class:`~rnnlab.scan.RNN`).
+
+    ``__call__(inputs, lengths=None, *, train=False, probes=None, initial_carries=None,
+    return_carries=False)`` returns ``[B,C]`` (heads ``last``/``mean``) or ``[B,T,C]`` (head ``all``); with
+    ``return_carries`` also the list of final carries (for truncated BPTT).
     """
 
-    cell: str = "lstm"
+    cell: CellLike = "lstm"
     hidden_size: int = 128
     num_layers: int = 1
     cell_options: Any = ()
@@ -45,16 +58,18 @@ class SequenceModel(nn.Module):
     rnn_options: Any = ()
 
     def make_cell(self, **flax_kwargs):
-        return get_cell(self.cell, hidden_size=self.hidden_size, **dict(self.cell_options), **flax_kwargs)
+        """A fresh cell of this model (``parent=None`` for a detached one)."""
+        return cell_factory(self.cell, self.hidden_size, self.cell_options)(**flax_kwargs)
 
     def __post_init__(self):
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; valid heads: {', '.join(HEADS)}")
-        self.make_cell(parent=None)  # validate the cell name and options early
+        # Fail here, not at the first call: the cell, its options, and the time-loop options it can run with.
+        check(self.make_cell(parent=None), loop_options(self.rnn_options))
         super().__post_init__()
 
     def zero_probes(self, batch_size: int, length: int):
-        """Zero probes for every layer (pairs for bidirectional layers); see :func:`rnnlab.scan.zero_probes`."""
+        """Zero probes for every layer (pairs if bidirectional); see :func:`rnnlab.scan.zero_probes`."""
         one = zero_probes(self.make_cell(parent=None).init_carry(None, (batch_size,)), length)
         return [(one, one) if self.bidirectional else one for _ in range(self.num_layers)]
 
@@ -76,7 +91,8 @@ class SequenceModel(nn.Module):
                     f"this model embeds token ids: inputs must be int [B, T], got {inputs.dtype} "
                     f"{inputs.shape}. For float features [B, T, D] build it with vocab_size=None."
                 )
-            x = nn.Embed(self.vocab_size, self.embed_dim or self.hidden_size, name="embed")(inputs)
+            embed_dim = self.embed_dim or self.make_cell(parent=None).hidden_size
+            x = nn.Embed(self.vocab_size, embed_dim, name="embed")(inputs)
         else:
             if inputs.ndim != 3:
                 raise ValueError(
@@ -84,7 +100,7 @@ class SequenceModel(nn.Module):
                 )
             x = inputs.astype(jnp.promote_types(inputs.dtype, jnp.float32))
         stack = StackedRNN(
-            functools.partial(get_cell, self.cell, self.hidden_size, **dict(self.cell_options)),
+            cell_factory(self.cell, self.hidden_size, self.cell_options),
             self.num_layers,
             self.bidirectional,
             self.residual,
@@ -92,16 +108,11 @@ class SequenceModel(nn.Module):
             self.rnn_options,
             name="rnn",
         )
-        carries, y = stack(x, lengths, train=train, initial_carries=initial_carries, probes=probes)
+        carries, y, last = stack(
+            x, lengths, train=train, initial_carries=initial_carries, probes=probes, return_last=True
+        )
         if self.head == "last":
-            cell = self.make_cell(parent=None)
-            last = carries[-1]
-            feats = (
-                jnp.concatenate([cell.hidden(last[0]), cell.hidden(last[1])], -1)
-                if self.bidirectional
-                else cell.hidden(last)
-            )
-            feats = jnp.real(feats) if jnp.iscomplexobj(feats) else feats
+            feats = last
         elif self.head == "mean":
             feats = masked_mean(y, lengths)
         else:
@@ -113,4 +124,5 @@ class SequenceModel(nn.Module):
 
 
 def count_params(params) -> int:
+    """The number of scalars in a parameter pytree (what runs record as the model size)."""
     return sum(int(jnp.size(p)) for p in jax.tree.leaves(params))

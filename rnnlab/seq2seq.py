@@ -25,17 +25,18 @@ memory bound to it as an attribute (rnnlab keeps all time loops in :mod:`rnnlab.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from rnnlab.cells import get_cell
+from rnnlab.cells import CellLike, CellSpec, cell_factory
 from rnnlab.cells.base import RecurrentCell
 from rnnlab.layers import StackedRNN
-from rnnlab.scan import RNN, sequence_mask
+from rnnlab.scan import RNN, check, loop_options, sequence_mask
 
 Array = jax.Array
 ATTENTIONS = ("general", "dot", "none")
@@ -65,17 +66,15 @@ class LuongAttentionCell(RecurrentCell):
     cell is built for one batch. The attention weights of a step are sown as ``intermediates/attention``.
 
     Attributes:
-      cell_name, cell_options: the inner recurrent cell (``rnnlab.get_cell(cell_name, hidden_size, ...)``).
+      make_cell: the factory of the inner recurrent cell (output size H = ``hidden_size``).
       memory: the encoder's memory (see :meth:`Seq2Seq.encode`).
     """
 
-    cell_name: str = "lstm"
-    cell_options: Any = ()
+    make_cell: Callable[..., RecurrentCell] | None = None
     memory: Any = None
 
     def setup(self):
-        options = {"param_dtype": self.param_dtype, **dict(self.cell_options)}
-        self.cell = get_cell(self.cell_name, self.hidden_size, **options)
+        self.cell = self.make_cell()
         self.combine = nn.Dense(
             self.hidden_size, use_bias=False, name="combine", param_dtype=self.param_dtype
         )
@@ -112,9 +111,7 @@ class _Decoder(nn.Module):
     or ``x: [B, E]`` for one step (``single_step=True``). Returns ``(carry, logits [B, (T,) V])``.
     """
 
-    cell: str
-    hidden_size: int
-    cell_options: Any
+    make_cell: Callable[..., RecurrentCell]
     attention: str
     vocab_size: int
     dropout: float
@@ -123,14 +120,13 @@ class _Decoder(nn.Module):
     @nn.compact
     def __call__(self, memory, carry, x, lengths=None, *, single_step: bool = False, train: bool = False):
         if self.attention == "none":
-            # get_cell's first parameter is called `name`, so name the Flax child through clone.
-            cell = get_cell(self.cell, self.hidden_size, parent=None, **dict(self.cell_options))
-            cell = cell.clone(parent=self, name="cell")
+            cell = self.make_cell(name="cell")
         else:
+            inner = self.make_cell(parent=None)
             cell = LuongAttentionCell(
-                self.hidden_size,
-                cell_name=self.cell,
-                cell_options=self.cell_options,
+                inner.hidden_size,
+                param_dtype=inner.param_dtype,
+                make_cell=self.make_cell,
                 memory=memory,
                 name="cell",
             )
@@ -149,15 +145,19 @@ class Seq2Seq(nn.Module):
 
     Attributes:
       input_vocab, output_vocab: source and target vocabulary sizes (V = ``output_vocab``).
-      cell: registry name of the encoder and decoder cells; cell_options: their options.
-      hidden_size: H (each direction of a bidirectional encoder has H/2, so H must be even then).
+      cell: the decoder cell, and the encoder's: a registry name (built with ``hidden_size`` and
+        ``cell_options``), a :class:`~rnnlab.cells.CellSpec` or a factory (see
+        :func:`rnnlab.cells.cell_factory`). Its output size is H; each direction of a bidirectional encoder
+        has H/2 (so H must be even, and the cell a name or a CellSpec, whose size can be halved).
+      hidden_size, cell_options: for a registry name only.
       embed_dim: E (default H).
       encoder_layers: stacked encoder layers (the decoder has one).
       bidirectional: bidirectional encoder.
       attention: ``'general'`` (default), ``'dot'`` or ``'none'``.
       dropout: on embeddings, between encoder layers and before the output layer (``train=True`` needs the
         ``'dropout'`` rng).
-      rnn_options: keyword arguments for every :class:`~rnnlab.scan.RNN`.
+      rnn_options: the time-loop options of every :class:`~rnnlab.scan.RNN` (a mapping; see
+        :func:`rnnlab.scan.loop_options`).
 
     ``__call__(inputs [B,S] int, lengths [B], decoder_inputs [B,T] int, *, decoder_lengths=None, train=False)
     -> logits [B,T,V]``. For generation: :meth:`encode`, :meth:`init_decoder_carry`, :meth:`decode_step`
@@ -166,7 +166,7 @@ class Seq2Seq(nn.Module):
 
     input_vocab: int
     output_vocab: int
-    cell: str = "lstm"
+    cell: CellLike = "lstm"
     hidden_size: int = 64
     cell_options: Any = ()
     embed_dim: int | None = None
@@ -179,21 +179,38 @@ class Seq2Seq(nn.Module):
     def __post_init__(self):
         if self.attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {self.attention!r}; valid: {', '.join(ATTENTIONS)}")
-        if self.bidirectional and self.hidden_size % 2:
+        cell = self._decoder_cell()(parent=None)  # validates the cell and its options
+        check(cell, loop_options(self.rnn_options))
+        if self.bidirectional and cell.hidden_size % 2:
             raise ValueError(
                 f"a bidirectional encoder needs an even hidden_size (H/2 per direction), "
-                f"got {self.hidden_size}"
+                f"got {cell.hidden_size}"
             )
-        get_cell(self.cell, self.hidden_size, parent=None, **dict(self.cell_options))  # validate early
+        self._encoder_cell()
         super().__post_init__()
 
+    def _decoder_cell(self) -> Callable[..., RecurrentCell]:
+        return cell_factory(self.cell, self.hidden_size, self.cell_options)
+
+    def _encoder_cell(self) -> Callable[..., RecurrentCell]:
+        """The decoder's factory, with H/2 per direction for a bidirectional encoder."""
+        factory = self._decoder_cell()
+        if not self.bidirectional:
+            return factory
+        if not isinstance(factory, CellSpec):
+            raise ValueError(
+                "a bidirectional encoder halves the cell's hidden size per direction: pass cell as a "
+                f"registry name or a CellSpec, not {factory!r}"
+            )
+        return dataclasses.replace(factory, hidden_size=factory.hidden_size // 2)
+
     def setup(self):
-        e, h = self.embed_dim or self.hidden_size, self.hidden_size
+        h = self._decoder_cell()(parent=None).hidden_size
+        e = self.embed_dim or h
         self.embed_in = nn.Embed(self.input_vocab, e)
         self.embed_out = nn.Embed(self.output_vocab, e)
-        h_dir = h // 2 if self.bidirectional else h
         self.encoder = StackedRNN(
-            functools.partial(get_cell, self.cell, h_dir, **dict(self.cell_options)),
+            self._encoder_cell(),
             self.encoder_layers,
             self.bidirectional,
             dropout=self.dropout,
@@ -203,7 +220,7 @@ class Seq2Seq(nn.Module):
             self.attention_keys = nn.Dense(h, use_bias=False)  # W_a, applied to the memory once
         self.drop = nn.Dropout(self.dropout)
         self.decoder = _Decoder(
-            self.cell, h, self.cell_options, self.attention, self.output_vocab, self.dropout, self.rnn_options
+            self._decoder_cell(), self.attention, self.output_vocab, self.dropout, self.rnn_options
         )
 
     def encode(self, inputs: Array, lengths: Array | None = None, *, train: bool = False) -> dict:
@@ -233,10 +250,10 @@ class Seq2Seq(nn.Module):
         """The decoder's initial carry: the encoder's final carry (plus a zero htilde with attention)."""
         final = memory["final"]
         b = memory["mask"].shape[0]
-        cell = get_cell(self.cell, self.hidden_size, parent=None, **dict(self.cell_options))
+        cell = self._decoder_cell()(parent=None)
         expected = cell.init_carry(None, (b,))
         if jax.tree.structure(final) != jax.tree.structure(expected) or any(
-            f.shape != e.shape for f, e in zip(jax.tree.leaves(final), jax.tree.leaves(expected))
+            f.shape != e.shape for f, e in zip(jax.tree.leaves(final), jax.tree.leaves(expected), strict=True)
         ):
             raise ValueError(
                 "the encoder's final carry does not fit the decoder cell "
@@ -245,7 +262,7 @@ class Seq2Seq(nn.Module):
             )
         if self.attention == "none":
             return final
-        return final, jnp.zeros((b, self.hidden_size), memory["values"].dtype)
+        return final, jnp.zeros((b, cell.hidden_size), memory["values"].dtype)
 
     def decode_step(self, memory: dict, carry, token: Array):
         """One decoder step: ``token: [B]`` int (the previous output) -> ``(carry, logits [B, V])``."""

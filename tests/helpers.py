@@ -132,7 +132,7 @@ def assert_trees_close(actual, expected, rtol=1e-10, atol=1e-12):
     a_leaves, a_def = jax.tree.flatten(actual)
     e_leaves, e_def = jax.tree.flatten(expected)
     assert a_def == e_def, f"tree structures differ: {a_def} vs {e_def}"
-    for a, e in zip(a_leaves, e_leaves):
+    for a, e in zip(a_leaves, e_leaves, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=rtol, atol=atol)
 
 
@@ -143,7 +143,8 @@ def take(tree, b):
 
 def dot(tree, weights):
     """sum(Re(leaf * w)) over leaves: a scalar loss that weighs every entry (real and imaginary parts)."""
-    return sum(jnp.sum(jnp.real(a * w)) for a, w in zip(jax.tree.leaves(tree), jax.tree.leaves(weights)))
+    pairs = zip(jax.tree.leaves(tree), jax.tree.leaves(weights), strict=True)
+    return sum(jnp.sum(jnp.real(a * w)) for a, w in pairs)
 
 
 def assert_masked_equals_alone(module, params, x, lengths, initial_carry, **kwargs):
@@ -154,7 +155,8 @@ def assert_masked_equals_alone(module, params, x, lengths, initial_carry, **kwar
     for b, n in enumerate(lengths):
         assert np.all(np.asarray(y[b, n:]) == 0.0), f"padded outputs of sequence {b} are not exactly 0"
         if n == 0:
-            for got, want in zip(jax.tree.leaves(take(carry, b)), jax.tree.leaves(take(initial_carry, b))):
+            pairs = zip(jax.tree.leaves(take(carry, b)), jax.tree.leaves(take(initial_carry, b)), strict=True)
+            for got, want in pairs:
                 np.testing.assert_array_equal(got, want)
             continue
         carry_b, y_b = apply(module, params, x[b : b + 1, :n], None, take(initial_carry, b), **kwargs)

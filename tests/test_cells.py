@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 from helpers import (
     CELL_CASES,
     B,
@@ -33,10 +34,10 @@ def test_every_registered_cell_is_covered():
     assert {name for _, name, _ in CELL_CASES} == set(rnnlab.CELLS)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The time loop equals the cell stepped by hand.
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Each cell computes the equations of its docstring (written here in NumPy float64).
 
 
@@ -102,7 +103,8 @@ def _numpy_gru_step(p, h, x, slope):
 
 @pytest.mark.parametrize("name, options", cases())
 def test_rnn_equals_python_loop_over_cell_and_the_documented_equations(name, options):
-    """RNN(cell) == a Python loop over cell.apply == the docstring's equations in NumPy, from a random carry."""
+    """RNN(cell) == a Python loop over cell.apply == the docstring's equations in NumPy, from a random
+    carry."""
     cell = make_cell(name, H, **options)
     x = rand((B, T, D), 0)
     rnn = rnnlab.RNN(cell, mode="sequential")
@@ -134,6 +136,30 @@ def test_gru_equals_numpy_reset_after_gru(slope):
     ref = np.zeros((B, H))
     for t in range(T):
         ref, y_t = _numpy_gru_step(params["cell"], ref, np.asarray(x[:, t]), slope)
+        np.testing.assert_allclose(y[:, t], y_t, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(h, ref, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", ["xla", "fused"])
+def test_gru_equals_flax_gru_cell_with_mapped_weights(backend):
+    """An independent implementation: Flax's ``nn.GRUCell`` (Dense layers ``ir, iz, in`` with biases,
+    ``hr, hz`` without, ``hn`` with b_hn inside the reset product; flax/linen/recurrent.py), its random
+    weights mapped as the gated.py docstring says, stepped by hand from a random carry."""
+    flax_cell = nn.GRUCell(features=H, param_dtype=jnp.float64)
+    x, h0 = rand((B, T, D), 8), rand((B, H), 9)
+    fp = init_params(flax_cell, h0, x[:, 0])
+    cat = lambda names, leaf: jnp.concatenate([fp[n][leaf] for n in names], axis=-1)
+    params = {
+        "cell": {
+            "input": {"kernel": cat(("ir", "iz", "in"), "kernel"), "bias": cat(("ir", "iz", "in"), "bias")},
+            "recurrent_kernel": cat(("hr", "hz", "hn"), "kernel"),
+            "recurrent_bias": fp["hn"]["bias"],
+        }
+    }
+    h, y = apply(rnnlab.RNN(make_cell("gru"), backend=backend), params, x, initial_carry=h0)
+    ref = h0
+    for t in range(T):
+        ref, y_t = flax_cell.apply({"params": fp}, ref, x[:, t])
         np.testing.assert_allclose(y[:, t], y_t, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(h, ref, rtol=1e-12, atol=1e-13)
 
@@ -170,7 +196,7 @@ def test_lstm_equals_jax_experimental_lstm_ref():
     np.testing.assert_allclose(c, c_n[0], rtol=1e-12, atol=1e-13)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Gradients match central finite differences (float64).
 
 
@@ -205,7 +231,7 @@ def test_gradients_match_finite_differences_with_lengths_and_reverse():
     check_grads(lambda *a: loss(*a, lengths), (params, x, carry0), order=1, modes=["rev"])
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Initialisations are what the docstrings say.
 
 
@@ -297,7 +323,7 @@ def test_lru_ring_init():
     np.testing.assert_allclose(np.exp(np.asarray(p["gamma_log"])), np.sqrt(1 - mod**2), rtol=1e-12)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Bad options fail early with a message that names the problem and the fix.
 
 

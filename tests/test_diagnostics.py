@@ -1,4 +1,5 @@
-"""Behaviour tests of rnnlab.diagnostics: each number equals the slow way / a hand computation."""
+"""Behaviour tests of the diagnostics (rnnlab.analysis): each number equals the slow way, jax.jacrev of the
+unrolled map, or a hand computation; layers are found by running the model."""
 
 import functools
 import json
@@ -8,8 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import rnnlab
 from rnnlab import SequenceModel, get_cell
-from rnnlab import diagnostics as dg
+from rnnlab.analysis import diagnostics as dg
+from rnnlab.analysis.gradients import masked_time_mean
 
 B, T, D, H = 2, 4, 2, 3
 LENGTHS = jnp.array([4, 2])
@@ -25,18 +28,19 @@ def _mse(out, batch):
 
 
 def _init(model, batch, key=1):
-    """Random parameters with the model's shapes (tracing only: much cheaper than compiling ``model.init``)."""
+    """Random parameters with the model's shapes (tracing only: far cheaper than compiling ``model.init``)."""
     shapes = jax.eval_shape(model.init, jax.random.key(0), batch["inputs"], batch["lengths"])["params"]
     leaves, treedef = jax.tree.flatten(shapes)
     keys = jax.random.split(jax.random.key(key), len(leaves))
     return jax.tree.unflatten(
-        treedef, [0.7 * jax.random.normal(k, s.shape, s.dtype) for k, s in zip(keys, leaves)]
+        treedef, [0.7 * jax.random.normal(k, s.shape, s.dtype) for k, s in zip(keys, leaves, strict=True)]
     )
 
 
 def _slow_grad_norms(model, params, batch):
     """||dL/dh_t|| the slow way: the cell's equations unrolled in Python, one sequence at a time, with a
-    perturbation delta_t added to h_t (the carry passed on to step t + 1; the output y_t is emitted before it)."""
+    perturbation delta_t added to h_t (the carry passed on to step t + 1; the output y_t is emitted before
+    it)."""
     cp, head = params["rnn"]["layer0"]["cell"], params["head"]
     w, b, u = cp["input"]["kernel"], cp["input"]["bias"], cp["recurrent_kernel"]
 
@@ -67,7 +71,7 @@ def _slow_grad_norms(model, params, batch):
                 c, h = step(c, h, batch["inputs"][s, t])
                 ys.append(h)
                 h = h + deltas[s, t]
-            feats = h if model.head == "last" else sum(ys) / n
+            feats = ys[-1] if model.head == "last" else sum(ys) / n  # the output, before the last delta
             outs.append(feats @ head["kernel"] + head["bias"])
         return _mse(jnp.stack(outs), batch)
 
@@ -86,18 +90,18 @@ def test_probe_grad_norms_equal_slow_perturbation_gradients(cell, head):
         params, batch
     )
     np.testing.assert_allclose(fast, _slow_grad_norms(model, params, batch), rtol=1e-4, atol=1e-7)
-    # The probe is added to the carry after y_t is emitted: with a per-step readout the last step's carry
-    # feeds nothing, so its gradient is exactly 0; with head 'last' every step's gradient is positive.
-    assert np.all(np.asarray(fast)[:-1] > 0) and (head == "mean") == (float(fast[-1]) == 0.0)
+    # The probe is added to the carry after y_t is emitted, and both heads read outputs: the last step's
+    # carry feeds nothing, so its gradient is exactly 0; every earlier step's is positive.
+    assert np.all(np.asarray(fast)[:-1] > 0) and float(fast[-1]) == 0.0
 
 
 def test_probe_norms_right_aligned_put_every_sequence_end_at_the_last_index():
     values = jnp.array([[1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 0.0, 0.0]])
-    out = dg._masked_time_mean(values, jnp.array([4, 2]), "end")
+    out = masked_time_mean(values, jnp.array([4, 2]), "end")
     np.testing.assert_allclose(out, [1.0, 2.0, (3 + 10) / 2, (4 + 20) / 2])
-    start = dg._masked_time_mean(values, jnp.array([4, 0]), "start")
+    start = masked_time_mean(values, jnp.array([4, 0]), "start")
     np.testing.assert_allclose(start, [1.0, 2.0, 3.0, 4.0])
-    assert np.isnan(dg._masked_time_mean(values, jnp.array([0, 0]), "start")).all()
+    assert np.isnan(masked_time_mean(values, jnp.array([0, 0]), "start")).all()
 
 
 def test_fit_decay_rate_recovers_a_geometric_rate_and_ignores_zeros_nans_and_masked_entries():
@@ -123,6 +127,69 @@ def test_jacobian_products_of_a_diagonal_linear_step_decay_at_abs_a():
     np.testing.assert_allclose(out["sigma_max"], 0.7**distance, rtol=1e-4)
     np.testing.assert_allclose(out["norm"], np.sqrt(6) * 0.7**distance, rtol=1e-4)  # 3 complex = 6 real
     assert out["products"].shape == (12, 6, 6)
+
+
+def _random_cell_params(cell, d, key, scale=0.7):
+    shapes = jax.eval_shape(cell.init, jax.random.key(0), cell.init_carry(None, (1,)), jnp.zeros((1, d)))
+    leaves, treedef = jax.tree.flatten(shapes["params"])
+    keys = jax.random.split(jax.random.key(key), len(leaves))
+    return jax.tree.unflatten(
+        treedef, [scale * jax.random.normal(k, s.shape, s.dtype) for k, s in zip(keys, leaves, strict=True)]
+    )
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm"])
+def test_jacobian_products_equal_jacrev_of_the_unrolled_map(name):
+    """Nonlinear cells: the backward product of per-step Jacobians equals ``jax.jacrev`` of the whole map
+    h_t -> h_{T-1} unrolled over the remaining steps (for the LSTM through its full state (c, h), with c_t
+    held: the h block of ds_{T-1}/ds_t)."""
+    t_len = 6
+    with jax.enable_x64(True):
+        cell = get_cell(name, hidden_size=H, param_dtype=jnp.float64)
+        cp = _random_cell_params(cell, D, 7)
+        x = jax.random.normal(jax.random.key(8), (t_len, D), jnp.float64)
+        out = dg.cell_jacobian_products(cell, cp, x, return_products=True)
+        step = lambda c, x_t: cell.apply({"params": cp}, c, x_t[None])[0]
+        with_hidden = (lambda c, h: (c[0], h)) if name == "lstm" else (lambda c, h: h)
+        carries, c = [], cell.init_carry(None, (1,))
+        for t in range(t_len):
+            c = step(c, x[t])
+            carries.append(c)
+
+        def unrolled(h, t):  # h_t -> h_{T-1}, everything else of the carry after step t held
+            c = with_hidden(carries[t], h)
+            for s in range(t + 1, t_len):
+                c = step(c, x[s])
+            return cell.hidden(c)
+
+        for t in range(t_len):
+            ref = jax.jacrev(unrolled)(cell.hidden(carries[t]), t).reshape(H, H)
+            np.testing.assert_allclose(out["products"][t], ref, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(out["norm"][t], np.linalg.norm(ref), rtol=1e-9)
+            np.testing.assert_allclose(out["sigma_max"][t], np.linalg.norm(ref, 2), rtol=1e-9)
+    assert not np.allclose(out["products"][0], 0.0)  # a non-trivial product
+
+
+def test_layers_are_found_by_running_the_model():
+    model = SequenceModel(cell="gru", hidden_size=H, num_layers=2, bidirectional=True, num_outputs=1)
+    batch = _batch()
+    params = _init(model, batch)
+    layers, _ = dg.trace_layers(model, params, batch["inputs"], batch["lengths"])
+    assert [(la.name, la.reverse) for la in layers] == [
+        ("rnn/layer0/forward", False),
+        ("rnn/layer0/backward", True),
+        ("rnn/layer1/forward", False),
+        ("rnn/layer1/backward", True),
+    ]
+    np.testing.assert_array_equal(layers[0].inputs, batch["inputs"])
+    run = lambda la: rnnlab.RNN(la.cell, reverse=la.reverse).apply(
+        {"params": {"cell": la.params}}, batch["inputs"], batch["lengths"]
+    )[1]
+    below = jnp.concatenate([run(layers[0]), run(layers[1])], -1)  # layer 1 reads both directions of layer 0
+    np.testing.assert_allclose(layers[2].inputs, below, rtol=1e-6)
+    np.testing.assert_allclose(dg.layer_inputs(model, params, batch["inputs"], batch["lengths"], 1), below)
+    stats = dg.gate_statistics(model, params, batch["inputs"], batch["lengths"])
+    assert set(stats) == {la.name for la in layers} and set(stats["rnn/layer1/backward"]) == {"r", "z"}
 
 
 def _mingru_with_constant_decay(a):
@@ -162,7 +229,8 @@ def test_lru_jacobian_treats_the_complex_state_as_real_pairs():
     cell["nu_log"] = jnp.full_like(cell["nu_log"], np.log(-np.log(0.8)))  # |lambda| = 0.8
     jac = jax.jit(functools.partial(dg.jacobian_products, model))(params, batch["inputs"])
     assert float(jac["decay_rate"]) == pytest.approx(0.8, rel=1e-4)
-    spec = dg.recurrent_spectrum(*dg.layer_cell(model, params))
+    layer = dg.trace_layers(model, params, batch["inputs"])[0][0]
+    spec = dg.recurrent_spectrum(layer.cell, layer.params)
     assert float(spec["spectral_radius"]) == pytest.approx(0.8, rel=1e-5)
     assert bool(spec["vanishing_guaranteed"]) and spec["pascanu_applies"]
 
@@ -239,23 +307,11 @@ def test_spectrum_per_gate_block_with_the_sigmoid_bound_and_a_non_normal_matrix(
     assert float(jitted["spectral_radius"]) == pytest.approx(2.0)
 
 
-def test_clipping_stats():
-    out = dg.clipping_stats(jnp.array([0.5, 2.0, 4.0, 1.0, jnp.nan]), 1.0)
-    assert float(out["clip_fraction"]) == pytest.approx(0.5)  # 2 of the 4 finite norms exceed 1
-    assert float(out["clip_mean_ratio"]) == pytest.approx(3.0)
-    assert float(out["clip_max_ratio"]) == pytest.approx(4.0)
-    never = dg.clipping_stats(jnp.array([0.1, 0.2]), 1.0)
-    assert float(never["clip_fraction"]) == 0.0 and np.isnan(float(never["clip_mean_ratio"]))
-    assert float(dg.clipping_stats(jnp.array([5.0]), None)["clip_fraction"]) == 0.0
-
-
 def test_record_is_a_flat_json_ready_dict():
     model = SequenceModel(cell="lstm", hidden_size=2, num_outputs=1)
     batch = _batch()
     params = _init(model, batch)
-    out = dg.record(
-        model, params, batch, dg.model_loss_fn(model, _mse), grad_norm_history=[0.5, 3.0], clip=1.0
-    )
+    out = dg.record(model, params, batch, dg.model_loss_fn(model, _mse))
     assert len(out["grad_norm_t"]) == T and len(out["jac_norm_t"]) == T
     for key in (
         "decay_rate",
@@ -266,8 +322,7 @@ def test_record_is_a_flat_json_ready_dict():
         "sigma_max_f",
         "forget_time_constant_mean",
         "vanishing_guaranteed",
-        "clip_fraction",
     ):
         assert isinstance(out[key], float), key
-    assert out["clip_fraction"] == 0.5
+    assert not any(key.startswith("clip") for key in out)  # training logs grad_norm and clip_fired per step
     json.loads(json.dumps(out))

@@ -8,7 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 from helpers import (
+    CELL_CASES,
     LENGTHS,
     B,
     D,
@@ -37,7 +39,7 @@ def _model(**kwargs):
     return rnnlab.SequenceModel(**kwargs)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Layers.
 
 
@@ -92,7 +94,7 @@ def test_stacked_bidirectional_lstm_equals_lstm_ref():
         0.0,
         True,
     )
-    carries0 = [((c0[2 * l], h0[2 * l]), (c0[2 * l + 1], h0[2 * l + 1])) for l in range(layers)]
+    carries0 = [((c0[2 * k], h0[2 * k]), (c0[2 * k + 1], h0[2 * k + 1])) for k in range(layers)]
     carries, y = apply(stack, params, x, jnp.array(lengths), initial_carries=carries0)
     np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-12)
     for layer, pair in enumerate(carries):
@@ -116,7 +118,7 @@ def test_residual_adds_each_layers_input_from_the_second_layer_on():
     assert not np.allclose(apply(plain, params, x, lengths), apply(res, params, x, lengths))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # SequenceModel heads.
 
 
@@ -138,13 +140,50 @@ def test_model_on_a_padded_batch_equals_the_model_on_each_truncated_sequence(hea
             assert_trees_close(out[b : b + 1], alone)
 
 
-def test_last_head_reads_the_final_hidden_state():
-    model = _model(cell="lstm", head="last")
-    x, lengths = rand((B, T, D), 4), jnp.array((T, 2, 0))
+def _last_valid(y, lengths, reverse=False):
+    """NumPy: y[b, n - 1] (reverse: y[b, 0]) for each sequence of length n, zeros for n = 0."""
+    y = np.asarray(y)
+    return np.stack(
+        [y[b, 0 if reverse else n - 1] if n else np.zeros(y.shape[-1]) for b, n in enumerate(lengths)]
+    )
+
+
+LAST_CASES = [pytest.param(n, o, False, id=i) for i, n, o in CELL_CASES] + [
+    pytest.param(n, o, True, id=f"{i}-bidirectional") for i, n, o in CELL_CASES if i in ("lstm", "lru")
+]
+
+
+@pytest.mark.parametrize("name, options, bidirectional", LAST_CASES)
+def test_last_head_reads_each_cells_output_at_the_last_valid_step(name, options, bidirectional):
+    """For y_t = h_t cells this is the final hidden state; for the LRU it is the readout Re(C h_T) + D x_T
+    (issue 11: the head used to read Re(h_T) and skip the readout)."""
+    spec = rnnlab.CellSpec(name, H, {**F64, **options})
+    model = _model(cell=spec, cell_options=(), bidirectional=bidirectional)
+    x, lengths = rand((B, T, D), 4), (T, 2, 0)
     params = init_params(model, x)
-    (_, h), _ = apply(rnnlab.RNN(make_cell("lstm")), params["rnn"]["layer0"], x, lengths)
+    out = apply(model, params, x, jnp.array(lengths))
+    cell, layer, head = make_cell(name, **options), params["rnn"]["layer0"], params["head"]
+    if bidirectional:
+        carry, yf = apply(rnnlab.RNN(cell), layer["forward"], x, jnp.array(lengths))
+        _, yb = apply(rnnlab.RNN(cell, reverse=True), layer["backward"], x, jnp.array(lengths))
+        feats = np.concatenate([_last_valid(yf, lengths), _last_valid(yb, lengths, reverse=True)], -1)
+    else:
+        carry, yf = apply(rnnlab.RNN(cell), layer, x, jnp.array(lengths))
+        feats = _last_valid(yf, lengths)
+    assert_trees_close(out, feats @ head["kernel"] + head["bias"])
+    raw_state = np.real(np.asarray(cell.hidden(carry)))[:, :H]
+    assert np.allclose(_last_valid(yf, lengths), raw_state) == (name != "lru")
+
+
+def test_last_head_reads_the_last_layers_cell_outputs_before_the_residual():
+    x, lengths = rand((B, T, H), 5), jnp.array((T, 2, 0))
+    model = _model(cell="lstm", num_layers=2, residual=True, head="last")
+    params = init_params(model, x)
+    cell, rnn = make_cell("lstm"), params["rnn"]
+    _, y0 = apply(rnnlab.RNN(cell), rnn["layer0"], x, lengths)
+    (_, h1), _ = apply(rnnlab.RNN(cell), rnn["layer1"], y0, lengths)  # the input x + ... is not added
     assert_trees_close(
-        apply(model, params, x, lengths), h @ params["head"]["kernel"] + params["head"]["bias"]
+        apply(model, params, x, lengths), h1 @ params["head"]["kernel"] + params["head"]["bias"]
     )
 
 
@@ -190,7 +229,66 @@ def test_dropout_is_off_in_eval_and_on_in_training():
     assert_trees_close(run(params, x, k1, True), train1)  # same rng, same mask
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
+# Cells given as names, CellSpecs or factories; time-loop options.
+
+
+def test_a_cellspec_or_a_factory_builds_the_same_model_as_a_registry_name():
+    x, lengths = rand((B, T, D), 7), jnp.array(LENGTHS)
+    by_name = _model(cell="lstm", cell_options={**F64, "forget_bias": 2.0}, num_layers=2)
+    spec = rnnlab.CellSpec("lstm", H, {"forget_bias": 2.0, **F64})
+    by_spec = rnnlab.SequenceModel(cell=spec, num_layers=2, num_outputs=C)
+    by_factory = rnnlab.SequenceModel(
+        cell=functools.partial(rnnlab.get_cell, "lstm", H, forget_bias=2.0, **F64),
+        num_layers=2,
+        num_outputs=C,
+    )
+    init = lambda m: m.init(jax.random.key(0), x[:, :1])["params"]  # the initialisers themselves
+    want = init(by_name)
+    for model in (by_spec, by_factory):
+        assert_trees_close(init(model), want)
+        assert_trees_close(apply(model, want, x, lengths), apply(by_name, want, x, lengths))
+    # A spec is a value: equal specs give equal, hashable models (static arguments of jax.jit).
+    assert spec == rnnlab.CellSpec("lstm", H, (("param_dtype", jnp.float64), ("forget_bias", 2.0)))
+    assert hash(by_spec) == hash(rnnlab.SequenceModel(cell=spec, num_layers=2, num_outputs=C))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, fragment",
+    [
+        ({"cell": make_cell("gru")}, TypeError, "registry name .*a CellSpec or a factory"),
+        ({"cell": 3}, TypeError, "registry name"),
+        ({"cell": rnnlab.CellSpec("gru", H), "cell_options": {"radius": 0.5}}, ValueError, "carries its own"),
+        ({"rnn_options": {"remat_chunks": 8}}, ValueError, r"unknown rnn_options key\(s\) 'remat_chunks'"),
+        ({"rnn_options": "remat"}, ValueError, "rnn_options must be a mapping"),
+        ({"rnn_options": {"mode": "associative"}}, ValueError, "mode='associative' needs a linear cell"),
+        ({"rnn_options": {"backend": "cudnn"}}, ValueError, "backend='cudnn' supports LSTMCell, not GRUCell"),
+    ],
+)
+def test_bad_cells_and_rnn_options_fail_at_construction(kwargs, error, fragment):
+    with pytest.raises(error, match=fragment):
+        _model(**{"cell_options": (), **kwargs})
+
+
+def test_rnn_options_reach_every_layer():
+    x, lengths = rand((B, T, D), 8), jnp.array(LENGTHS)
+    plain = _model(num_layers=2, bidirectional=True, head="all")
+    chunked = _model(num_layers=2, bidirectional=True, head="all", rnn_options={"remat_chunk": 2})
+    params = init_params(plain, x)
+    assert_trees_close(apply(chunked, params, x, lengths), apply(plain, params, x, lengths))
+    rnns = []
+
+    def spy(next_fun, args, kwargs, context):
+        if isinstance(context.module, rnnlab.RNN) and context.method_name == "__call__":
+            rnns.append(context.module.plan())
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(spy):
+        jax.eval_shape(lambda p: call(chunked, p, x, lengths), params)
+    assert len(rnns) == 4 and all(p.chunk == 2 and p.remat for p in rnns)
+
+
+# ------------------------------------------------------------------------------------------------------------
 # Bad configurations.
 
 

@@ -35,6 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rnnlab
+from rnnlab.scan import Backend, Plan, loop_options, resolve
 
 # Masking, reversal and probes live in the loop, not in the cells: a tuple carry (LSTM), a plain one (GRU), a
 # complex one (LRU) and a gated linear cell cover the carry structures the loop has to handle.
@@ -51,7 +52,7 @@ def _setup(name, options, x_seed=0, **rnn_kwargs):
     return cell, rnn, x, init_params(rnn, x)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Exact masking.
 
 
@@ -116,7 +117,7 @@ def test_padded_probes_are_ignored():
     )
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Fast paths equal the reference loop: outputs, final carry and gradients.
 
 
@@ -219,7 +220,7 @@ def test_remat_chunk_without_remat_changes_nothing():
     assert_trees_close(got, want)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Probes: grad w.r.t. zero probes is dL/d(carry_t), computed here the slow way.
 
 
@@ -263,7 +264,7 @@ def test_probe_gradients_equal_loss_gradient_wrt_each_carry(name, options, mode,
             assert np.all(np.asarray(leaf[b, n:]) == 0.0), "probe gradients on padded steps must be 0"
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Gate intermediates.
 
 
@@ -295,7 +296,56 @@ def test_lstm_gates_are_collected_per_step(reverse):
             np.testing.assert_allclose(y[b, t], h, rtol=1e-12)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
+# Dispatch: one resolve() turns (platform, cell, options) into one plan.
+
+
+@pytest.mark.parametrize(
+    "platform, name, options, want",
+    [
+        ("cpu", "lstm", {}, Plan(Backend.FUSED, hoist=False)),
+        ("gpu", "lstm", {}, Plan(Backend.FUSED, hoist=True)),
+        ("cpu", "lru", {}, Plan(Backend.XLA, hoist=False)),
+        ("gpu", "lru", {}, Plan(Backend.ASSOCIATIVE, hoist=True)),
+        ("tpu", "mingru", {}, Plan(Backend.ASSOCIATIVE, hoist=True)),
+        ("gpu", "mingru", {"mode": "sequential"}, Plan(Backend.XLA, hoist=True)),
+        ("cpu", "lru", {"mode": "associative", "remat": True}, Plan(Backend.ASSOCIATIVE, hoist=True)),
+        ("cpu", "rnn", {"hoist": True, "unroll": 2}, Plan(Backend.XLA, hoist=True, unroll=2)),
+        ("gpu", "gru", {"remat": True}, Plan(Backend.XLA, hoist=True, remat=True)),
+        ("gpu", "gru", {"remat_chunk": 8}, Plan(Backend.XLA, hoist=False, remat=True, chunk=8)),
+        ("cpu", "lstm", {"backend": "xla", "hoist": True}, Plan(Backend.XLA, hoist=True)),
+    ],
+)
+def test_resolve_turns_platform_cell_and_options_into_one_plan(platform, name, options, want):
+    assert rnnlab.RNN(make_cell(name), **options).plan(platform=platform) == want
+    assert resolve(make_cell(name), loop_options(options), platform) == want
+
+
+@pytest.mark.parametrize("name", ["lstm", "lru"])
+def test_collecting_gates_runs_the_per_step_loop(name):
+    assert rnnlab.RNN(make_cell(name)).plan(platform="gpu", collect=True) == Plan(Backend.XLA, hoist=True)
+
+
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        (
+            {"remat_chunks": 8},
+            r"unknown rnn_options key\(s\) 'remat_chunks'; valid: backend, mode, hoist, unroll",
+        ),
+        ("fast", "rnn_options must be a mapping"),
+        ({"unroll": 0}, "unroll must be a positive integer"),
+        ({"hoist": "yes"}, "hoist must be True, False or 'auto'"),
+        ({"remat_chunk": -1}, r"remat_chunk must be an integer >= 0"),
+        ({"backend": "tpu"}, "unknown backend 'tpu'; valid: auto, xla, fused, cudnn"),
+    ],
+)
+def test_loop_options_fail_with_a_clear_error(options, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        loop_options(options)
+
+
+# ------------------------------------------------------------------------------------------------------------
 # Bad input.
 
 

@@ -1,6 +1,8 @@
 """Seq2Seq: teacher forcing equals step-by-step decoding, padded source steps are invisible, and a tiny
 reverse task is learned (then decoded with rnnlab.decoding)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +10,7 @@ import optax
 import pytest
 
 from rnnlab import decoding, textmetrics
+from rnnlab.cells import CellSpec, get_cell
 from rnnlab.seq2seq import Seq2Seq
 
 INPUTS = jnp.array([[3, 4, 5, 6], [5, 6, 0, 0], [4, 0, 0, 0]], jnp.int32)
@@ -109,6 +112,18 @@ def test_greedy_and_beam_decoding_through_seq2seq_step_fn(bidirectional_model):
     np.testing.assert_allclose(scores[:, 0], picked, rtol=1e-5)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_a_cellspec_builds_the_same_model_as_a_registry_name(bidirectional):
+    kwargs = {"embed_dim": 5, "bidirectional": bidirectional}
+    by_name = Seq2Seq(8, 7, cell="gru", hidden_size=6, cell_options={"gate_slope": 2.0}, **kwargs)
+    by_spec = Seq2Seq(8, 7, cell=CellSpec("gru", 6, {"gate_slope": 2.0}), **kwargs)
+    variables = random_variables(by_name, 2, INPUTS, LENGTHS, DECODER_INPUTS)
+    shapes = jax.eval_shape(by_spec.init, jax.random.key(0), INPUTS, LENGTHS, DECODER_INPUTS)
+    assert jax.tree.structure(shapes) == jax.tree.structure(variables)
+    run = lambda m: jax.jit(lambda v: m.apply(v, INPUTS, LENGTHS, DECODER_INPUTS))(variables)
+    np.testing.assert_array_equal(run(by_spec), run(by_name))
+
+
 def test_invalid_configurations_raise():
     with pytest.raises(ValueError, match="unknown attention"):
         Seq2Seq(5, 5, attention="bahdanau")
@@ -116,6 +131,10 @@ def test_invalid_configurations_raise():
         Seq2Seq(5, 5, hidden_size=5, bidirectional=True)
     with pytest.raises(ValueError, match="unknown cell"):
         Seq2Seq(5, 5, cell="transformer")
+    with pytest.raises(ValueError, match="pass cell as a registry name or a CellSpec"):
+        Seq2Seq(5, 5, cell=functools.partial(get_cell, "gru", 6), bidirectional=True)
+    with pytest.raises(ValueError, match="unknown rnn_options key"):
+        Seq2Seq(5, 5, rnn_options={"chunk": 4})
 
 
 def reverse_batch(rng, batch):

@@ -1,12 +1,18 @@
-"""Recurrent cells and their registry.
+"""Recurrent cells, their registry, and cell factories.
 
 ``get_cell(name, hidden_size=H, **options)`` builds a cell by name; the error for an unknown name or option
-lists the valid ones. ``CELLS`` maps each name to ``(class, preset options)``.
+lists the valid ones. ``CELLS`` maps each name to ``(class, preset options)``. Models take cells as
+factories (Zucchet et al.'s minimal-LRU injects cells the same way): :class:`CellSpec` is the hashable value
+a config builds, and :func:`cell_factory` turns whatever a model was given into a factory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from flax import linen as nn
 
 from rnnlab.cells.base import RecurrentCell, gate
 from rnnlab.cells.gated import GRUCell, LSTMCell
@@ -57,14 +63,71 @@ def get_cell(name: str, /, hidden_size: int, **options) -> RecurrentCell:
     return cls(hidden_size=hidden_size, **{**preset, **options})
 
 
+@dataclasses.dataclass(frozen=True)
+class CellSpec:
+    """A cell described by value: ``CellSpec('lstm', 128, {'forget_bias': 2.0})``; calling it builds the cell.
+
+    ``__call__(**flax_kwargs)`` (``parent=``, ``name=``) returns ``get_cell(name, hidden_size, **options,
+    **flax_kwargs)``. The options are stored as a sorted tuple of pairs, so equal specs are equal and
+    hashable: a model holding one can be a static argument of ``jax.jit``. The spec is validated when it is
+    made (unknown names and options fail there, with the valid ones listed).
+    """
+
+    name: str
+    hidden_size: int
+    options: Any = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
+        self(parent=None)
+
+    def __call__(self, **flax_kwargs) -> RecurrentCell:
+        return get_cell(self.name, self.hidden_size, **dict(self.options), **flax_kwargs)
+
+
+#: what models accept as ``cell``: a registry name, a :class:`CellSpec`, or a factory ``f(**flax_kwargs)``
+CellLike = str | CellSpec | Callable[..., RecurrentCell]
+
+
+def cell_factory(
+    cell: CellLike, hidden_size: int | None = None, options: Any = ()
+) -> Callable[..., RecurrentCell]:
+    """The factory ``f(**flax_kwargs) -> RecurrentCell`` for a model's ``cell`` argument.
+
+    A registry name becomes ``CellSpec(cell, hidden_size, options)``; a :class:`CellSpec` or any callable
+    taking only Flax's keyword arguments (``parent``, ``name``), e.g. ``functools.partial(get_cell, 'gru',
+    64)``, is returned as is (it carries its own size and options, so ``options`` must be empty).
+
+    Raises:
+      TypeError: ``cell`` is a cell instance or not callable (a module instance would be shared by every
+        layer); ValueError: options given with a factory, or an invalid name / option.
+    """
+    if isinstance(cell, str):
+        return CellSpec(cell, hidden_size, options)
+    if isinstance(cell, nn.Module) or not callable(cell):
+        raise TypeError(
+            f"cell must be a registry name ({', '.join(CELLS)}), a CellSpec or a factory, got {cell!r}; "
+            "pass e.g. CellSpec('lstm', 128) or functools.partial(get_cell, 'lstm', 128)."
+        )
+    if dict(options):
+        raise ValueError(
+            f"cell_options {dict(options)} apply to a registry name; a CellSpec or factory carries its own "
+            "options (e.g. CellSpec('lstm', 128, {'forget_bias': 2.0}))."
+        )
+    return cell
+
+
 __all__ = [
     "CELLS",
+    "CellLike",
+    "CellSpec",
     "GRUCell",
     "LRUCell",
     "LSTMCell",
     "MinGRUCell",
     "RecurrentCell",
     "SimpleRNNCell",
+    "cell_factory",
     "cell_options",
     "gate",
     "get_cell",

@@ -13,7 +13,7 @@ LSTM (Hochreiter & Schmidhuber 1997; forget gate of Gers et al. 2000)::
 Parameters ``input/kernel [D, 4H]``, ``input/bias [4H]``, ``recurrent_kernel [H, 4H]``.
 PyTorch/cuDNN mapping: ``input/kernel = weight_ih_l0.T``, ``recurrent_kernel = weight_hh_l0.T``,
 ``input/bias = bias_ih_l0 + bias_hh_l0`` (same (i, f, g, o) order; ``jax.experimental.rnn`` uses it too).
-Note Flax's ``OptimizedLSTMCell`` orders its gates (i, f, g, o) as well but stores them in separate Dense layers.
+Flax's ``OptimizedLSTMCell`` orders its gates (i, f, g, o) as well but stores them in separate Dense layers.
 
 Options: ``forget_bias`` (Gers et al. 2000; Jozefowicz et al. 2015 recommend 1.0), ``chrono_tmax``
 (Tallec & Ollivier 2018: b_f ~ log U[1, T_max - 1], b_i = -b_f, overriding ``forget_bias``),
@@ -31,7 +31,12 @@ GRU, reset-after variant (Cho et al. 2014 as implemented by cuDNN, PyTorch and F
 Parameters ``input/kernel [D, 3H]``, ``input/bias [3H]``, ``recurrent_kernel [H, 3H]``,
 ``recurrent_bias [H]`` (= b_hn). PyTorch mapping: ``input/kernel = weight_ih_l0.T``,
 ``recurrent_kernel = weight_hh_l0.T``, ``input/bias = bias_ih_l0 + [bias_hh_l0[:2H], 0]``,
-``recurrent_bias = bias_hh_l0[2H:]``.
+``recurrent_bias = bias_hh_l0[2H:]``. Flax ``nn.GRUCell`` mapping (its Dense layers ``ir, iz, in, hr, hz,
+hn``): ``input/kernel = [ir|iz|in].kernel``, ``input/bias = [ir|iz|in].bias``,
+``recurrent_kernel = [hr|hz|hn].kernel``, ``recurrent_bias = hn.bias``.
+
+Each step's equations after the matmuls are written once, as the pure functions :func:`lstm_update` and
+:func:`gru_update`; the cells and the fused whole-sequence kernels (:mod:`rnnlab.fused`) both call them.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from flax import linen as nn
 
 from rnnlab.cells.base import RecurrentCell, gate, per_block
 from rnnlab.cells.vanilla import RECURRENT_INITS, recurrent_initializer
+
+Array = jax.Array
 
 
 def lstm_bias_init(hidden_size: int, forget_bias: float, chrono_tmax: float | None, cifg: bool):
@@ -74,6 +81,61 @@ def _check_gate_options(kind: str, radius: float, gate_slope: float) -> None:
         raise ValueError(f"radius must be > 0, got {radius!r}")
 
 
+def lstm_update(z: Array, c: Array, slope: float = 1.0, peephole: Array | None = None, cifg: bool = False):
+    """The LSTM step after the matmuls: gate pre-activations ``z`` and ``c_{t-1}`` -> the new state.
+
+    The one copy of the LSTM equations (module docstring), used by :class:`LSTMCell` and the fused kernels.
+
+    Args:
+      z: ``[..., G*H]`` pre-activations ``x_t W_ih + b + h_{t-1} W_hh``, gates ``(i, f, g, o)`` (``(f, g, o)``
+        with ``cifg``).
+      c: ``[..., H]`` cell state c_{t-1}.
+      slope: sigmoid slope beta of the i, f, o gates.
+      peephole: ``[3, H]`` peephole weights (i, f see c_{t-1}; o sees c_t), or None.
+      cifg: coupled input-forget gate, i = 1 - f.
+
+    Returns:
+      ``((c_t, h_t), (i, f, g, o))`` with the post-activation gates (g = tanh of its pre-activation).
+    """
+    if cifg:
+        zf, zg, zo = jnp.split(z, 3, axis=-1)
+        zi = None
+    else:
+        zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
+    if peephole is not None:
+        zf = zf + peephole[1] * c
+        zi = None if zi is None else zi + peephole[0] * c
+    f = gate(zf, slope)
+    i = 1.0 - f if cifg else gate(zi, slope)
+    g = jnp.tanh(zg)
+    c = f * c + i * g
+    if peephole is not None:
+        zo = zo + peephole[2] * c
+    o = gate(zo, slope)
+    return (c, o * jnp.tanh(c)), (i, f, g, o)
+
+
+def gru_update(xp: Array, hp: Array, h: Array, b_hn: Array, slope: float = 1.0):
+    """The reset-after GRU step after the matmuls: the one copy of its equations (module docstring).
+
+    Args:
+      xp: ``[..., 3H]`` projected input ``x_t W_ih + b`` (gates ``r, z, n``).
+      hp: ``[..., 3H]`` recurrent product ``h_{t-1} W_hh``.
+      h: ``[..., H]`` h_{t-1}.
+      b_hn: ``[H]`` the recurrent bias inside the reset gate's product.
+      slope: sigmoid slope beta of the r, z gates.
+
+    Returns:
+      ``(h_t, (r, z, n, hn))`` with ``hn = h_{t-1} W_hn + b_hn`` (the fused backward pass needs it).
+    """
+    hs = h.shape[-1]
+    rz = gate(xp[..., : 2 * hs] + hp[..., : 2 * hs], slope)
+    r, z = rz[..., :hs], rz[..., hs:]
+    hn = hp[..., 2 * hs :] + b_hn
+    n = jnp.tanh(xp[..., 2 * hs :] + r * hn)
+    return (1.0 - z) * n + z * h, (r, z, n, hn)
+
+
 class LSTMCell(RecurrentCell):
     """LSTM with a fused gate kernel; see the module docstring for equations and options."""
 
@@ -85,6 +147,8 @@ class LSTMCell(RecurrentCell):
     recurrent_init: str = "orthogonal"
     radius: float = 1.0
     param_dtype: Any = jnp.float32
+
+    forget_gate = "f"
 
     def __post_init__(self):
         _check_gate_options(self.recurrent_init, self.radius, self.gate_slope)
@@ -125,24 +189,10 @@ class LSTMCell(RecurrentCell):
 
     def step(self, carry, xp):
         c, h = carry
-        z = xp + h @ self.recurrent_kernel
-        beta = self.gate_slope
-        if self.cifg:
-            zf, zg, zo = jnp.split(z, 3, axis=-1)
-            zi = None
-        else:
-            zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
-        if self.peephole:
-            p = self.peephole_weights
-            zf = zf + p[1] * c
-            zi = None if zi is None else zi + p[0] * c
-        f = gate(zf, beta)
-        i = 1.0 - f if self.cifg else gate(zi, beta)
-        c = f * c + i * jnp.tanh(zg)
-        if self.peephole:
-            zo = zo + self.peephole_weights[2] * c
-        o = gate(zo, beta)
-        h = o * jnp.tanh(c)
+        peephole = self.peephole_weights if self.peephole else None
+        (c, h), (i, f, _, o) = lstm_update(
+            xp + h @ self.recurrent_kernel, c, self.gate_slope, peephole, self.cifg
+        )
         self.sow("intermediates", "gates", {"i": i, "f": f, "o": o})
         return (c, h), h
 
@@ -151,6 +201,11 @@ class LSTMCell(RecurrentCell):
 
     def recurrent_matrix(self):
         return self.recurrent_kernel
+
+    def gate_blocks(self):
+        sig = self.gate_slope / 4.0  # (sigma(beta z))' <= beta / 4
+        names = ("f", "g", "o") if self.cifg else ("i", "f", "g", "o")
+        return [(n, 1.0 if n == "g" else sig) for n in names]
 
 
 class GRUCell(RecurrentCell):
@@ -180,15 +235,13 @@ class GRUCell(RecurrentCell):
         return self.input_dense(x)
 
     def step(self, h, xp):
-        hs = self.hidden_size
-        rz_x, n_x = xp[..., : 2 * hs], xp[..., 2 * hs :]
-        hp = h @ self.recurrent_kernel
-        rz = gate(rz_x + hp[..., : 2 * hs], self.gate_slope)
-        r, z = rz[..., :hs], rz[..., hs:]
-        n = jnp.tanh(n_x + r * (hp[..., 2 * hs :] + self.recurrent_bias))
-        h = (1.0 - z) * n + z * h
+        h, (r, z, _, _) = gru_update(xp, h @ self.recurrent_kernel, h, self.recurrent_bias, self.gate_slope)
         self.sow("intermediates", "gates", {"r": r, "z": z})
         return h, h
 
     def recurrent_matrix(self):
         return self.recurrent_kernel
+
+    def gate_blocks(self):
+        sig = self.gate_slope / 4.0
+        return [("r", sig), ("z", sig), ("n", 1.0)]

@@ -7,10 +7,10 @@ LRU (Orvieto et al. 2023, "Resurrecting recurrent neural networks for long seque
 
     lambda = exp(-exp(nu_log) + i exp(theta_log))        # complex, |lambda| in [r_min, r_max] at init
     h_t = lambda * h_{t-1} + gamma * (x_t B)             # h: complex [N]; gamma = exp(gamma_log)
-    y_t = Re(h_t C) + x_t W_skip                         # [H]
+    y_t = Re(h_t C) + x_t W_skip                         # [H]: the readout, the cell's output
 
-Parameters ``nu_log, theta_log, gamma_log [N]``, ``B_re, B_im [D, N]``, ``C_re, C_im [N, H]``,
-``skip [D, H]``. Ring initialisation: |lambda| uniform on the ring r_min..r_max (uniform in area),
+Parameters ``nu_log, theta_log, gamma_log [N]``, ``B/kernel [D, 2N]`` (B_re then B_im), ``C_re, C_im [N, H]``,
+``skip/kernel [D, H]``. Ring initialisation: |lambda| uniform on the ring r_min..r_max (uniform in area),
 phase uniform in [0, max_phase]; gamma = sqrt(1 - |lambda|^2) (the gamma-normalisation).
 Here N = ``state_size`` (default H).
 
@@ -87,8 +87,8 @@ class LRUCell(RecurrentCell):
         self.C_re = self.param("C_re", nn.initializers.variance_scaling(0.5, "fan_in", "normal"), (n, h), pd)
         self.C_im = self.param("C_im", nn.initializers.variance_scaling(0.5, "fan_in", "normal"), (n, h), pd)
 
-    def lam(self):
-        """The diagonal recurrence lambda [N] (complex)."""
+    def diagonal_recurrence(self):
+        """The diagonal recurrence lambda ``[N]`` (complex; constant over time)."""
         return jnp.exp(-jnp.exp(self.nu_log) + 1j * jnp.exp(self.theta_log))
 
     def project_inputs(self, x):
@@ -98,7 +98,7 @@ class LRUCell(RecurrentCell):
 
     def linear_coeffs(self, xp):
         bx, _ = xp
-        return jnp.broadcast_to(self.lam(), bx.shape), bx
+        return jnp.broadcast_to(self.diagonal_recurrence(), bx.shape), bx
 
     def readout(self, h, xp):
         _, skip = xp

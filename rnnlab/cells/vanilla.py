@@ -4,9 +4,9 @@ Equations (x_t: [D], h_t: [H])::
 
     h_t = act(x_t W_ih + b + h_{t-1} W_hh)        y_t = h_t
 
-Parameters: ``input_kernel [D, H]``, ``bias [H]``, ``recurrent_kernel [H, H]``.
-PyTorch ``nn.RNN`` mapping: ``input_kernel = weight_ih_l0.T``, ``recurrent_kernel = weight_hh_l0.T``,
-``bias = bias_ih_l0 + bias_hh_l0``.
+Parameters: ``input/kernel [D, H]``, ``input/bias [H]``, ``recurrent_kernel [H, H]``.
+PyTorch ``nn.RNN`` mapping: ``input/kernel = weight_ih_l0.T``, ``recurrent_kernel = weight_hh_l0.T``,
+``input/bias = bias_ih_l0 + bias_hh_l0``.
 
 Recurrent initialisations (``recurrent_init``), all scaled so the spectral radius is ``radius``:
 
@@ -57,6 +57,8 @@ class SimpleRNNCell(RecurrentCell):
     bias_init: float = 0.0
     param_dtype: Any = jnp.float32
 
+    simple_recurrence = True
+
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
@@ -92,3 +94,6 @@ class SimpleRNNCell(RecurrentCell):
 
     def recurrent_matrix(self):
         return self.recurrent_kernel
+
+    def gate_blocks(self):
+        return [("h", 1.0)]  # tanh' <= 1 and relu' <= 1

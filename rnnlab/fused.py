@@ -1,6 +1,14 @@
-"""Fused sequence kernels for LSTM and GRU: one custom VJP over the whole sequence.
+"""Whole-sequence kernels for LSTM and GRU, and the registry through which the time loop finds them.
 
-Shape legend: B batch, T time, H hidden size, G gates (LSTM 4, GRU 3). All arrays are time-major.
+Shape legend: B batch, T time, D input features, H hidden size, G gates (LSTM 4, GRU 3). All arrays are
+time-major.
+
+:func:`kernel_for` maps ``(backend, cell)`` to a :class:`SequenceKernel`; :mod:`rnnlab.scan` asks it and never
+looks at concrete cell classes. Registered here: ``'fused'`` for :class:`~rnnlab.cells.LSTMCell` and
+:class:`~rnnlab.cells.GRUCell` (the custom VJPs below) and ``'cudnn'`` for the LSTM (cuDNN through
+``jax.experimental.rnn.lstm``, GPU and float32 only).
+
+The fused kernels: one custom VJP over the whole sequence.
 
 Why: differentiating ``lax.scan`` over a cell makes JAX accumulate dW_hh (``[H, G*H]``) inside the backward
 loop, one small rank-B update per step. Here the backward loop carries only the state gradients (dc, dh),
@@ -20,8 +28,9 @@ h_t; GRU: r, z, n, h_{t-1} W_hn + b_hn, h_t) — 6 resp. 5 ``[T, B, H]`` arrays 
 the stacked ``dz``. XLA temp memory of a training step was 20-25% below the XLA scan with the hoisted
 projection (LSTM and GRU) and ~10% below it without (LSTM; for the GRU without hoisting ~20% above).
 
-The gate conventions are those of :mod:`rnnlab.cells.gated` (LSTM ``(i, f, g, o)``, GRU reset-after
-``(r, z, n)``, sigmoid slope ``gate_slope``); results equal ``RNN(cell, backend='xla')`` to float rounding.
+The forward equations are :func:`rnnlab.cells.gated.lstm_update` and :func:`~rnnlab.cells.gated.gru_update`
+(the cells' own; LSTM gates ``(i, f, g, o)``, GRU reset-after ``(r, z, n)``, sigmoid slope ``gate_slope``);
+only the backward passes are written here. Results equal ``RNN(cell, backend='xla')`` to float rounding.
 Masking and probes follow :mod:`rnnlab.scan`: on steps where ``mask`` is False the carry is frozen and the
 output is 0; ``probes`` (carry-shaped, ``[T, B, H]`` leaves) are added to the carry after every step.
 Peephole and CIFG LSTMs are not covered (the time loop falls back to its XLA path for them).
@@ -29,12 +38,16 @@ Peephole and CIFG LSTMs are not covered (the time loop falls back to its XLA pat
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import rnn as jax_rnn
 
-from rnnlab.cells.base import gate
+from rnnlab.cells.base import RecurrentCell
+from rnnlab.cells.gated import GRUCell, LSTMCell, gru_update, lstm_update
 
 Array = jax.Array
 
@@ -111,18 +124,10 @@ def _project_grads(proj, xs, dxp):
 
 
 def _lstm_forward(slope, unroll, w, xp, c0, h0, mask, probes, proj, save):
-    hs = w.shape[0]
-
     def body(carry, inp):
         c, h = carry
         xp_t, m_t, p_t = inp
-        z = _project(proj, xp_t) + h @ w
-        i = gate(z[:, :hs], slope)
-        f = gate(z[:, hs : 2 * hs], slope)
-        g = jnp.tanh(z[:, 2 * hs : 3 * hs])
-        o = gate(z[:, 3 * hs :], slope)
-        c_new = f * c + i * g
-        h_new = o * jnp.tanh(c_new)
+        (c_new, h_new), (i, f, g, o) = lstm_update(_project(proj, xp_t) + h @ w, c, slope)
         c_n, h_n = _select(m_t, c_new, c), _select(m_t, h_new, h)
         if p_t is not None:
             c_n, h_n = c_n + p_t[0], h_n + p_t[1]
@@ -228,17 +233,9 @@ def gru_sequence(
 
 
 def _gru_forward(slope, unroll, w, bhn, xp, h0, mask, probes, proj, save):
-    hs = w.shape[0]
-
     def body(h, inp):
         xp_t, m_t, p_t = inp
-        xp_t = _project(proj, xp_t)
-        hp = h @ w
-        rz = gate(xp_t[:, : 2 * hs] + hp[:, : 2 * hs], slope)
-        r, z = rz[:, :hs], rz[:, hs:]
-        hn = hp[:, 2 * hs :] + bhn
-        n = jnp.tanh(xp_t[:, 2 * hs :] + r * hn)
-        h_new = (1.0 - z) * n + z * h
+        h_new, (r, z, n, hn) = gru_update(_project(proj, xp_t), h @ w, h, bhn, slope)
         h_n = _select(m_t, h_new, h)
         if p_t is not None:
             h_n = h_n + p_t
@@ -298,3 +295,111 @@ def _gru_bwd(slope, unroll, res, cts):
 
 
 _gru.defvjp(_gru_fwd, _gru_bwd)
+
+
+# -------------------------------------------------------------------------------------------------- registry
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceKernel:
+    """A whole-sequence implementation of one cell class for one backend of the time loop.
+
+    Attributes:
+      run: ``run(cell, params, carry, xs, mask, probes, *, unroll, hoisted) -> (final_carry, ys)``, with
+        ``xs`` the projected inputs ``[T, B, G*H]`` if ``hoisted``, else the raw inputs ``[T, B, D]``;
+        ``mask: [T, B]`` or None; ``probes`` carry-shaped with ``[T, B, H]`` leaves, or None;
+        ``ys: [T, B, H]``, 0 on masked steps.
+      accepts: ``accepts(cell, *, platform, dtype, probes) -> bool``: whether the kernel covers this cell's
+        options on ``platform`` ('cpu', 'gpu', 'tpu') in compute ``dtype`` (with probes if ``probes``); the
+        time loop falls back to its XLA scan where it does not.
+      hoist: the only input projection the kernel takes (False: raw inputs, it projects them itself), or
+        None when it takes both.
+    """
+
+    run: Callable
+    accepts: Callable[..., bool]
+    hoist: bool | None = None
+
+
+_KERNELS: dict[tuple[str, type], SequenceKernel] = {}
+
+
+def register(backend: str, cell_class: type[RecurrentCell], kernel: SequenceKernel) -> None:
+    """Make ``kernel`` the ``backend`` implementation of ``cell_class`` (and of its subclasses)."""
+    _KERNELS[(backend, cell_class)] = kernel
+
+
+def kernel_for(backend: str, cell: RecurrentCell) -> SequenceKernel | None:
+    """The ``backend`` kernel registered for ``cell``'s class or its nearest base class, or None."""
+    for cls in type(cell).__mro__:
+        if (backend, cls) in _KERNELS:
+            return _KERNELS[(backend, cls)]
+    return None
+
+
+def _projection(cell, params, unroll: int, hoisted: bool) -> dict:
+    """Keyword arguments shared by the fused kernels: the slope, unroll, and the in-loop projection."""
+    opts = {"gate_slope": cell.gate_slope, "unroll": unroll}
+    if not hoisted:
+        opts.update(input_kernel=params["input"]["kernel"], input_bias=params["input"]["bias"])
+    return opts
+
+
+def _run_lstm(cell, params, carry, xs, mask, probes, *, unroll, hoisted):
+    opts = _projection(cell, params, unroll, hoisted)
+    c, h, ys = lstm_sequence(params["recurrent_kernel"], xs, carry[0], carry[1], mask, probes, **opts)
+    return (c, h), ys
+
+
+def _run_gru(cell, params, carry, xs, mask, probes, *, unroll, hoisted):
+    opts = _projection(cell, params, unroll, hoisted)
+    return gru_sequence(params["recurrent_kernel"], params["recurrent_bias"], xs, carry, mask, probes, **opts)
+
+
+def _plain_lstm(cell) -> bool:
+    return not (cell.peephole or cell.cifg)
+
+
+def _run_lstm_cudnn(cell, params, carry, xs, mask, probes, *, unroll, hoisted):
+    """The LSTM through cuDNN (``jax.experimental.rnn.lstm``) on raw inputs ``xs: [T, B, D]``."""
+    del cell, probes, unroll, hoisted  # accepted only without probes; cuDNN projects the inputs itself
+    c0, h0 = carry
+    t, b = xs.shape[:2]
+    if t == 0:
+        return carry, jnp.zeros((0, *h0.shape), h0.dtype)
+    kernel, bias, w_hh = params["input"]["kernel"], params["input"]["bias"], params["recurrent_kernel"]
+    d, hs = kernel.shape[0], w_hh.shape[0]
+    # cuDNN's packed layout (jax.experimental.rnn's docstring): W_ih [4H, D], W_hh [4H, H], b_ih, b_hh, gates
+    # (i, f, g, o) as here; our single bias goes into b_ih.
+    weights = jnp.concatenate([kernel.T.ravel(), w_hh.T.ravel(), bias, jnp.zeros_like(bias)])
+    lengths = jnp.full((b,), t, jnp.int32) if mask is None else mask.sum(0).astype(jnp.int32)
+    # cuDNN needs lengths >= 1: an empty sequence runs one step, then keeps its initial carry (below).
+    y, h_n, c_n = jax_rnn.lstm(
+        jnp.swapaxes(xs, 0, 1), h0[None], c0[None], weights, jnp.maximum(lengths, 1), d, hs, 1, 0.0, False
+    )
+    ys = jnp.swapaxes(y, 0, 1)
+    if mask is not None:
+        ys = jnp.where(mask[..., None], ys, jnp.zeros_like(ys))
+    empty = (lengths == 0)[:, None]
+    return (jnp.where(empty, c0, c_n[0]), jnp.where(empty, h0, h_n[0])), ys
+
+
+def _cudnn_accepts(cell, *, platform, dtype, probes) -> bool:
+    """cuDNN's LSTM: GPU, float32, no probes, and only the standard equations (no peephole/CIFG, slope 1)."""
+    return (
+        platform == "gpu"
+        and dtype == jnp.float32
+        and not probes
+        and _plain_lstm(cell)
+        and cell.gate_slope == 1.0
+    )
+
+
+register("fused", LSTMCell, SequenceKernel(_run_lstm, lambda cell, **_: _plain_lstm(cell)))
+register("fused", GRUCell, SequenceKernel(_run_gru, lambda cell, **_: True))
+register("cudnn", LSTMCell, SequenceKernel(_run_lstm_cudnn, _cudnn_accepts, hoist=False))
+
+
+def cell_classes(backend: str) -> list[type[RecurrentCell]]:
+    """The cell classes with a registered ``backend`` kernel."""
+    return [cls for name, cls in _KERNELS if name == backend]

@@ -1,4 +1,6 @@
-"""The fused LSTM/GRU kernels equal the XLA time loop (float64), and the backend switch falls back cleanly.
+"""The whole-sequence kernels equal the XLA time loop: the fused LSTM/GRU custom VJPs (float64) and cuDNN's
+LSTM (on a GPU; its wiring on any platform with jax.experimental.rnn.lstm_ref standing in for cuDNN); the
+backend switch falls back cleanly.
 
 Shape legend: B batch, T time, D input features, H hidden size.
 """
@@ -11,9 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental import rnn as jax_rnn
 
 import rnnlab
-from rnnlab import kernels
+import rnnlab.scan.rnn
+from rnnlab import fused
+from rnnlab.scan import Backend
 
 B, T, D, H = 3, 6, 2, 4
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +62,7 @@ def _perturbed(params, seed=3):
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
     return jax.tree.unflatten(
-        tree, [p + 0.3 * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys)]
+        tree, [p + 0.3 * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys, strict=True)]
     )
 
 
@@ -77,7 +82,7 @@ def _loss_and_grads(name, options, backend, lengths, reverse, hoist=True, with_p
     carry = (c0, h0) if name == "lstm" else h0
     params = _perturbed(layer.init(jax.random.PRNGKey(1), x))
     probes = rnnlab.zero_probes(carry, T) if with_probes else None
-    assert layer.bind(params).resolved_backend() == ("xla" if backend == "xla" else "fused")
+    assert layer.plan(probes=with_probes).backend == ("xla" if backend == "xla" else "fused")
 
     def loss(params, x, carry, probes, lengths):
         final, y = layer.apply(params, x, lengths, carry, probes)
@@ -120,12 +125,10 @@ def test_fused_probe_gradients_equal_xla(name):
 
 def test_auto_is_the_default_and_picks_fused_for_lstm_and_gru():
     assert rnnlab.RNN(_cell("lstm")).backend == "auto"
-    x = jnp.ones((B, T, D))
-    for name in ("lstm", "gru"):
-        layer = rnnlab.RNN(_cell(name))
-        assert layer.bind(layer.init(jax.random.PRNGKey(0), x)).resolved_backend() == "fused"
-    layer = rnnlab.RNN(_cell("rnn"))
-    assert layer.bind(layer.init(jax.random.PRNGKey(0), x)).resolved_backend() == "xla"
+    for platform in ("cpu", "gpu", "tpu"):
+        for name in ("lstm", "gru"):
+            assert rnnlab.RNN(_cell(name)).plan(platform=platform).backend is Backend.FUSED
+        assert rnnlab.RNN(_cell("rnn")).plan(platform=platform).backend is Backend.XLA
 
 
 @pytest.mark.parametrize(
@@ -139,11 +142,11 @@ def test_auto_is_the_default_and_picks_fused_for_lstm_and_gru():
 )
 def test_fused_falls_back_to_xla_where_unsupported(cell, kwargs):
     x, *_ = _inputs()
-    fused = rnnlab.RNN(_cell(cell[0], **cell[1]), backend="fused", **kwargs)
+    layer = rnnlab.RNN(_cell(cell[0], **cell[1]), backend="fused", **kwargs)
     ref = rnnlab.RNN(_cell(cell[0], **cell[1]), backend="xla", **kwargs)
-    params = _perturbed(fused.init(jax.random.PRNGKey(1), x))
-    assert fused.bind(params).resolved_backend() == "xla"
-    _assert_trees_close(fused.apply(params, x), ref.apply(params, x))
+    params = _perturbed(layer.init(jax.random.PRNGKey(1), x))
+    assert layer.plan().backend is Backend.XLA
+    _assert_trees_close(layer.apply(params, x), ref.apply(params, x))
 
 
 def test_gate_statistics_fall_back_to_xla():
@@ -158,18 +161,95 @@ def test_gate_statistics_fall_back_to_xla():
 
 def test_backend_errors_name_the_valid_choices():
     x = jnp.ones((B, T, D))
-    with pytest.raises(ValueError, match="auto, fused, xla"):
-        rnnlab.RNN(_cell("lstm"), backend="cudnn").init(jax.random.PRNGKey(0), x)
-    with pytest.raises(ValueError, match="LSTMCell and GRUCell"):
+    with pytest.raises(ValueError, match="unknown backend 'cuda'; valid: auto, xla, fused, cudnn"):
+        rnnlab.RNN(_cell("lstm"), backend="cuda").init(jax.random.PRNGKey(0), x)
+    with pytest.raises(ValueError, match="backend='fused' supports LSTMCell, GRUCell, not MinGRUCell"):
         rnnlab.RNN(_cell("mingru"), backend="fused").init(jax.random.PRNGKey(0), x)
+    with pytest.raises(ValueError, match="backend='cudnn' supports LSTMCell, not GRUCell.*'xla' or 'auto'"):
+        rnnlab.RNN(_cell("gru"), backend="cudnn").init(jax.random.PRNGKey(0), x)
 
 
-def test_kernels_handle_empty_sequences():
+def test_fused_kernels_handle_empty_sequences():
     h0 = jnp.ones((B, H))
-    _, h, ys = kernels.lstm_sequence(jnp.zeros((H, 4 * H)), jnp.zeros((0, B, 4 * H)), h0, h0)
+    _, h, ys = fused.lstm_sequence(jnp.zeros((H, 4 * H)), jnp.zeros((0, B, 4 * H)), h0, h0)
     assert ys.shape == (0, B, H) and (h == h0).all()
-    h, ys = kernels.gru_sequence(jnp.zeros((H, 3 * H)), jnp.zeros(H), jnp.zeros((0, B, 3 * H)), h0)
+    h, ys = fused.gru_sequence(jnp.zeros((H, 3 * H)), jnp.zeros(H), jnp.zeros((0, B, 3 * H)), h0)
     assert ys.shape == (0, B, H) and (h == h0).all()
+
+
+# ------------------------------------------------------------------------------------------------------
+# cuDNN's LSTM (jax.experimental.rnn.lstm): only on a GPU, in float32, for the standard LSTM without probes.
+
+
+@pytest.mark.parametrize(
+    "platform, options, dtype, probes, want",
+    [
+        ("gpu", {}, jnp.float32, False, Backend.CUDNN),
+        ("cpu", {}, jnp.float32, False, Backend.FUSED),  # no GPU: what backend='auto' picks
+        ("tpu", {}, jnp.float32, False, Backend.FUSED),
+        ("gpu", {}, jnp.float64, False, Backend.FUSED),  # cuDNN is float32-only
+        ("gpu", {}, jnp.float32, True, Backend.FUSED),  # no probes through cuDNN
+        ("gpu", {"gate_slope": 2.0}, jnp.float32, False, Backend.FUSED),
+        ("gpu", {"peephole": True}, jnp.float32, False, Backend.XLA),  # neither kernel covers peepholes
+    ],
+)
+def test_cudnn_resolves_only_where_it_applies(platform, options, dtype, probes, want):
+    layer = rnnlab.RNN(rnnlab.get_cell("lstm", H, **options), backend="cudnn")
+    assert layer.plan(platform=platform, dtype=dtype, probes=probes).backend is want
+    for knobs in ({"remat": True}, {"remat_chunk": 4}):
+        layer = rnnlab.RNN(rnnlab.get_cell("lstm", H), backend="cudnn", **knobs)
+        assert layer.plan(platform="gpu").backend is Backend.XLA
+    layer = rnnlab.RNN(rnnlab.get_cell("lstm", H), backend="cudnn")
+    assert layer.plan(platform="gpu", collect=True).backend is Backend.XLA  # gate statistics: per step
+
+
+def _lstm_ref_as_cudnn(x, h0, c0, weights, seq_lengths, input_size, hidden_size, num_layers, dropout, bidi):
+    """``jax.experimental.rnn.lstm``'s arguments (cuDNN's packed weights), computed by its JAX reference."""
+    w = jax_rnn.unpack_lstm_weights(weights, input_size, hidden_size, num_layers, bidi)
+    return jax_rnn.lstm_ref(x, h0, c0, *w, seq_lengths, input_size, hidden_size, num_layers, dropout, bidi)
+
+
+def _f32_loss_and_grads(backend, lengths, reverse):
+    """As :func:`_loss_and_grads`, for a float32 LSTM (cuDNN's only dtype), without probes."""
+    x, h0, c0, w_y = (a.astype(jnp.float32) for a in _inputs())
+    layer = rnnlab.RNN(rnnlab.get_cell("lstm", hidden_size=H), reverse=reverse, backend=backend)
+    params = _perturbed(layer.init(jax.random.PRNGKey(1), x))
+    assert layer.plan(dtype=jnp.float32).backend == backend
+
+    def loss(params, x, carry, lengths):
+        final, y = layer.apply(params, x, lengths, carry)
+        cos = sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree.leaves(final))
+        return jnp.sum(w_y * jnp.sin(y)) + cos, (final, y)
+
+    lengths = None if lengths is None else jnp.array(lengths, jnp.int32)
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
+    return grad(params, x, (c0, h0), lengths)
+
+
+def _assert_f32_close(a, b):
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=2e-5, atol=2e-6), a, b)
+
+
+@pytest.mark.parametrize("lengths, reverse", [(None, False), ((6, 3, 0), True)], ids=["full", "lengths-rev"])
+def test_cudnn_wiring_equals_xla_with_lstm_ref_standing_in_for_cudnn(monkeypatch, lengths, reverse):
+    """The cuDNN path's weight packing, carry order, lengths (0 included) and reversal, on any platform."""
+    monkeypatch.setattr(jax_rnn, "lstm", _lstm_ref_as_cudnn)
+    monkeypatch.setattr(rnnlab.scan.rnn, "default_platform", lambda: "gpu")
+    got = _f32_loss_and_grads("cudnn", lengths, reverse)
+    _assert_f32_close(got, _f32_loss_and_grads("xla", lengths, reverse))
+    if lengths is not None:
+        (_, (final, y)), _ = got
+        assert float(jnp.max(jnp.abs(y[2]))) == 0.0  # the empty sequence: zero outputs, initial carry
+        np.testing.assert_array_equal(final[1][2], _inputs()[1][2].astype(jnp.float32))
+
+
+@pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN needs a GPU")
+@pytest.mark.parametrize("lengths, reverse", [(None, False), ((6, 3, 0), True)], ids=["full", "lengths-rev"])
+def test_cudnn_equals_xla_on_a_gpu(lengths, reverse):
+    with jax.default_matmul_precision("highest"):  # no TF32, in cuDNN or in XLA's matmuls
+        _assert_f32_close(
+            _f32_loss_and_grads("cudnn", lengths, reverse), _f32_loss_and_grads("xla", lengths, reverse)
+        )
 
 
 def test_bench_table_flops_and_ratios():
