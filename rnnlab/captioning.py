@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from rnnlab.cells import get_cell
+from rnnlab.cells import cell_factory, get_cell
 from rnnlab.encoders import flatten_features
 from rnnlab.scan import RNN
 from rnnlab.seq2seq import ATTENTIONS, LuongAttentionCell
@@ -170,8 +170,7 @@ class _WordDecoder(nn.Module):
             attended = {k: memory[k] for k in ("keys", "values", "mask")}
             cell = LuongAttentionCell(
                 self.hidden_size,
-                cell_name=self.cell,
-                cell_options=self.cell_options,
+                make_cell=cell_factory(self.cell, self.hidden_size, self.cell_options),
                 memory=attended,
                 name="cell",
             )

@@ -656,7 +656,7 @@ def _log(pending, step, seeds, writer, progress, elapsed) -> dict[str, float]:
 
 def default_diagnostics(model, info, config) -> ExtraMetricFn:
     """``rnnlab.diagnostics``' recorder as an extra metric (used when ``config.diagnostics.every`` > 0)."""
-    from rnnlab import diagnostics  # pylint: disable=import-outside-toplevel
+    from rnnlab.analysis import diagnostics  # pylint: disable=import-outside-toplevel
 
     loss_fn = diagnostics.model_loss_fn(model, losses.get_loss(info))
     return diagnostics.extra_metric(model, loss_fn, jacobian=config.diagnostics.jacobian)
