@@ -30,8 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnlab import checkpointing, losses, textmetrics, train
 from rnnlab import config as config_lib
+from rnnlab import textmetrics, train
+from rnnlab.training import checkpointing, losses
 
 
 @dataclasses.dataclass

@@ -403,8 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # clear one-line messages for the errors a user can act on
-        from rnnlab.checkpointing import CheckpointError  # pylint: disable=import-outside-toplevel
         from rnnlab.train import NonFiniteError  # pylint: disable=import-outside-toplevel
+        from rnnlab.training.checkpointing import CheckpointError  # pylint: disable=import-outside-toplevel
 
         if isinstance(e, (CheckpointError, NonFiniteError)):
             print(f"error: {e}", file=sys.stderr)

@@ -21,9 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnlab import checkpointing, decoding, losses, textmetrics, train
 from rnnlab import config as config_lib
+from rnnlab import decoding, textmetrics, train
 from rnnlab.apps import LoadedRun
+from rnnlab.training import checkpointing, losses
 
 BOS, EOS = "<bos>", "<eos>"
 

@@ -36,9 +36,10 @@ import ml_collections
 import numpy as np
 import optax
 
-from rnnlab import checkpointing, losses, optim, parallel
 from rnnlab import config as config_lib
-from rnnlab import metrics as metrics_lib
+from rnnlab import parallel
+from rnnlab.training import checkpointing, losses, optim
+from rnnlab.training import metrics as metrics_lib
 
 CONFIG_FILE = "config.json"
 FINAL_FILE = "final_metrics.json"

@@ -15,8 +15,9 @@ import orbax.checkpoint as ocp
 import pytest
 from test_train import TinyRNN, tiny_config
 
-from rnnlab import checkpointing, optim, train
+from rnnlab import train
 from rnnlab.tasks import get_task
+from rnnlab.training import checkpointing, optim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

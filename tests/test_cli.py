@@ -6,7 +6,7 @@ import os
 import pytest
 
 from rnnlab import cli
-from rnnlab.metrics import read_jsonl
+from rnnlab.training.metrics import read_jsonl
 
 SHORT = [
     "--config.train.batch_size=16",

@@ -16,11 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnlab import cli, losses, optim, train
+from rnnlab import cli, train
 from rnnlab import config as config_lib
 from rnnlab.models import SequenceModel
 from rnnlab.tasks import base, text
 from rnnlab.tasks.prepared import BOS, EOS, LanguageModelTask, Seq2SeqTask, StreamChunks
+from rnnlab.training import losses, optim
 
 CHARS = "the cat sat on the mat. " * 40
 

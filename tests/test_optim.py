@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from rnnlab import config as config_lib
-from rnnlab import optim
+from rnnlab.training import optim
 
 PARAMS = {
     "cell": {"recurrent_kernel": jnp.ones((2, 2)), "input_kernel": jnp.ones((3, 2)), "bias": jnp.ones(2)},

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from test_train import TinyRNN, batches, tiny_config
 
-from rnnlab import losses, optim, parallel, train
+from rnnlab import parallel, train
 from rnnlab.tasks import get_task
+from rnnlab.training import losses, optim
 
 
 def run(mode, seeds=(0, 1), steps=2, batch_size=8):

@@ -15,7 +15,8 @@ STRESS = textwrap.dedent("""
     import faulthandler
     faulthandler.dump_traceback_later(100, exit=True)  # a hang prints every thread's stack and fails
     import jax, numpy as np
-    from rnnlab import diagnostics, losses, train
+    from rnnlab import diagnostics, train
+    from rnnlab.training import losses
     from rnnlab.models import SequenceModel
     from rnnlab.tasks import get_task
 

@@ -12,9 +12,10 @@ import optax
 import pytest
 
 from rnnlab import config as config_lib
-from rnnlab import losses, optim, parallel, train
-from rnnlab.metrics import read_jsonl
+from rnnlab import parallel, train
 from rnnlab.tasks import get_task
+from rnnlab.training import losses, optim
+from rnnlab.training.metrics import read_jsonl
 
 
 class TinyRNN(nn.Module):

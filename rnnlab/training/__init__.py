@@ -1,0 +1,1 @@
+"""Training: configs, the train state, pure steps, one loop, evaluation, checkpoints and metrics."""
