@@ -30,7 +30,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def read_jsonl(path: str) -> list[dict]:
-    """All records of a JSONL file ([] if it does not exist; a line cut short by a killed writer is skipped)."""
+    """All records of a JSONL file ([] if it does not exist; a line cut short by a killed writer is
+    skipped)."""
     if not os.path.exists(path):
         return []
     records = []
@@ -90,7 +91,8 @@ class MetricWriter:
         return self._tb[seed]
 
     def write(self, step: int, seed: int, values: Mapping[str, Any]) -> None:
-        """One record ``{'step', 'seed', **values}``; arrays are stored as lists (histograms in TensorBoard)."""
+        """One record ``{'step', 'seed', **values}``; arrays are stored as lists (histograms in
+        TensorBoard)."""
         record = {"step": int(step), "seed": int(seed)}
         record.update({k: _jsonable(v) for k, v in values.items()})
         self._file.write(json.dumps(record, sort_keys=True) + "\n")
