@@ -240,6 +240,9 @@ def test_lm_trains_with_tbptt_then_complete_cli(tmp_path):
         "complete", "--workdir", workdir, "the c", "--length", "7", "--top-k", "3", "--temperature", "0.5"
     )
     assert out.startswith("the c") and len(out.rstrip("\n")) > len("the c")  # (untrained: may emit <unk>)
+    # `rnnlab eval` reads the test stream the same way (carry passed on, from zero): the same numbers
+    evaluated = json.loads(_cli("eval", "--workdir", workdir))
+    assert evaluated["eval/bits_per_char"] == pytest.approx(result["eval/bits_per_char"], rel=1e-5)
 
 
 def test_seq2seq_trains_two_steps_then_translate_cli(tmp_path):
@@ -262,6 +265,9 @@ def test_seq2seq_trains_two_steps_then_translate_cli(tmp_path):
     )
     scores = json.loads(_cli("translate", "--workdir", workdir, "--evaluate", "--beam", "2"))
     assert scores["baselines"]["copy/exact_match"] == 0.0 and "bleu_beam" in scores
+    evaluated = json.loads(_cli("eval", "--workdir", workdir))  # with the end-of-run decoding metrics
+    for name in ("eval/loss", "eval/bleu_greedy", "eval/exact_match_beam"):
+        assert evaluated[name] == pytest.approx(result[name], rel=1e-5), name
 
 
 def test_seq2seq_step_learns():
