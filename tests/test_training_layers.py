@@ -21,7 +21,7 @@ FILES = {
 
 
 def imported(path: pathlib.Path) -> set[str]:
-    """Every module an ``import`` or ``from ... import`` names (``from a import b`` counts ``a`` and ``a.b``)."""
+    """Every module an ``import`` or ``from ... import`` names (``from a import b``: ``a`` and ``a.b``)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
