@@ -14,6 +14,7 @@ import numpy as np
 from rnnlab.tasks.audio import SPOKEN_DIGIT_RATE, log_mel_spectrogram
 from rnnlab.tasks.base import Task
 from rnnlab.tasks.datasets import DATASETS
+from rnnlab.tasks.digit_tasks import DigitCaptionTask, DigitCTCTask, MovingDigitsTask
 from rnnlab.tasks.forecast import ForecastTask
 from rnnlab.tasks.labeling import (
     SequenceClassificationTask,
@@ -257,4 +258,59 @@ def _num2words_fr(*, data_dir=None, download=True, max_length=None, bucket_batch
         bucket_batches=bucket_batches,
         source_key="en",
         target_key="fr",
+    )
+
+
+@_task("digit_captions", "mnist5k digit strips -> number words, image captioning (dataset mnist5k)")
+def _digit_captions(*, data_dir=None, download=True, num_eval=1000, min_digits=1, max_digits=4, max_gap=0):
+    return DigitCaptionTask(
+        "digit_captions",
+        data_dir=data_dir,
+        download=download,
+        num_eval=num_eval,
+        min_digits=min_digits,
+        max_digits=max_digits,
+        max_gap=max_gap,
+    )
+
+
+@_task("digit_ctc", "mnist5k digit strips read column by column -> digits, CTC (dataset mnist5k)")
+def _digit_ctc(*, data_dir=None, download=True, num_eval=1000, min_digits=1, max_digits=4, max_gap=0):
+    return DigitCTCTask(
+        "digit_ctc",
+        data_dir=data_dir,
+        download=download,
+        num_eval=num_eval,
+        min_digits=min_digits,
+        max_digits=max_digits,
+        max_gap=max_gap,
+    )
+
+
+@_task(
+    "moving_digits",
+    "a moving mnist5k digit -> direction and speed, video classification; shuffled=True is the "
+    "shuffled-frame control (dataset mnist5k)",
+)
+def _moving_digits(
+    *,
+    data_dir=None,
+    download=True,
+    num_eval=1000,
+    canvas=(64, 64),
+    num_frames=(10, 18),
+    directions=8,
+    speeds=(1, 2),
+    shuffled=False,
+):
+    return MovingDigitsTask(
+        "moving_digits_shuffled" if shuffled else "moving_digits",
+        data_dir=data_dir,
+        download=download,
+        num_eval=num_eval,
+        canvas=canvas,
+        num_frames=num_frames,
+        directions=directions,
+        speeds=speeds,
+        shuffled=shuffled,
     )
