@@ -154,8 +154,20 @@ for _config in DATASETS["vader"].configs:
     _register_vader(_config)
 
 
-@_task("wnut16", "WNUT-16 Twitter NER tagging (dataset wnut16)")
-def _wnut16(*, data_dir=None, download=True, max_length=None, bucket_batches=0, min_count=2):
+@_task(
+    "wnut16", "WNUT-16 Twitter NER tagging; chars=True / case=True add per-token features (dataset wnut16)"
+)
+def _wnut16(
+    *,
+    data_dir=None,
+    download=True,
+    max_length=None,
+    bucket_batches=0,
+    min_count=2,
+    chars=False,
+    case=False,
+    max_token_chars=20,
+):
     return TaggingTask(
         "wnut16",
         DATASETS["wnut16"],
@@ -165,6 +177,9 @@ def _wnut16(*, data_dir=None, download=True, max_length=None, bucket_batches=0, 
         bucket_batches=bucket_batches,
         min_count=min_count,
         lowercase=True,
+        chars=chars,
+        case=case,
+        max_token_chars=max_token_chars,
     )
 
 
