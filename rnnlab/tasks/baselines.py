@@ -5,6 +5,10 @@ must beat before its output means anything.
 * :func:`best_constant_labelling`: the one label sequence with the fewest edits to every train labelling
   (CTC transcription), searched exhaustively over every sequence up to a length; scored by
   :func:`label_error_rate` (Graves et al. 2006: total edits / total reference labels).
+* :func:`nearest_neighbour`: the target of the most similar train source by TF-IDF cosine (Salton & Buckley
+  1988, "Term-weighting approaches in automatic text retrieval"), the translation-memory baseline.
+* :func:`translation_baselines`: copy-the-source, most-frequent and nearest-neighbour exact match and BLEU of
+  a seq2seq task, scored as ``generate.translation_metrics`` scores models (words through the vocabularies).
 
 Shape legend: U reference labellings, K their longest length, P label-sequence prefixes.
 """
@@ -12,10 +16,13 @@ Shape legend: U reference labellings, K their longest length, P label-sequence p
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from rnnlab.tasks.dataset_task import as_str
+from rnnlab.tasks.vocab import tokenize
 from rnnlab.textmetrics import corpus_bleu, exact_match
 
 Labelling = tuple[int, ...]
@@ -98,3 +105,58 @@ def label_error_rate(references: Sequence[Sequence[int]], hypothesis: Sequence[i
     for a in hypothesis:
         D = _append(D, refs, a)
     return float(_totals(D, lengths, counts)[0] / max(int(lengths @ counts), 1))
+
+
+# ------------------------------------------------------------------------------------------------ retrieval
+def nearest_neighbour(train_sources: Sequence[Sequence[str]], queries: Sequence[Sequence[str]]) -> np.ndarray:
+    """`[len(queries)]` index of the train source most similar to each query: cosine of TF-IDF vectors (raw
+    counts times the smoothed idf ln((1 + N) / (1 + df)) + 1); ties, and queries sharing no word with any
+    source, go to the lowest index.
+
+    Scored through an inverted index (word -> the sources holding it, with their weights), so a query costs
+    one vector update per distinct word.
+    """
+    lists: dict[str, tuple[list[int], list[int]]] = collections.defaultdict(lambda: ([], []))
+    for i, doc in enumerate(train_sources):
+        for w, c in collections.Counter(doc).items():
+            lists[w][0].append(i)
+            lists[w][1].append(c)
+    N = len(train_sources)
+    idf = {w: math.log((1 + N) / (1 + len(docs))) + 1 for w, (docs, _) in lists.items()}
+    # word -> (sources holding it, their TF-IDF weights of it)
+    postings = {w: (np.asarray(d), np.asarray(c) * idf[w]) for w, (d, c) in lists.items()}
+    norms = np.zeros(N)
+    for docs, weights in postings.values():
+        norms[docs] += weights**2
+    inverse_norms = 1 / np.sqrt(np.maximum(norms, 1e-24))
+    out = np.zeros(len(queries), np.int64)
+    for q, doc in enumerate(queries):
+        scores = np.zeros(N)
+        for w, c in collections.Counter(doc).items():
+            if w in postings:
+                docs, weights = postings[w]
+                scores[docs] += c * idf[w] * weights
+        out[q] = int(np.argmax(scores * inverse_norms))  # the query's own norm does not change the order
+    return out
+
+
+def translation_baselines(task, split: str = "test") -> dict[str, float]:
+    """Trivial translators of a `translation.Seq2SeqTask` on `split`: 'copy' (the source words),
+    'most_frequent' (the most frequent train target) and 'nearest_neighbour' (the target of the TF-IDF
+    nearest train source); '<name>/exact_match' and '<name>/bleu' of each.
+
+    Hypotheses and references are the words the vocabularies give back (unknown words read '<unk>'), as the
+    model's translations are scored.
+    """
+    sv, tv = task.vocabs[task.source_key], task.target_vocab
+    examples = {s: [task.decode(r) for r in task.records(s)] for s in ("train", split)}
+    texts = {s: [tv.decode(e["targets"][:-1]) for e in examples[s]] for s in examples}
+    sources = {
+        s: [tokenize(as_str(r[task.source_key]), "word", True) for r in task.records(s)] for s in examples
+    }
+    hyps = {
+        "copy": [sv.decode(e["inputs"]) for e in examples[split]],
+        "most_frequent": [most_frequent(texts["train"])] * len(texts[split]),
+        "nearest_neighbour": [texts["train"][i] for i in nearest_neighbour(sources["train"], sources[split])],
+    }
+    return {f"{name}/{k}": v for name, h in hyps.items() for k, v in text_scores(h, texts[split]).items()}

@@ -276,6 +276,27 @@ def _num2words_fr(*, data_dir=None, download=True, max_length=None, bucket_batch
     )
 
 
+@_task(
+    "bible_en_es",
+    "English (WEB) -> Spanish (Reina-Valera 1909) Bible verses, word level (dataset bible_en_es)",
+)
+def _bible_en_es(
+    *, data_dir=None, download=True, max_words=15, min_count=2, max_length=None, bucket_batches=0
+):
+    return Seq2SeqTask(
+        "bible_en_es",
+        DATASETS["bible_en_es"],
+        data_dir=data_dir,
+        download=download,
+        max_length=max_length,
+        bucket_batches=bucket_batches,
+        source_key="en",
+        target_key="es",
+        max_words=max_words,
+        min_count=min_count,
+    )
+
+
 @_task("digit_captions", "mnist5k digit strips -> number words, image captioning (dataset mnist5k)")
 def _digit_captions(*, data_dir=None, download=True, num_eval=1000, min_digits=1, max_digits=4, max_gap=0):
     return DigitCaptionTask(
