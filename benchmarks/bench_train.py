@@ -22,20 +22,24 @@ if ROOT not in sys.path:
 def _setup(seeds, mode="none", length=100, hidden=64, batch_size=64, cell="lstm"):
     import jax  # pylint: disable=import-outside-toplevel
 
-    from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
-    from rnnlab import losses, optim, parallel, train  # pylint: disable=import-outside-toplevel
     from rnnlab.tasks import get_task  # pylint: disable=import-outside-toplevel
+    from rnnlab.training import builders, losses, sharding  # pylint: disable=import-outside-toplevel
+    from rnnlab.training.adapters import Adapter  # pylint: disable=import-outside-toplevel
+    from rnnlab.training.config import default_config  # pylint: disable=import-outside-toplevel
+    from rnnlab.training.loop import stack_seeds  # pylint: disable=import-outside-toplevel
+    from rnnlab.training.state import init_state  # pylint: disable=import-outside-toplevel
+    from rnnlab.training.steps import make_train_step  # pylint: disable=import-outside-toplevel
 
-    config = config_lib.default_config()
+    config = default_config()
     config.model.cell, config.model.hidden_size = cell, hidden
     task = get_task("adding", length=length)
-    model = train.build_model(config.model, task.info)
-    tx = optim.make_optimizer(config.optim, 1000)
-    dp = parallel.DataParallel(mode)
-    step = dp.compile_train(train.make_train_step(losses.get_loss(task.info), tx, config.optim, 1000))
-    state = dp.put_state(train.init_state(model, tx, task.info, list(seeds)))
+    model = builders.build_model(config.model, task.info)
+    train_step = make_train_step(Adapter(model).forward, losses.get_loss(task.info), config.optim, 1000)
+    dp = sharding.DataParallel(mode)
+    step = dp.compile_train(train_step)
+    state = dp.put_state(init_state(model, train_step.tx, task.info, list(seeds)))
     its = [task.iterator("train", batch_size, s) for s in seeds]
-    batch = dp.put_batch(train._stack_seeds([next(it) for it in its]))  # pylint: disable=protected-access
+    batch = dp.put_batch(stack_seeds([next(it) for it in its]))
     state, _ = step(state, batch)  # compile
     jax.block_until_ready(state)
     return step, state, batch

@@ -1,30 +1,31 @@
-r"""The adding problem (Hochreiter & Schmidhuber 1997, the variant of Arjovsky et al. 2016): sum the two marked
-values of a length-T sequence. Predicting 1 always gives MSE 1/6 (``mse_over_baseline`` = 1).
+r"""The adding problem (Hochreiter & Schmidhuber 1997, the variant of Arjovsky et al. 2016): sum the two
+marked values of a length-T sequence. Predicting 1 always gives MSE 1/6 (``mse_over_baseline`` = 1).
 
-    rnnlab train --config experiments/adding.py:200 --workdir runs/adding_T200          # one run, LSTM (chrono)
-    rnnlab experiment experiments/adding.py:cpu --workdir results/adding                # make experiment's part
-    rnnlab experiment experiments/adding.py --workdir results/adding_full               # T in 50..400
+    rnnlab train --config experiments/adding.py:200 --workdir runs/adding_T200        # one run, LSTM (chrono)
+    rnnlab experiment experiments/adding.py:cpu --workdir results/adding              # make experiment's part
+    rnnlab experiment experiments/adding.py --workdir results/adding_full             # T in 50..400
 
 ``arg``: an integer T (one config, the default cell), ``cpu`` (T in {100, 200}; rnn, irnn, lstm with forget
-bias 1 and chrono, gru; 3 seeds trained together with vmap) or nothing (the full grid, T in {50, 100, 200, 400},
-every cell, 3 seeds). Runtime on 2 CPU cores: ``cpu`` 6.6 minutes measured (shared machine); the full grid about 1.5 hours (estimated).
-Expected: the tanh RNN stays at the baseline (ratio ~1) for T >= 100 while GRU and chrono-initialised LSTM
-go well below it (ratio < 0.1) at T = 200 within 600 steps. Measured results are in README.md.
+bias 1 and chrono, gru; 3 seeds trained together with vmap) or nothing (the full grid, T in {50, 100, 200,
+400}, every cell, 3 seeds). Runtime on 2 CPU cores: ``cpu`` 6.6 minutes measured (shared machine); the full
+grid about 1.5 hours (estimated). Expected: the tanh RNN stays at the baseline (ratio ~1) for T >= 100 while
+GRU and chrono-initialised LSTM go well below it (ratio < 0.1) at T = 200 within 600 steps. Measured results
+are in README.md.
 """
 
-from rnnlab.config import default_config
+from rnnlab.training.config import default_config
 
 CPU_CELLS = {
-    "rnn": {"model.cell": "rnn"},
-    "irnn": {"model.cell": "irnn", "optim.learning_rate": 1e-4},
+    "rnn": {"model.cell": "rnn", "model.cell_options": {}},
+    "irnn": {"model.cell": "irnn", "model.cell_options": {}, "optim.learning_rate": 1e-4},
     "lstm_fb1": {"model.cell": "lstm", "model.cell_options": {"forget_bias": 1.0}},
-    "lstm_chrono": {"model.cell": "lstm", "model.cell_options": {"chrono_tmax": "T"}},
-    "gru": {"model.cell": "gru"},
+    "lstm_chrono": {"model.cell": "lstm"},  # get_config's cell options: chrono T_max tied to the length
+    "gru": {"model.cell": "gru", "model.cell_options": {}},
 }
 ALL_CELLS = {
     **CPU_CELLS,
     "lru": {"model.cell": "lru", "model.cell_options": {"r_min": 0.9, "r_max": 0.999}},
-    "mingru": {"model.cell": "mingru"},
+    "mingru": {"model.cell": "mingru", "model.cell_options": {}},
 }
 
 
@@ -35,7 +36,8 @@ def get_config(arg: str | None = None):
     c.task.params.num_eval = 512
     c.num_seeds = 1 if arg and arg.isdigit() else 3
     c.model.cell = "lstm"
-    c.model.cell_options = {"chrono_tmax": c.task.params.length}
+    # chrono T_max (Tallec & Ollivier 2018) follows the sequence length, also under overrides and sweeps
+    c.model.cell_options = {"chrono_tmax": c.task.params.get_ref("length").identity()}
     c.model.hidden_size = 64
     c.optim.name = "adam"
     c.optim.learning_rate = 3e-3
@@ -55,14 +57,11 @@ def get_config(arg: str | None = None):
 
 
 def _points(cells, lengths):
-    points = []
-    for t in lengths:
-        for name, overrides in cells.items():
-            point = {"name": f"{name}_T{t}", "task.params.length": t, **overrides}
-            opts = point.get("model.cell_options", {})
-            point["model.cell_options"] = {k: (t if v == "T" else v) for k, v in opts.items()}
-            points.append(point)
-    return points
+    return [
+        {"name": f"{name}_T{t}", "task.params.length": t, **overrides}
+        for t in lengths
+        for name, overrides in cells.items()
+    ]
 
 
 def get_sweep(arg: str | None = None):

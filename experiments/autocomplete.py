@@ -3,21 +3,21 @@ each seed's train text is cut into B contiguous streams read chunk after chunk, 
 chunks (gradients stop at chunk boundaries); the test text is read the same way.
 
     rnnlab data prepare shakespeare
-    rnnlab train --config experiments/autocomplete.py --workdir runs/autocomplete            # Shakespeare, chars
+    rnnlab train --config experiments/autocomplete.py --workdir runs/autocomplete         # Shakespeare, chars
     rnnlab complete --workdir runs/autocomplete "To be, or" --length 200 --temperature 0.8 --top-k 20
     rnnlab data prepare ptb
     rnnlab train --config experiments/autocomplete.py:ptb --workdir runs/autocomplete_ptb    # PTB, words
     rnnlab complete --workdir runs/autocomplete_ptb "the company said" --length 20
 
-``arg``: ``shakespeare`` (default), ``ptb``, or ``tiny_shakespeare`` (the TFDS catalog corpus, needs TFDS
-to prepare it). Metrics: eval/bits_per_char (chars) and eval/perplexity (words) next to the unigram baseline
-(``TaskInfo.baseline``: Shakespeare 3.25 nats = 4.69 bits/char; PTB 6.46 nats = perplexity ~640).
-Measured on 2 shared CPU cores (load ~9, other runs alongside): Shakespeare, 1,200 steps, 257 s wall:
-eval 2.40 bits/char (1.66 nats) vs the unigram 4.69 bits/char. PTB (800 steps of 32 x 35 words, 534 s wall
-while the test suite ran alongside): test perplexity 171 (5.14 nats) vs the unigram ~640 (6.46 nats).
+``arg``: ``shakespeare`` (default), ``ptb``, or ``tiny_shakespeare`` (the TFDS catalog corpus, needs TFDS to
+prepare it). Metrics: eval/bits_per_char (chars) and eval/perplexity (words) next to the unigram baseline
+(``TaskInfo.baseline``: Shakespeare 3.25 nats = 4.69 bits/char; PTB 6.46 nats = perplexity ~640). Measured on
+2 shared CPU cores (load ~9, other runs alongside): Shakespeare, 1,200 steps, 257 s wall: eval 2.40 bits/char
+(1.66 nats) vs the unigram 4.69 bits/char. PTB (800 steps of 32 x 35 words, 534 s wall while the test suite
+ran alongside): test perplexity 171 (5.14 nats) vs the unigram ~640 (6.46 nats).
 """
 
-from rnnlab.config import default_config
+from rnnlab.training.config import default_config
 
 
 def get_config(arg: str | None = None):

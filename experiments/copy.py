@@ -1,19 +1,20 @@
-r"""Copy memory (Arjovsky et al. 2016): read 10 symbols from 8, wait T blanks, then write them back.
-The memoryless baseline (predict blanks, then uniform symbols) has cross-entropy 10 ln 8 / (T + 20) per step.
+r"""Copy memory (Arjovsky et al. 2016): read 10 symbols from 8, wait T blanks, then write them back. The
+memoryless baseline (predict blanks, then uniform symbols) has cross-entropy 10 ln 8 / (T + 20) per step.
 
     rnnlab experiment experiments/copy.py --workdir results/copy            # T in {100, 200, 500}
     rnnlab experiment experiments/copy.py:quick --workdir /tmp/copy        # T = 100, lstm/gru, 1 seed
 
-Runtime on 2 CPU cores (estimated from the adding runs, not yet measured): full grid about 1 hour (3 lengths x 4 cells x 2000 steps x 3 seeds); quick ~3 min.
-Expected (Arjovsky et al. 2016): the LSTM and GRU sit at the baseline for a long time on T >= 100 and need many
-thousands of steps to break it; the tanh RNN stays at it. ``eval/loss`` below the baseline means memory.
+Runtime on 2 CPU cores (estimated from the adding runs, not yet measured): full grid about 1 hour (3 lengths x
+4 cells x 2000 steps x 3 seeds); quick ~3 min. Expected (Arjovsky et al. 2016): the LSTM and GRU sit at the
+baseline for a long time on T >= 100 and need many thousands of steps to break it; the tanh RNN stays at it.
+``eval/loss`` below the baseline means memory.
 """
 
-from rnnlab.config import default_config
+from rnnlab.training.config import default_config
 
 CELLS = {
     "rnn": {"model.cell": "rnn"},
-    "lstm_chrono": {"model.cell": "lstm", "model.cell_options": {"chrono_tmax": "T"}},
+    "lstm_chrono": {"model.cell": "lstm"},  # chrono T_max = T + 20, the sequence length (below)
     "gru": {"model.cell": "gru"},
     "lru": {"model.cell": "lru", "model.cell_options": {"r_min": 0.9, "r_max": 0.999}},
 }
@@ -47,7 +48,7 @@ def get_sweep(arg: str | None = None):
     for t in lengths:
         for name in cells:
             point = {"name": f"{name}_T{t}", "task.params.length": t, **CELLS[name]}
-            opts = point.get("model.cell_options", {})
-            point["model.cell_options"] = {k: (t + 20 if v == "T" else v) for k, v in opts.items()}
+            if name == "lstm_chrono":
+                point["model.cell_options"] = {"chrono_tmax": t + 20}
             points.append(point)
     return points

@@ -1,6 +1,6 @@
-r"""Multi-step forecasting (regression): a window of past values -> LSTM -> the last state -> the next k values
-(``task.params.horizon`` = k, ``num_outputs`` = k). MSE / MAE (standardised units) against the naive forecast
-(the last value repeated) and the seasonal-naive one (the value one season earlier).
+r"""Multi-step forecasting (regression): a window of past values -> LSTM -> the last state -> the next k
+values (``task.params.horizon`` = k, ``num_outputs`` = k). MSE / MAE (standardised units) against the naive
+forecast (the last value repeated) and the seasonal-naive one (the value one season earlier).
 
     rnnlab data prepare series/sunspots ; rnnlab data prepare series/co2
     rnnlab train --config experiments/forecast.py --workdir runs/sunspots            # sunspots, k = 4 years
@@ -11,15 +11,14 @@ r"""Multi-step forecasting (regression): a window of past values -> LSTM -> the 
 ``arg``: ``NAME[:K]`` with NAME ``sunspots`` (default; 309 yearly values, window 20, season 11 = the solar
 cycle) or ``co2`` (2,284 weekly values, window 64, season 52), K the horizon (default 4).
 ``eval/mse_over_baseline`` divides by ``TaskInfo.baseline``: seasonal naive when the season fits in the window
-(both configs here), else naive. co2 forecasts changes from the window's last value (``relative``).
-Runtime on 2 CPU cores shared with other jobs: sunspots 70 s wall (200 steps), co2 75 s (800 steps).
-Measured (seed 0, k = 4, test split, MSE in standardised units, `rnnlab predict --evaluate`):
-sunspots (44 windows) LSTM 0.788, seasonal naive 1.083, naive 3.347 (MAE 0.63 / 0.78 / 1.48, x 34.2 for
-sunspot numbers); co2 (340 windows) LSTM 0.00161, naive 0.00740, seasonal naive 0.0307 (MAE 0.34 / 0.76 /
-1.70 ppm).
+(both configs here), else naive. co2 forecasts changes from the window's last value (``relative``). Runtime on
+2 CPU cores shared with other jobs: sunspots 70 s wall (200 steps), co2 75 s (800 steps). Measured (seed 0, k
+= 4, test split, MSE in standardised units, `rnnlab predict --evaluate`): sunspots (44 windows) LSTM 0.788,
+seasonal naive 1.083, naive 3.347 (MAE 0.63 / 0.78 / 1.48, x 34.2 for sunspot numbers); co2 (340 windows) LSTM
+0.00161, naive 0.00740, seasonal naive 0.0307 (MAE 0.34 / 0.76 / 1.70 ppm).
 """
 
-from rnnlab.config import default_config
+from rnnlab.training.config import default_config
 
 # relative: forecast changes from the window's last value (co2's trend leaves the train range; sunspots are
 # bounded and do better on levels: measured test MSE / seasonal naive 0.73 on levels vs 1.24 relative).

@@ -16,7 +16,7 @@ than adaptive optimizers within the budget; clipping matters mostly for stabilit
 
 import itertools
 
-from rnnlab.config import default_config
+from rnnlab.training.config import default_config
 
 T = 200
 CLIPS = {

@@ -15,7 +15,7 @@ Measured on VADER (seed 0, test split, 1,057 snippets): accuracy 0.782 against t
 (`rnnlab predict --evaluate`); the best held-out loss is reached near step 200 (train accuracy ends at 0.97).
 """
 
-from rnnlab.config import default_config
+from rnnlab.training.config import default_config
 
 
 def get_config(arg: str | None = None):

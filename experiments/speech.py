@@ -1,19 +1,20 @@
 r"""Sequence classification of speech features (many-to-one): a GRU over variable-length frame sequences ->
-the last valid state -> speaker / digit classifier. Accuracy against the majority class (``TaskInfo.baseline``).
+the last valid state -> speaker / digit classifier. Accuracy against the majority class
+(``TaskInfo.baseline``).
 
     rnnlab data prepare japanese_vowels
     rnnlab train --config experiments/speech.py --workdir runs/speech
     rnnlab predict --workdir runs/speech --evaluate            # accuracy vs majority class on the test split
-    rnnlab train --config experiments/speech.py:spoken_digit --workdir runs/fsdd   # TFDS spoken_digit (catalog)
+    rnnlab train --config experiments/speech.py:spoken_digit --workdir runs/fsdd # TFDS spoken_digit (catalog)
 
-``arg``: nothing (Japanese Vowels: 270 train / 370 test utterances of /ae/, 7-29 frames of 12 LPC cepstra,
-9 speakers) or ``spoken_digit`` (Free Spoken Digit audio -> 40 log-mel bands, 25 ms Hann frames, 10 ms hop;
-needs ``rnnlab data prepare spoken_digit`` where TFDS and TensorFlow are available).
-Runtime on 2 shared CPU cores: Japanese Vowels 96 s wall (600 steps of 32, machine shared with other jobs).
-Measured (seed 0, the 370 UCI test utterances): accuracy 0.957 against the majority class 0.084.
+``arg``: nothing (Japanese Vowels: 270 train / 370 test utterances of /ae/, 7-29 frames of 12 LPC cepstra, 9
+speakers) or ``spoken_digit`` (Free Spoken Digit audio -> 40 log-mel bands, 25 ms Hann frames, 10 ms hop;
+needs ``rnnlab data prepare spoken_digit`` where TFDS and TensorFlow are available). Runtime on 2 shared CPU
+cores: Japanese Vowels 96 s wall (600 steps of 32, machine shared with other jobs). Measured (seed 0, the 370
+UCI test utterances): accuracy 0.957 against the majority class 0.084.
 """
 
-from rnnlab.config import default_config
+from rnnlab.training.config import default_config
 
 
 def get_config(arg: str | None = None):

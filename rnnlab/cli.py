@@ -4,20 +4,23 @@
     rnnlab eval  --workdir DIR [--step N | --best]
     rnnlab sweep --config experiments/adding.py --workdir DIR [--seeds 0,1,2] [--config.x.y=v ...]
     rnnlab experiment FILE[:ARG] [FILE[:ARG] ...] --workdir DIR [--seeds 0,1,2]   (rnnlab.experiment)
+    rnnlab report RUN_DIR [RUN_DIR ...] [--out DIR]                (rnnlab.analysis.report)
     rnnlab data list
     rnnlab data prepare NAME [--data-dir DIR]
-    rnnlab predict --workdir DIR [--step N | --best] [TEXT ...]   (rnnlab.apps: P(positive) / token tags;
-                                                                 no TEXT: one text per stdin line)
+    rnnlab predict --workdir DIR [--step N | --best] [TEXT ...]   (rnnlab.apps.predict: P(positive) / token
+                                                                 tags; no TEXT: one text per stdin line)
     rnnlab predict --workdir DIR --evaluate [--split test]        (entity F1 / forecast vs naive / accuracy)
-    rnnlab complete --workdir DIR "To be, or" [--length N --temperature T --top-k K]   (rnnlab.generate)
+    rnnlab complete --workdir DIR "To be, or" [--length N --temperature T --top-k K]  (rnnlab.apps.generate)
     rnnlab translate --workdir DIR "twenty-one" [--beam K] | --evaluate
 
 ``--config.a.b=v`` (or ``--config.a.b v``) overrides a field of the config, as ``ml_collections``'
-``config_flags`` does; values are parsed as Python literals guided by the field's type (``--config.model.cell=gru``,
-``--config.optim.boundaries='(100, 200)'``, ``--config.train.progress=false``).
+``config_flags`` does; values are parsed as Python literals guided by the field's type
+(``--config.model.cell=gru``, ``--config.optim.boundaries='(100, 200)'``, ``--config.train.progress=false``,
+``--config.model.rnn.remat_chunk=128``).
 
 A subcommand is ``COMMANDS[name] = (add_arguments(parser), run(args, overrides) -> exit code)``; to add one,
-write the two functions and register them.
+write the two functions and register them. Each command imports what it runs when it runs (so that, e.g.,
+``rnnlab data list`` does not load the training stack).
 """
 
 from __future__ import annotations
@@ -28,20 +31,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from rnnlab import experiment
-
 OVERRIDE_PREFIX = "--config."
 
 
 # --------------------------------------------------------------------------------------------------------
-# Config files and overrides
-
-
-# Experiment files are loaded by rnnlab.experiment (shared with `rnnlab experiment`).
-load_config_module = experiment.load_module
-split_config_arg = experiment.split_spec
-load_config = experiment.load_config
-run_name = experiment.run_name
+# Overrides
 
 
 def parse_overrides(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -76,10 +70,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 
 def _run_train(args, overrides) -> int:
-    from rnnlab import train  # pylint: disable=import-outside-toplevel
+    from rnnlab import experiment
+    from rnnlab.training import train_and_evaluate
 
-    config = load_config(args.config, overrides)
-    result = train.train_and_evaluate(config, args.workdir)
+    config = experiment.load_config(args.config, overrides)
+    result = train_and_evaluate(config, args.workdir)
     print(json.dumps({k: v for k, v in result.items() if k != "per_seed"}, indent=1, sort_keys=True))
     return 0
 
@@ -92,14 +87,17 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval_batches", type=int, default=None, help="0 = the whole test split")
 
 
+def _step(args) -> int | str | None:
+    """``--step N`` / ``--best`` -> the ``step`` of ``rnnlab.apps.runs.load_run``."""
+    return "best" if getattr(args, "best", False) else args.step
+
+
 def _run_eval(args, overrides) -> int:
-    from rnnlab import train  # pylint: disable=import-outside-toplevel
+    from rnnlab.apps.runs import evaluate_run
 
     if overrides:
         raise SystemExit("error: eval takes no --config.* overrides (it uses the run's config.json)")
-    result = train.evaluate_checkpoint(
-        args.workdir, step=args.step, best=args.best, eval_batches=args.eval_batches
-    )
+    result = evaluate_run(args.workdir, step=_step(args), eval_batches=args.eval_batches)
     print(json.dumps(result, indent=1, sort_keys=True))
     return 0
 
@@ -121,36 +119,25 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
     )
 
 
-def sweep_runs(config_spec: str, seeds: Sequence[int] | None, overrides: dict[str, str]):
-    """[(name, config)] for the grid ``get_sweep()`` x seeds (default: the config's seed); not validated."""
-    if seeds is None:
-        seeds = [load_config(config_spec, overrides).seed]
-    return experiment.grid(config_spec, overrides, seeds)
-
-
 def _run_sweep(args, overrides) -> int:
-    from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
-    from rnnlab import train  # pylint: disable=import-outside-toplevel
+    from rnnlab import experiment
+    from rnnlab.training import train_and_evaluate
+    from rnnlab.training.loop import FINAL_FILE
 
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    runs = sweep_runs(args.config, seeds, overrides)
-    problems = []
-    for name, cfg in runs:  # validate the whole grid before running any of it
-        try:
-            config_lib.validate(cfg)
-        except ValueError as e:
-            problems.append(f"{name}: {e}")
-    if problems:
-        raise ValueError("invalid sweep:\n" + "\n".join(problems))
+    if seeds is None:  # the config's own seed
+        seeds = [experiment.load_config(args.config, overrides).seed]
+    runs = experiment.grid(args.config, overrides, seeds)
+    experiment.validate_all(runs)  # the whole grid before running any of it
     failed = []
     for i, (name, cfg) in enumerate(runs):
         workdir = os.path.join(args.workdir, name)
-        if os.path.exists(os.path.join(workdir, train.FINAL_FILE)):
+        if os.path.exists(os.path.join(workdir, FINAL_FILE)):
             print(f"[{i + 1}/{len(runs)}] {name}: finished, skipped")
             continue
         print(f"[{i + 1}/{len(runs)}] {name}")
         try:
-            result = train.train_and_evaluate(cfg, workdir)
+            result = train_and_evaluate(cfg, workdir)
             print("  " + ", ".join(f"{k}={v:.4g}" for k, v in result.items() if k.startswith("eval/")))
         except Exception as e:  # noqa: BLE001  (one failed run must not stop the sweep)
             failed.append(name)
@@ -178,7 +165,7 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 
 
 def _run_report(args, overrides) -> int:
-    from rnnlab import report  # pylint: disable=import-outside-toplevel
+    from rnnlab.analysis import report
 
     if overrides:
         raise ValueError("report takes no --config.* overrides")
@@ -197,7 +184,7 @@ def _add_experiment(p: argparse.ArgumentParser) -> None:
 
 
 def _run_experiment(args, overrides) -> int:
-    from rnnlab import experiment  # pylint: disable=import-outside-toplevel
+    from rnnlab import experiment
 
     specs = list(args.specs) + list(args.config)
     if not specs:
@@ -221,7 +208,7 @@ def _add_data(p: argparse.ArgumentParser) -> None:
 
 
 def _run_data(args, overrides) -> int:
-    from rnnlab import tasks  # pylint: disable=import-outside-toplevel
+    from rnnlab import tasks
 
     if args.data_command == "list":
         print(tasks.format_table(tasks.list_datasets(args.data_dir)))
@@ -233,7 +220,7 @@ def _run_data(args, overrides) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------
-# predict (rnnlab.apps)
+# predict (rnnlab.apps.predict)
 
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
@@ -258,19 +245,20 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
 
 
 def _run_predict(args, overrides) -> int:
-    from rnnlab import apps  # pylint: disable=import-outside-toplevel
+    from rnnlab.apps import predict
+    from rnnlab.apps.runs import load_run
 
     if overrides:
         raise SystemExit("error: predict takes no --config.* overrides (it uses the run's config.json)")
     if args.evaluate:
         if args.texts:
             raise SystemExit("error: --evaluate takes no TEXT")
-        result = apps.evaluate_app(args.workdir, split=args.split, step=args.step, best=args.best)
+        result = predict.evaluate_app(args.workdir, split=args.split, step=_step(args))
         print(json.dumps(result, indent=1, sort_keys=True))
         return 0
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    run = apps.load_run(args.workdir, step=args.step, best=args.best)
-    for text, out in zip(texts, apps.predict(run, texts)):
+    run = load_run(args.workdir, _step(args))
+    for text, out in zip(texts, predict.predict(run, texts), strict=True):
         if isinstance(out, list):
             print(" ".join(f"{tok}/{tag}" for tok, tag in out))
         elif getattr(out, "ndim", 0) == 0:
@@ -281,7 +269,7 @@ def _run_predict(args, overrides) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------
-# complete / translate (rnnlab.generate)
+# complete / translate (rnnlab.apps.generate)
 
 
 def _add_complete(p: argparse.ArgumentParser) -> None:
@@ -302,11 +290,12 @@ def _add_complete(p: argparse.ArgumentParser) -> None:
 
 
 def _run_complete(args, overrides) -> int:
-    from rnnlab import generate  # pylint: disable=import-outside-toplevel
+    from rnnlab.apps import generate
+    from rnnlab.apps.runs import load_run
 
     if overrides:
         raise SystemExit("error: complete takes no --config.* overrides (it uses the run's config.json)")
-    run = generate.load(args.workdir, step=args.step)
+    run = load_run(args.workdir, args.step)
     sep = "" if run.task.vocab.level == "char" else " "
     print(
         args.prompt
@@ -337,20 +326,15 @@ def _add_translate(p: argparse.ArgumentParser) -> None:
 
 
 def _run_translate(args, overrides) -> int:
-    from rnnlab import generate  # pylint: disable=import-outside-toplevel
+    from rnnlab.apps import generate
+    from rnnlab.apps.runs import load_run
 
     if overrides:
         raise SystemExit("error: translate takes no --config.* overrides (it uses the run's config.json)")
-    run = generate.load(args.workdir, step=args.step)
+    run = load_run(args.workdir, args.step)
     if args.evaluate:
-        scores = generate.translation_metrics(run.model, run.params, run.task, beam_size=args.beam or 4)
-        print(
-            json.dumps(
-                {"step": run.step, **scores, "baselines": generate.translation_baselines(run.task)},
-                indent=1,
-                sort_keys=True,
-            )
-        )
+        result = generate.evaluate_translation(run, beam_size=args.beam or 4)
+        print(json.dumps(result, indent=1, sort_keys=True))
         return 0
     texts = args.texts or [line.strip() for line in sys.stdin if line.strip()]
     for out in generate.translate(run, texts, beam_size=args.beam):
@@ -403,8 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # clear one-line messages for the errors a user can act on
-        from rnnlab.checkpointing import CheckpointError  # pylint: disable=import-outside-toplevel
-        from rnnlab.train import NonFiniteError  # pylint: disable=import-outside-toplevel
+        from rnnlab.training import NonFiniteError
+        from rnnlab.training.checkpointing import CheckpointError
 
         if isinstance(e, (CheckpointError, NonFiniteError)):
             print(f"error: {e}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 An experiment file (``experiments/<name>.py``) defines
 
-* ``get_config(arg=None)``: the base config (``rnnlab.config`` schema), ``arg`` from ``FILE.py:ARG``;
+* ``get_config(arg=None)``: the base config (``rnnlab.training.config`` schema), ``arg`` from ``FILE.py:ARG``;
 * ``get_sweep(arg=None)`` (optional): a list of points, each a dict of dotted overrides plus an optional
   ``'name'`` (the run directory's name; derived from the overrides when absent);
 * ``REPORT`` (optional): ``'training'`` (default: curves, diagnostics and a final-metrics table) or
@@ -22,7 +22,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rnnlab import config as config_lib
+from rnnlab.analysis import report, report_runs
+from rnnlab.training import NonFiniteError, train_and_evaluate
+from rnnlab.training import config as config_lib
 
 REPORT_KINDS = ("training", "gradient_flow")
 
@@ -51,7 +53,8 @@ def _call(fn, arg):
 
 
 def load_config(spec: str, overrides: Mapping[str, Any] | None = None):
-    """``FILE[:ARG]`` + dotted overrides -> the resolved (not yet validated) config."""
+    """``FILE[:ARG]`` + dotted overrides -> the resolved config (overrides checked, values not yet
+    validated)."""
     path, arg = split_spec(spec)
     config = _call(load_module(path).get_config, arg)
     return config_lib.apply_overrides(config_lib.resolve(config), dict(overrides or {}))
@@ -64,19 +67,31 @@ def run_name(overrides: Mapping[str, Any], seed: int | None = None) -> str:
 
 
 def grid(spec: str, overrides: Mapping[str, Any] | None = None, seeds: Sequence[int] | None = None):
-    """``[(name, config)]``: every point of the file's ``get_sweep()`` (x ``seeds`` if given)."""
+    """``[(name, config)]``: every point of the file's ``get_sweep()`` (x ``seeds`` if given).
+
+    Each point's overrides apply to a copy of the base config, so values tied to others by a FieldReference
+    follow (e.g. a point setting ``task.params.length`` also sets a chrono ``T_max`` tied to it).
+
+    Raises:
+      ValueError: points with unknown keys or values of the wrong type (every point's problems listed).
+    """
     path, arg = split_spec(spec)
     module = load_module(path)
     points = _call(module.get_sweep, arg) if hasattr(module, "get_sweep") else [{}]
     base = load_config(spec, overrides)
-    runs = []
+    runs, problems = [], []
     for point in points:
         point = dict(point)
         name = point.pop("name", None)
         for seed in seeds if seeds is not None else [None]:
             changes = point if seed is None else {**point, "seed": seed}
-            label = name if seed is None or name is None else f"{name},seed={seed}"
-            runs.append((label or run_name(point, seed), config_lib.apply_overrides(base, changes)))
+            label = (name if seed is None or name is None else f"{name},seed={seed}") or run_name(point, seed)
+            try:
+                runs.append((label, config_lib.apply_overrides(base, changes)))
+            except ValueError as e:
+                problems.append(f"{label}: {e}")
+    if problems:
+        raise ValueError("invalid sweep:\n" + "\n".join(problems))
     names = [n for n, _ in runs]
     if len(set(names)) != len(names):
         raise ValueError(f"{spec}: two sweep points have the same name; names: {names}")
@@ -117,12 +132,10 @@ def run_experiments(
     log=print,
 ) -> str:
     """Runs every grid of ``specs`` and writes ``workdir/report.md``; returns the report's path."""
-    from rnnlab import report, train  # pylint: disable=import-outside-toplevel
-
-    plans = [(spec, experiment_name(spec), report_kind(spec), grid(spec, overrides, seeds)) for spec in specs]
-    validate_all([(f"{exp}/{name}", cfg) for _, exp, _, runs in plans for name, cfg in runs])
+    plans = [(experiment_name(spec), report_kind(spec), grid(spec, overrides, seeds)) for spec in specs]
+    validate_all([(f"{exp}/{name}", cfg) for exp, _, runs in plans for name, cfg in runs])
     sections, timings, failures = [], [], []
-    for spec, exp, kind, runs in plans:
+    for exp, kind, runs in plans:
         run_dirs = []
         start = time.perf_counter()
         for i, (name, cfg) in enumerate(runs):
@@ -130,8 +143,8 @@ def run_experiments(
             run_dirs.append(run_dir)
             log(f"[{exp} {i + 1}/{len(runs)}] {name}")
             try:
-                result = train.train_and_evaluate(cfg, run_dir)
-            except train.NonFiniteError as e:  # a result too (e.g. an exploding IRNN): report it, go on
+                result = train_and_evaluate(cfg, run_dir)
+            except NonFiniteError as e:  # a result too (e.g. an exploding IRNN): report it, go on
                 failures.append(f"`{exp}/{name}`: {e}")
                 log(f"  stopped: {e}")
                 continue
@@ -139,7 +152,7 @@ def run_experiments(
             log("  " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
         timings.append((exp, time.perf_counter() - start))
         out_dir = os.path.join(workdir, exp)
-        runs_loaded = report.load_runs(run_dirs)
+        runs_loaded = report_runs.read_runs(run_dirs)
         if kind == "gradient_flow":
             sections.extend(report.gradient_flow_sections(runs_loaded, out_dir, title=exp))
         else:

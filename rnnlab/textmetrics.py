@@ -80,7 +80,7 @@ def entity_f1(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[s
     if len(true_tags) != len(pred_tags):
         raise ValueError(f"{len(true_tags)} true sentences but {len(pred_tags)} predicted ones")
     counts: dict[str, Counter] = {"true": Counter(), "pred": Counter(), "correct": Counter()}
-    for i, (t, p) in enumerate(zip(true_tags, pred_tags)):
+    for i, (t, p) in enumerate(zip(true_tags, pred_tags, strict=True)):
         if len(t) != len(p):
             raise ValueError(f"sentence {i}: {len(t)} true tags but {len(p)} predicted tags")
         te, pe = bio_entities(t), bio_entities(p)
@@ -113,7 +113,7 @@ def token_accuracy(targets, predictions, lengths=None) -> float:
         t, p = list(t), list(p)
         if len(t) != len(p):
             raise ValueError(f"sequence {i}: {len(t)} targets but {len(p)} predictions")
-        correct += sum(a == b for a, b in zip(t, p))
+        correct += sum(a == b for a, b in zip(t, p, strict=True))
         total += len(t)
     return correct / total if total else 0.0
 
@@ -165,7 +165,7 @@ def corpus_bleu(hypotheses, references, max_order: int = 4, smooth: str = "none"
     correct = np.zeros(max_order)
     total = np.zeros(max_order)
     hyp_len = ref_len = 0
-    for hyp, refs in zip(hypotheses, references):
+    for hyp, refs in zip(hypotheses, references, strict=True):
         refs = [refs] if isinstance(refs, str) else refs
         if not refs:
             raise ValueError("every hypothesis needs at least one reference")

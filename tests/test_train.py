@@ -1,6 +1,7 @@
 """The train step and loop: every parameter moves, no recompilation, seeds in one program, the non-finite
-guard, determinism, the diagnostics hook, and losses per task kind."""
+guard, determinism, the diagnostics hook, losses per task kind, and a state that is a pure pytree."""
 
+import dataclasses
 import json
 import math
 
@@ -11,10 +12,23 @@ import numpy as np
 import optax
 import pytest
 
-from rnnlab import config as config_lib
-from rnnlab import losses, optim, parallel, train
-from rnnlab.metrics import read_jsonl
 from rnnlab.tasks import get_task
+from rnnlab.training import (
+    NonFiniteError,
+    TrainState,
+    builders,
+    checkpointing,
+    losses,
+    sharding,
+    train_and_evaluate,
+)
+from rnnlab.training import config as config_lib
+from rnnlab.training.adapters import Adapter
+from rnnlab.training.evaluation import Evaluator
+from rnnlab.training.loop import stack_seeds
+from rnnlab.training.metrics import read_jsonl
+from rnnlab.training.state import init_state
+from rnnlab.training.steps import make_train_step
 
 
 class TinyRNN(nn.Module):
@@ -64,16 +78,16 @@ def tiny_config(**train_overrides):
 def setup(config, seeds=(0,), model=None):
     task = get_task(config.task.name, **config.task.params)
     model = model or TinyRNN()
-    tx = optim.make_optimizer(config.optim, config.train.steps)
-    loss = losses.get_loss(task.info)
-    state = train.init_state(model, tx, task.info, list(seeds))
-    step = jax.jit(train.make_train_step(loss, tx, config.optim, config.train.steps), donate_argnums=0)
-    return task, state, step
+    step = make_train_step(
+        Adapter(model).forward, losses.get_loss(task.info), config.optim, config.train.steps
+    )
+    state = init_state(model, step.tx, task.info, list(seeds))
+    return task, state, jax.jit(step, donate_argnums=0)
 
 
 def batches(task, seeds, n, batch_size=8):
     its = [task.iterator("train", batch_size, s) for s in seeds]
-    return [train._stack_seeds([next(it) for it in its]) for _ in range(n)]
+    return [stack_seeds([next(it) for it in its]) for _ in range(n)]
 
 
 def test_one_step_changes_every_parameter_and_second_step_does_not_recompile():
@@ -99,7 +113,7 @@ def test_real_lstm_one_step_changes_every_parameter():
     config = tiny_config()
     config.model.cell = "lstm"
     task = get_task("adding", length=6)
-    model = train.build_model(config.model, task.info)
+    model = builders.build_model(config.model, task.info)
     _, state, step = setup(config, model=model)
     before = jax.device_get(state.params)
     state, _ = step(state, batches(task, [0], 1)[0])
@@ -173,13 +187,11 @@ class NaNTask:
 def test_nonfinite_stops_and_last_checkpoint_restores(tmp_path):
     config = tiny_config(steps=20, checkpoint_every=5, log_every=2)
     task = NaNTask(get_task("adding", length=6), bad=7)  # step 8
-    with pytest.raises(train.NonFiniteError, match=r"non-finite loss=nan .* at step 8"):
-        train.train_and_evaluate(config, str(tmp_path), model=TinyRNN(), task=task)
-    ckpt = train.checkpointing.Checkpointer(str(tmp_path / "checkpoints"))
+    with pytest.raises(NonFiniteError, match=r"non-finite loss=nan .* at step 8"):
+        train_and_evaluate(config, str(tmp_path), model=TinyRNN(), task=task)
+    ckpt = checkpointing.Checkpointer(str(tmp_path / "checkpoints"))
     assert ckpt.all_steps() == [5]
-    model = TinyRNN()
-    tx = optim.make_optimizer(config.optim, config.train.steps)
-    state = train.init_state(model, tx, task.info, [0])
+    _, state, _ = setup(config)
     restored, data, step = ckpt.restore(jax.eval_shape(lambda: state))
     assert step == 5 and int(restored.step[0]) == 5
     assert isinstance(restored.opt_state[0], optax.ScaleByScheduleState | tuple)
@@ -190,7 +202,7 @@ def test_nonfinite_stops_and_last_checkpoint_restores(tmp_path):
 def test_nonfinite_skip_counts_and_continues(tmp_path):
     config = tiny_config(steps=10, log_every=5, nonfinite="skip")
     task = NaNTask(get_task("adding", length=6), bad=2)
-    result = train.train_and_evaluate(config, str(tmp_path), model=TinyRNN(), task=task)
+    result = train_and_evaluate(config, str(tmp_path), model=TinyRNN(), task=task)
     assert math.isfinite(result["eval/loss"])
     records = [r for r in read_jsonl(str(tmp_path / "metrics.jsonl")) if "train/loss" in r]
     assert [r["train/nonfinite"] for r in records] == [1.0, 0.0]
@@ -200,7 +212,7 @@ def test_same_config_gives_identical_metrics(tmp_path):
     config = tiny_config(steps=6, log_every=2, eval_every=3)
     config.num_seeds = 2
     for name in ("a", "b"):
-        train.train_and_evaluate(config, str(tmp_path / name), model=TinyRNN())
+        train_and_evaluate(config, str(tmp_path / name), model=TinyRNN())
     a = (tmp_path / "a" / "metrics.jsonl").read_text()
     assert a == (tmp_path / "b" / "metrics.jsonl").read_text()
     records = [json.loads(line) for line in a.splitlines()]
@@ -211,7 +223,7 @@ def test_same_config_gives_identical_metrics(tmp_path):
 
 def test_resume_after_crash_equals_uninterrupted(tmp_path):
     config = tiny_config(steps=12, checkpoint_every=4, log_every=4)
-    full = train.train_and_evaluate(config, str(tmp_path / "full"), model=TinyRNN())
+    full = train_and_evaluate(config, str(tmp_path / "full"), model=TinyRNN())
 
     class Crash(Exception):
         pass
@@ -231,13 +243,13 @@ def test_resume_after_crash_equals_uninterrupted(tmp_path):
             return it
 
     with pytest.raises(Crash):
-        train.train_and_evaluate(
+        train_and_evaluate(
             config,
             str(tmp_path / "resumed"),
             model=TinyRNN(),
             task=CrashTask(get_task("adding", length=6), bad=-1),
         )
-    resumed = train.train_and_evaluate(
+    resumed = train_and_evaluate(
         config, str(tmp_path / "resumed"), model=TinyRNN(), task=NaNTask(get_task("adding", length=6), bad=-1)
     )
     assert resumed == full
@@ -254,10 +266,10 @@ def test_diagnostics_hook_gets_one_seed_state_and_batch(tmp_path):
 
     def hook(state, batch):
         calls.append((int(state.step), batch["inputs"].shape))
-        out = state.apply_fn({"params": state.params}, batch["inputs"], batch["lengths"])
+        out = TinyRNN().apply({"params": state.params}, batch["inputs"], batch["lengths"])
         return {"diag/out_norm": jnp.linalg.norm(out), "diag/vec": jnp.arange(3.0)}
 
-    train.train_and_evaluate(config, str(tmp_path), model=TinyRNN(), extra_metrics=[hook])
+    train_and_evaluate(config, str(tmp_path), model=TinyRNN(), extra_metrics=[hook])
     # Step 0 (the initialisation, before any update), then every 2 steps; once per seed.
     assert calls == [(0, (8, 6, 2))] * 2 + [(2, (8, 6, 2))] * 2 + [(4, (8, 6, 2))] * 2
     records = [r for r in read_jsonl(str(tmp_path / "metrics.jsonl")) if "diag/out_norm" in r]
@@ -298,20 +310,45 @@ def test_losses_per_kind():
 def test_model_kwargs_from_config():
     config = config_lib.default_config()
     config.model.cell_options = {"forget_bias": 1.0}
+    config.model.rnn.remat_chunk = 16
+    config.model.rnn.hoist = "false"
     info = get_task("copy", length=4).info
-    kw = train.model_kwargs(config.model, info)
+    kw = builders.model_kwargs(config.model, info)
     assert kw["head"] == "all" and kw["vocab_size"] == 10 and kw["num_outputs"] == 10
     assert kw["cell_options"] == (("forget_bias", 1.0),) and kw["embed_dim"] is None
-    assert train.model_kwargs(config.model, get_task("adding", length=4).info)["head"] == "last"
+    rnn = dict(kw["rnn_options"])
+    assert rnn["remat_chunk"] == 16 and rnn["hoist"] is False and rnn["backend"] == "auto"
+    assert builders.model_kwargs(config.model, get_task("adding", length=4).info)["head"] == "last"
+    model = builders.build_model(config.model, info)  # the options reach every rnnlab.RNN of the model
+    assert model.rnn_options == kw["rnn_options"] and hash(model) == hash(
+        builders.build_model(config.model, info)
+    )
+
+
+def test_state_is_a_pure_pytree_shared_by_equal_models():
+    """No static fields (no apply_fn): separately built equal models give equal tree structures, and a state
+    passes through jit as plain arrays."""
+    config = tiny_config()
+    _, a, _ = setup(config)
+    _, b, _ = setup(config, model=TinyRNN())
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    assert [f.name for f in dataclasses.fields(TrainState)] == [
+        "step",
+        "params",
+        "opt_state",
+        "rng",
+        "skipped",
+        "carry",
+    ]
+    assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(jax.jit(lambda s: s)(a)))
 
 
 def test_eval_pads_last_batch():
     config = tiny_config()
     task, state, _ = setup(config)
-    dp = parallel.DataParallel("none")
+    dp = sharding.DataParallel("none")
     loss = losses.get_loss(task.info)
-    eval_fn = dp.compile_eval(train.make_eval_step(loss, TinyRNN().apply))
     # 1000 test examples: 3 batches of 400 (the last padded) == the exact mean over all examples.
-    got = train.evaluate(eval_fn, dp, state.params, task, 400, 0, loss)
-    exact = train.evaluate(eval_fn, dp, state.params, task, 500, 0, loss)
-    np.testing.assert_allclose(got["mse"], exact["mse"], rtol=1e-5)
+    got = Evaluator(Adapter(TinyRNN()), loss, task, dp, 400, 0)(state.params, 1)
+    exact = Evaluator(Adapter(TinyRNN()), loss, task, dp, 500, 0)(state.params, 1)
+    np.testing.assert_allclose(got["eval/mse"], exact["eval/mse"], rtol=1e-5)

@@ -1,15 +1,23 @@
 """The task contract shared by every task: `TaskInfo`, `Task`, `BatchIterator`, and small helpers.
 
-Shape legend: **B** batch, **T** time, **D** input features, **V** vocabulary, **C** classes / outputs.
+Shape legend: **B** batch, **T** time, **D** input features, **V** vocabulary, **C** classes / outputs,
+**T'** target steps, **N** label steps, **Lc** characters per token, **h x W** an image, **H x W** a frame.
 
-A batch is a `dict` of NumPy arrays:
+A batch is a `dict` of NumPy arrays. Every kind has `inputs` and `lengths` (int32 `[B]`; steps
+`>= lengths[b]` are padding); the other keys depend on `TaskInfo.kind`:
 
-- `inputs`: float32 `[B, T, D]` or int32 token ids `[B, T]`
-- `lengths`: int32 `[B]` (steps `>= lengths[b]` are padding)
-- `targets`: int32 `[B]` (classification), float32 `[B]` / `[B, k]` (regression),
-  int32 `[B, T]` (tagging, lm) or `[B, T']` (seq2seq)
-- `target_mask` (optional): float32 `[B, T]`, which steps count in a per-step loss
-- seq2seq adds `decoder_inputs` int32 `[B, T']` and `target_lengths` int32 `[B]`.
+- 'classification': inputs float32 `[B, T, D]`, int32 token ids `[B, T]`, or video frames float32
+  `[B, T, H, W]` (`TaskInfo.input_shape` = (T, H, W)); targets int32 `[B]`.
+- 'regression': inputs float32 `[B, T, D]`; targets float32 `[B]` or `[B, k]`.
+- 'tagging', 'lm': targets int32 `[B, T]`, target_mask float32 `[B, T]` (which steps count in the loss).
+  A tagging task may add per-token integer features named in `TaskInfo.extra_inputs`, e.g. `chars` int32
+  `[B, T, Lc]` (character ids, 0 = padding) and `case` int32 `[B, T]` (a case class, 0 = padding).
+- 'seq2seq': inputs int32 `[B, T]`; decoder_inputs int32 `[B, T']` (<bos> + target), targets int32
+  `[B, T']` (target + <eos>), target_lengths int32 `[B]`, target_mask float32 `[B, T']`.
+- 'captioning': inputs float32 images `[B, h, W]` (`TaskInfo.input_shape` = (h, W)), lengths = the image
+  widths in columns; decoder_inputs, targets, target_lengths, target_mask as for 'seq2seq'.
+- 'ctc': inputs float32 frames `[B, T, D]`; targets int32 `[B, N]` labels in 1..C-1 (0 is the CTC blank,
+  also used as padding), target_lengths int32 `[B]`.
 
 Every task has the splits 'train', 'validation' and 'test': model selection (early stopping, sweeps) reads
 'validation' only, so the test split stays unseen until the final report.
@@ -19,13 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-KINDS = ("classification", "regression", "tagging", "lm", "seq2seq")
+KINDS = ("classification", "regression", "tagging", "lm", "seq2seq", "captioning", "ctc")
 TOKEN_UNITS = ("char", "word")
 SPLITS = ("train", "validation", "test")
 
@@ -36,15 +44,22 @@ class TaskInfo:
 
     Attributes:
       name: registry name.
-      kind: one of `KINDS`.
+      kind: one of `KINDS` (the module docstring lists each kind's batch keys and shapes).
       input_size: D when inputs are float `[B, T, D]`, else None.
       vocab_size: V when inputs are int32 token ids `[B, T]`, else None.
-      num_outputs: C classes (classification / tagging / lm / seq2seq) or regression dims.
+      num_outputs: C classes (classification / tagging / lm), output vocabulary (seq2seq / captioning), labels
+        plus the blank (ctc), or regression dims.
       baseline: value of `baseline_metric` reached by a trivial predictor (see each task's docstring).
-      baseline_metric: 'mse', 'loss' (cross-entropy, nats per counted step) or 'accuracy'.
+      baseline_metric: 'mse', 'loss' (cross-entropy, nats per counted step), 'accuracy', 'exact_match' or
+        'label_error_rate' (edits per reference label, lower is better).
       pad_id: id used for padding token inputs and per-step targets.
-      token_unit: what one predicted token is, for lm and seq2seq: 'char' (report bits per character) or
-        'word' (report perplexity and bits per word); None for tasks that predict no text.
+      token_unit: what one predicted token is, for lm, seq2seq and captioning: 'char' (report bits per
+        character) or 'word' (report perplexity and bits per word); None for tasks that predict no text.
+      input_shape: the shape of one example's float `inputs` (without B) when they are images or video, not
+        vectors: (h, W) for an image `[B, h, W]`, (T, H, W) for clips `[B, T, H, W]` (T = the padded number of
+        frames; `lengths` holds the valid ones); else None.
+      extra_inputs: integer batch keys a model may read besides `inputs`, each with its number of ids
+        (embedding rows, padding id 0 included), e.g. {'chars': 90, 'case': 11}; empty for most tasks.
     """
 
     name: str
@@ -56,11 +71,17 @@ class TaskInfo:
     baseline_metric: str
     pad_id: int = 0
     token_unit: str | None = None
+    input_shape: tuple[int, ...] | None = None
+    # hash=False: a dict is unhashable, and the other fields already identify a task
+    extra_inputs: Mapping[str, int] = dataclasses.field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         check_choice("kind", self.kind, KINDS)
-        if (self.input_size is None) == (self.vocab_size is None):
-            raise ValueError(f"{self.name}: exactly one of input_size / vocab_size must be set")
+        if self.input_shape is not None:
+            object.__setattr__(self, "input_shape", tuple(int(n) for n in self.input_shape))
+        given = [x is not None for x in (self.input_size, self.vocab_size, self.input_shape)]
+        if sum(given) != 1:
+            raise ValueError(f"{self.name}: exactly one of input_size / vocab_size / input_shape must be set")
         if self.token_unit is not None:
             check_choice("token_unit", self.token_unit, TOKEN_UNITS, context=self.name)
 

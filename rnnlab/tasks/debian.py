@@ -34,6 +34,20 @@ class DebPackage:
         return f"{self.name}_{self.version}_{self.arch}.deb"
 
 
+#: the Debian packages of each dataset that reads them, by role (Debian bookworm; sha256 as in the
+#: archive's Packages index)
+DEB_SETS: dict[str, dict[str, DebPackage]] = {
+    "bible_en_es": {
+        "en": DebPackage(
+            "sword-text-web", "426.0-1", "930b23670b352f0829a306501de4bebb5e654a2df02cde2cbe86b802177868e1"
+        ),
+        "es": DebPackage(
+            "sword-text-sparv", "2.60-1", "5c87f9b2bc97457e8a872f5bae7ea7ce59cb3de1dcee73e4d4740451863694cf"
+        ),
+    }
+}
+
+
 def file_sha256(path: str | Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
@@ -107,4 +121,4 @@ def deb_files(path: str | Path, prefix: str) -> dict[str, bytes]:
     return out
 
 
-__all__ = ["DebPackage", "deb_files", "fetch_deb", "file_sha256", "read_ar"]
+__all__ = ["DEB_SETS", "DebPackage", "deb_files", "fetch_deb", "file_sha256", "read_ar"]

@@ -40,7 +40,7 @@ def _as_float(images: np.ndarray) -> np.ndarray:
         raise ValueError(f"digit images must be [N, h, w], got shape {images.shape}")
     if np.issubdtype(images.dtype, np.integer):
         return images.astype(np.float32) / 255.0
-    return images.astype(np.float32)
+    return images.astype(np.float32, copy=False)  # no copy: callers that draw many times pass float32
 
 
 def split_digits(labels, fractions: dict[str, float] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
@@ -147,9 +147,11 @@ def strip_frames(strips: Strips) -> tuple[np.ndarray, np.ndarray]:
 
 def motion_classes(directions: int = 8, speeds=(1, 2)) -> list[tuple[int, int]]:
     """The (row, column) velocity of each class: class ``d * len(speeds) + s`` moves in direction d (of
-    ``DIRECTIONS``, every other one when ``directions == 4``) by ``speeds[s]`` pixels per frame."""
-    if directions not in (4, 8):
-        raise ValueError(f"directions must be 4 or 8, got {directions}")
+    ``DIRECTIONS``: every other one when ``directions == 4``, east and west when it is 2) by ``speeds[s]``
+    pixels per frame. With 2 directions every class differs from another only in the sense of the motion, so
+    the shuffled-frame control stays at chance (1 / 2 for one speed)."""
+    if directions not in (2, 4, 8):
+        raise ValueError(f"directions must be 2, 4 or 8, got {directions}")
     dirs = DIRECTIONS[:: 8 // directions]
     return [(dr * s, dc * s) for dr, dc in dirs for s in speeds]
 

@@ -14,6 +14,7 @@ import numpy as np
 from rnnlab.tasks.audio import SPOKEN_DIGIT_RATE, log_mel_spectrogram
 from rnnlab.tasks.base import Task
 from rnnlab.tasks.datasets import DATASETS
+from rnnlab.tasks.digit_tasks import DigitCaptionTask, DigitCTCTask, MovingDigitsTask
 from rnnlab.tasks.forecast import ForecastTask
 from rnnlab.tasks.labeling import (
     SequenceClassificationTask,
@@ -153,8 +154,20 @@ for _config in DATASETS["vader"].configs:
     _register_vader(_config)
 
 
-@_task("wnut16", "WNUT-16 Twitter NER tagging (dataset wnut16)")
-def _wnut16(*, data_dir=None, download=True, max_length=None, bucket_batches=0, min_count=2):
+@_task(
+    "wnut16", "WNUT-16 Twitter NER tagging; chars=True / case=True add per-token features (dataset wnut16)"
+)
+def _wnut16(
+    *,
+    data_dir=None,
+    download=True,
+    max_length=None,
+    bucket_batches=0,
+    min_count=2,
+    chars=False,
+    case=False,
+    max_token_chars=20,
+):
     return TaggingTask(
         "wnut16",
         DATASETS["wnut16"],
@@ -164,6 +177,9 @@ def _wnut16(*, data_dir=None, download=True, max_length=None, bucket_batches=0, 
         bucket_batches=bucket_batches,
         min_count=min_count,
         lowercase=True,
+        chars=chars,
+        case=case,
+        max_token_chars=max_token_chars,
     )
 
 
@@ -257,4 +273,80 @@ def _num2words_fr(*, data_dir=None, download=True, max_length=None, bucket_batch
         bucket_batches=bucket_batches,
         source_key="en",
         target_key="fr",
+    )
+
+
+@_task(
+    "bible_en_es",
+    "English (WEB) -> Spanish (Reina-Valera 1909) Bible verses, word level (dataset bible_en_es)",
+)
+def _bible_en_es(
+    *, data_dir=None, download=True, max_words=15, min_count=2, max_length=None, bucket_batches=0
+):
+    return Seq2SeqTask(
+        "bible_en_es",
+        DATASETS["bible_en_es"],
+        data_dir=data_dir,
+        download=download,
+        max_length=max_length,
+        bucket_batches=bucket_batches,
+        source_key="en",
+        target_key="es",
+        max_words=max_words,
+        min_count=min_count,
+    )
+
+
+@_task("digit_captions", "mnist5k digit strips -> number words, image captioning (dataset mnist5k)")
+def _digit_captions(*, data_dir=None, download=True, num_eval=1000, min_digits=1, max_digits=4, max_gap=0):
+    return DigitCaptionTask(
+        "digit_captions",
+        data_dir=data_dir,
+        download=download,
+        num_eval=num_eval,
+        min_digits=min_digits,
+        max_digits=max_digits,
+        max_gap=max_gap,
+    )
+
+
+@_task("digit_ctc", "mnist5k digit strips read column by column -> digits, CTC (dataset mnist5k)")
+def _digit_ctc(*, data_dir=None, download=True, num_eval=1000, min_digits=1, max_digits=4, max_gap=0):
+    return DigitCTCTask(
+        "digit_ctc",
+        data_dir=data_dir,
+        download=download,
+        num_eval=num_eval,
+        min_digits=min_digits,
+        max_digits=max_digits,
+        max_gap=max_gap,
+    )
+
+
+@_task(
+    "moving_digits",
+    "a moving mnist5k digit -> direction and speed, video classification; shuffled=True is the "
+    "shuffled-frame control (dataset mnist5k)",
+)
+def _moving_digits(
+    *,
+    data_dir=None,
+    download=True,
+    num_eval=1000,
+    canvas=(64, 64),
+    num_frames=(10, 18),
+    directions=8,
+    speeds=(1, 2),
+    shuffled=False,
+):
+    return MovingDigitsTask(
+        "moving_digits_shuffled" if shuffled else "moving_digits",
+        data_dir=data_dir,
+        download=download,
+        num_eval=num_eval,
+        canvas=canvas,
+        num_frames=num_frames,
+        directions=directions,
+        speeds=speeds,
+        shuffled=shuffled,
     )

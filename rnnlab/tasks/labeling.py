@@ -12,6 +12,7 @@ import numpy as np
 
 from rnnlab.tasks.base import TaskInfo, philox
 from rnnlab.tasks.dataset_task import DatasetTask, as_str, majority_accuracy
+from rnnlab.tasks.token_features import CASE_CLASSES, CHAR_MIN_COUNT, case_classes, char_ids
 from rnnlab.tasks.vocab import Vocabulary, load_or_build
 
 
@@ -65,12 +66,29 @@ class TextClassificationTask(DatasetTask):
 
 class TaggingTask(DatasetTask):
     """Tokens -> one tag per token. inputs int32 `[B, T]`, targets int32 `[B, T]`, target_mask = valid steps.
-    Baseline: accuracy of always predicting the most frequent train tag."""
+    Baseline: accuracy of always predicting the most frequent train tag.
+
+    Optional per-token features (`token_features`), named with their sizes in `TaskInfo.extra_inputs`:
+    `chars=True` adds `chars` int32 `[B, T, max_token_chars]` (character ids of the original-case token from a
+    train character vocabulary, 0 = padding, 1 = unknown); `case=True` adds `case` int32 `[B, T]` (a
+    `CASE_CLASSES` id, 0 = padding). The word ids do not change.
+    """
 
     kind = "tagging"
 
     def __init__(
-        self, name, dataset, *, tokens_key="tokens", tags_key="tags", lowercase=True, min_count=2, **kwargs
+        self,
+        name,
+        dataset,
+        *,
+        tokens_key="tokens",
+        tags_key="tags",
+        lowercase=True,
+        min_count=2,
+        chars=False,
+        case=False,
+        max_token_chars=20,
+        **kwargs,
     ):
         super().__init__(name, dataset, **kwargs)
         self.tokens_key, self.tags_key = tokens_key, tags_key
@@ -81,9 +99,24 @@ class TaggingTask(DatasetTask):
             min_count=min_count,
             lowercase=lowercase,
         )
+        self.char_vocab = None
+        if chars:  # case-sensitive: capitals are what the lower-cased word ids lose
+            self.char_vocab = load_or_build(
+                self.data_path / f"vocab_chars_min{CHAR_MIN_COUNT}.json",
+                lambda: (list("".join(as_str(t) for t in r[tokens_key])) for r in self.records("train")),
+                "char",
+                min_count=CHAR_MIN_COUNT,
+            )
+        self.case, self.max_token_chars = bool(case), int(max_token_chars)
 
     def decode(self, record):
-        return tag_example(record[self.tokens_key], record[self.tags_key], self.vocab)
+        example = tag_example(record[self.tokens_key], record[self.tags_key], self.vocab)
+        tokens = [as_str(t) for t in list(record[self.tokens_key])[: len(example["targets"])]]
+        if self.char_vocab is not None:
+            example["chars"] = char_ids(tokens, self.char_vocab, self.max_token_chars)
+        if self.case:
+            example["case"] = case_classes(tokens)
+        return example
 
     def _info(self):
         tags = {
@@ -92,6 +125,9 @@ class TaggingTask(DatasetTask):
         }
         feature = self.builder.info.features[self.tags_key]
         n = getattr(feature, "feature", feature).num_classes
+        extra = {"chars": len(self.char_vocab)} if self.char_vocab is not None else {}
+        if self.case:
+            extra["case"] = len(CASE_CLASSES)
         return TaskInfo(
             self.name,
             self.kind,
@@ -100,6 +136,7 @@ class TaggingTask(DatasetTask):
             n,
             majority_accuracy(tags["train"], tags["test"]),
             "accuracy",
+            extra_inputs=extra,
         )
 
 

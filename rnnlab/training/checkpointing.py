@@ -2,8 +2,8 @@
 
 One checkpoint per saved step under ``workdir/checkpoints/<step>/`` with three items:
 
-- ``state``: the ``TrainState`` (step, params, opt_state, rng, skipped), every leaf with the leading seed axis
-  ``[K, ...]``: all K seeds of a run live in one checkpoint (take ``x[k]`` for seed k).
+- ``state``: the ``TrainState`` (step, params, opt_state, rng, skipped, carry), every leaf with the leading
+  seed axis ``[K, ...]``: all K seeds of a run live in one checkpoint (take ``x[k]`` for seed k).
 - ``data``: the JSON states of the K train iterators (the next batch of each seed's stream).
 - ``config``: the resolved config as JSON.
 
@@ -14,6 +14,7 @@ leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint._src.checkpoint_managers import preservation_policy as pp
 
 ITEMS = ("state", "data", "config")
+BEST_MODES = ("min", "max")
 
 
 class CheckpointError(RuntimeError):
@@ -36,7 +38,7 @@ class Checkpointer:
       directory: where the step directories go (created on the first save).
       keep: how many of the latest checkpoints to keep.
       best_metric: a key of the metrics passed to ``save`` (e.g. 'eval/loss'); '' = no best tracking.
-      best_mode: 'min' or 'max'.
+      best_mode: one of ``BEST_MODES``.
     """
 
     def __init__(self, directory: str, keep: int = 2, best_metric: str = "", best_mode: str = "min"):
@@ -110,27 +112,62 @@ class Checkpointer:
           CheckpointError: the checkpoint is unreadable (the message names it and what to do).
           FileNotFoundError: there is no checkpoint.
         """
+        step = self._existing(step)
+        out = self._restore(
+            step,
+            ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()),
+        )
+        return out["state"], out["data"], step
+
+    def restore_params(self, abstract_params: Any, step: int | None = None) -> tuple[Any, int]:
+        """Restores only the parameters of the saved state (nothing else is read): ``(params, step)``.
+
+        Args:
+          abstract_params: ``jax.ShapeDtypeStruct`` leaves like the saved ``state.params`` (with the seed axis
+            ``[K, ...]``), e.g. from ``jax.eval_shape`` of the model's init; without a sharding a leaf goes to
+            the first local device.
+          step: which checkpoint; None = the latest.
+
+        Raises:
+          CheckpointError, FileNotFoundError: as ``restore``.
+        """
+        step = self._existing(step)
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        item = {"params": abstract_params}
+        restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding or device), item)
+        args = ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True)
+        path = os.path.join(self.directory, str(step), "state")
+        with self._readable(step):
+            with ocp.PyTreeCheckpointer() as checkpointer:  # the "state" item alone, read partially
+                params = checkpointer.restore(path, args=args)["params"]
+            jax.block_until_ready(params)
+        return params, step
+
+    def _existing(self, step: int | None) -> int:
         if step is None:
             step = self.latest_step()
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        step_dir = os.path.join(self.directory, str(step))
+        return step
+
+    def _restore(self, step: int, args: ocp.args.Composite) -> Any:
+        with self._readable(step):
+            out = self._manager.restore(step, args=args)
+            jax.block_until_ready(out["state"])
+        return out
+
+    @contextlib.contextmanager
+    def _readable(self, step: int):
+        """Turns any failure to read checkpoint ``step`` into a ``CheckpointError`` saying what to do."""
         try:
-            out = self._manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
-                ),
-            )
-            state, data = out["state"], out["data"]
-            jax.block_until_ready(state)
+            yield
         except Exception as e:  # orbax raises many kinds (ValueError, FileNotFoundError, tensorstore errors)
             raise CheckpointError(
-                f"cannot read the checkpoint {step_dir} ({type(e).__name__}: {str(e)[:300]}). It is corrupt, "
-                f"incomplete or from an incompatible config. Delete that step directory to resume from an earlier "
-                f"checkpoint ({self._others(step)}), or delete {self.directory} to start over."
+                f"cannot read the checkpoint {os.path.join(self.directory, str(step))} "
+                f"({type(e).__name__}: {str(e)[:300]}). It is corrupt, incomplete or from an incompatible "
+                "config. Delete that step directory to resume from an earlier checkpoint "
+                f"({self._others(step)}), or delete {self.directory} to start over."
             ) from e
-        return state, data, step
 
     def _others(self, step: int) -> str:
         others = [s for s in self.all_steps() if s != step]

@@ -1,0 +1,104 @@
+"""Report tables: mean ± std over seeds in Markdown, and the final metrics of runs as rows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from rnnlab.analysis.report_runs import Run, series, to_float
+
+TASK_METRICS = ("loss", "mse", "mse_over_baseline", "accuracy", "bits_per_char", "perplexity")
+DIAGNOSTIC_METRICS = ("decay_rate", "jac_decay_rate", "spectral_radius", "forget_time_constant_mean")
+
+
+def _fmt(values: list[float], digits: int) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    bad = len(values) - len(finite)
+    if not finite:
+        return "–" if not values else f"non-finite ({bad})"
+    mean = float(np.mean(finite))
+    text = f"{mean:.{digits}g}"
+    if len(finite) > 1:
+        text += f" ± {float(np.std(finite, ddof=1)):.2g}"
+    if bad:
+        text += f" ({bad} non-finite)"
+    return text
+
+
+def results_table(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    group_by: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    digits: int = 3,
+) -> str:
+    """A Markdown table of mean ± std (sample std over seeds) per group.
+
+    Args:
+      rows: one dict per run and seed, e.g. ``{'cell': 'lstm', 'T': 100, 'seed': 0, 'eval mse': 0.01}``.
+      group_by: the columns identifying a group; default: every key whose values are not floats
+        (strings, ints, bools), except ``seed`` and ``step``.
+      metrics: the value columns; default: every key with float values.
+      digits: significant digits of the mean.
+
+    Returns the table (a column ``n`` counts the rows of each group; a group with one row shows no ± ;
+    non-finite values are left out of the mean and counted).
+    """
+    if not rows:
+        return "_no results_\n"
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    floats = {k for k in keys if any(isinstance(r.get(k), (float, np.floating)) for r in rows)}
+    if group_by is None:
+        group_by = [k for k in keys if k not in floats and k not in ("seed", "step")]
+    if metrics is None:
+        metrics = [k for k in keys if k in floats and k not in group_by]
+    groups: dict[tuple, list[Mapping]] = {}
+    for r in rows:
+        groups.setdefault(tuple(str(r.get(k, "")) for k in group_by), []).append(r)
+    header = [*group_by, "n", *metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for gkey, members in groups.items():
+        cells = list(gkey) + [str(len(members))]
+        for m in metrics:
+            vals = [to_float(r.get(m)) for r in members]
+            cells.append(_fmt([v for v in vals if v is not None], digits))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def final_rows(
+    runs: Sequence[Run],
+    metrics: Sequence[str] = TASK_METRICS,
+    diagnostics: Sequence[str] = DIAGNOSTIC_METRICS,
+) -> list[dict[str, Any]]:
+    """One row per run and seed: run, cell, task, length (from the config) and the last logged value of each
+    metric per split (``'eval accuracy'``, ``'train loss'``) and of each diagnostic (``'decay_rate'``)."""
+    rows = []
+    for run in runs:
+        params = run.config_get("task.params", {}) or {}
+        base = {
+            "run": run.name,
+            "cell": run.config_get("model.cell", ""),
+            "task": run.config_get("task.name", ""),
+        }
+        length = next((params[k] for k in ("length", "seq_len", "T", "delay") if k in params), None)
+        if length is not None:
+            base["T"] = str(length)
+        seeds = sorted({rec.get("seed", 0) for rec in run.records}, key=str)
+        for seed in seeds:
+            row = dict(base, seed=seed)
+            for split in ("eval", "train"):
+                for m in metrics:
+                    per = series(run, m, split).get(seed)
+                    if per is not None and len(per[1]):
+                        row[f"{split} {m}"] = float(per[1][-1])
+            for d in diagnostics:
+                per = series(run, d).get(seed)
+                if per is not None and len(per[1]):
+                    row[d] = float(per[1][-1])
+            if len(row) > len(base) + 1:
+                rows.append(row)
+    return rows
