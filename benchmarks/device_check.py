@@ -28,7 +28,7 @@ if ROOT not in sys.path:
 import jax  # noqa: E402  (after the path set-up)
 
 from rnnlab import experiment  # noqa: E402
-from rnnlab.report import write_report  # noqa: E402
+from rnnlab.analysis.report import write_report  # noqa: E402
 from rnnlab.scaling import expand, report, run_study, run_sweep  # noqa: E402
 from rnnlab.scan import default_platform  # noqa: E402
 

@@ -20,6 +20,7 @@ from ml_collections import ConfigDict
 
 from rnnlab.scaling import expand
 
+REPORT = "scaling"
 GATED = ("xla", "fused", "cudnn", "remat")  # 'cudnn' is recorded as n/a off GPUs
 LINEAR = ("xla", "associative")
 

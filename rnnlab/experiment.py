@@ -6,7 +6,9 @@ An experiment file (``experiments/<name>.py``) defines
 * ``get_sweep(arg=None)`` (optional): a list of points, each a dict of dotted overrides plus an optional
   ``'name'`` (the run directory's name; derived from the overrides when absent);
 * ``REPORT`` (optional): ``'training'`` (default: curves, diagnostics and a final-metrics table) or
-  ``'gradient_flow'`` (gradient norm against distance at initialisation and after training, decay rates).
+  ``'gradient_flow'`` (gradient norm against distance at initialisation and after training, decay rates), or
+  ``'scaling'``: a scaling study, not a grid of runs: ``get_config(arg)`` gives the measurement settings and
+  ``get_sweep(arg)`` a list of ``rnnlab.scaling.Point`` (see ``rnnlab.scaling.run_study``).
 
 ``run_experiments([spec, ...], workdir)`` validates every run of every file before running any of them, runs
 each in ``workdir/<experiment>/<run>`` (finished runs are skipped, unfinished ones resume), and writes
@@ -22,11 +24,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rnnlab import scaling
 from rnnlab.analysis import report, report_runs
 from rnnlab.training import NonFiniteError, train_and_evaluate
 from rnnlab.training import config as config_lib
 
-REPORT_KINDS = ("training", "gradient_flow")
+REPORT_KINDS = ("training", "gradient_flow", "scaling")
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -132,12 +135,19 @@ def run_experiments(
     log=print,
 ) -> str:
     """Runs every grid of ``specs`` and writes ``workdir/report.md``; returns the report's path."""
-    plans = [(experiment_name(spec), report_kind(spec), grid(spec, overrides, seeds)) for spec in specs]
-    validate_all([(f"{exp}/{name}", cfg) for exp, _, runs in plans for name, cfg in runs])
+    plans = [(spec, experiment_name(spec), report_kind(spec)) for spec in specs]
+    plans = [(s, e, k, [] if k == "scaling" else grid(s, overrides, seeds)) for s, e, k in plans]
+    validate_all([(f"{exp}/{name}", cfg) for _, exp, _, runs in plans for name, cfg in runs])
+    if any(kind == "scaling" for *_, kind, _ in plans) and (overrides or seeds):
+        raise ValueError(
+            "scaling studies take no --config.* overrides or --seeds: edit the file's get_config"
+        )
     sections, timings, failures = [], [], []
-    for exp, kind, runs in plans:
+    for spec, exp, kind, runs in plans:
         run_dirs = []
         start = time.perf_counter()
+        if kind == "scaling":
+            sections.extend(_scaling_sections(spec, os.path.join(workdir, exp), exp, log))
         for i, (name, cfg) in enumerate(runs):
             run_dir = os.path.join(workdir, exp, name)
             run_dirs.append(run_dir)
@@ -151,6 +161,8 @@ def run_experiments(
             shown = {k: v for k, v in result.items() if k.startswith("eval/") and isinstance(v, float)}
             log("  " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
         timings.append((exp, time.perf_counter() - start))
+        if kind == "scaling":
+            continue
         out_dir = os.path.join(workdir, exp)
         runs_loaded = report_runs.read_runs(run_dirs)
         if kind == "gradient_flow":
@@ -167,4 +179,15 @@ def run_experiments(
             "\n\nRuns stopped by the non-finite guard (their metrics up to the last good step are "
             "included):\n" + "\n".join(f"- {f}" for f in failures)
         )
-    return report.write_report(workdir, *sections, title="rnnlab experiment report", intro=intro)
+    published = any(kind != "scaling" for *_, kind, _ in plans)  # the literature is about training results
+    return report.write_report(
+        workdir, *sections, title="rnnlab experiment report", intro=intro, published=published
+    )
+
+
+def _scaling_sections(spec: str, out_dir: str, title: str, log) -> list:
+    """Measures a scaling study (``REPORT = 'scaling'``) in ``out_dir``; its report sections."""
+    path, arg = split_spec(spec)
+    module = load_module(path)
+    config, points = _call(module.get_config, arg), _call(module.get_sweep, arg)
+    return scaling.run_study(config, points, out_dir, title=title, log=log)

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from rnnlab import experiment
 from rnnlab.scaling import Point, expand, fits, report, run_sweep
 from rnnlab.scaling.measure import measure_group
 from rnnlab.scaling.points import why_not
@@ -183,3 +184,52 @@ def test_device_check_runs_on_cpu(tmp_path):
         "| lstm | fused | 8 | 8 | 2 |" in text and "n/a: backend 'cudnn' resolves to 'fused' on cpu" in text
     )
     assert "### rnnlab benchmarks" in text and "rnnlab (fused)" in text
+
+
+STUDY = """
+from rnnlab.scaling import Point
+
+REPORT = "scaling"
+
+
+def get_config(arg=None):
+    return {"rounds": 1, "budget_mb": 0, "min_seconds": 0.01, "timeout_s": 0}
+
+
+def get_sweep(arg=None):
+    tiny = {"cell": "lstm", "hidden": 4, "batch": 2, "length": 4, "group": "g", "study": "T"}
+    return [Point(**tiny, backend=b) for b in ("xla", "fused")]
+"""
+
+
+def test_rnnlab_experiment_runs_a_scaling_study(tmp_path):
+    path = tmp_path / "study.py"
+    path.write_text(STUDY)
+    report_path = experiment.run_experiments([str(path)], str(tmp_path / "out"), log=lambda msg: None)
+    text = open(report_path).read()
+    assert (
+        "## study: T" in text and "| lstm | fused | 4 | 4 | 2 |" in text and "Published results" not in text
+    )
+    assert os.path.exists(tmp_path / "out" / "study" / "records.jsonl")
+    with pytest.raises(ValueError, match="scaling studies take no --config.\\* overrides or --seeds"):
+        experiment.run_experiments([str(path)], str(tmp_path / "o2"), seeds=[0, 1])
+
+
+@pytest.mark.parametrize("arg", ["quick", "memory", None])
+def test_the_scaling_experiment_file_describes_valid_studies(arg):
+    module = experiment.load_module(os.path.join("experiments", "scaling.py"))
+    config, points = module.get_config(arg), module.get_sweep(arg)
+    assert config["rounds"] >= 3 and all(isinstance(p, Point) for p in points)
+    studies = {p.study for p in points}
+    if arg != "memory":
+        assert {"T", "T_linear", "H", "B", "layers", "seeds", "devices", "memory_plan"} <= studies
+    # The README's memory point: LSTM T = 16,384, B = 16, H = 128, plain vs chunked remat (quick: plans only).
+    memory = [p for p in points if (p.cell, p.length, p.batch, p.hidden) == ("lstm", 16384, 16, 128)]
+    assert {p.backend for p in memory} == {"xla", "remat"}
+    assert all(why_not(p, "cpu") is None or p.backend == "cudnn" for p in points if p.devices == 1)
+
+
+def test_an_unknown_variant_names_the_valid_ones():
+    module = experiment.load_module(os.path.join("experiments", "scaling.py"))
+    with pytest.raises(ValueError, match="unknown variant 'huge'; valid: quick, memory"):
+        module.get_config("huge")

@@ -13,6 +13,7 @@ from typing import Any
 
 from rnnlab.cells import get_cell
 from rnnlab.scan import Backend, resolve
+from rnnlab.training import sharding
 
 #: backend name -> (``rnn_options``, the plan backend it must resolve to). 'remat' is the XLA scan with
 #: chunks of ``remat_chunk`` steps checkpointed (their input projection included).
@@ -23,9 +24,9 @@ BACKENDS: dict[str, tuple[dict[str, Any], Backend]] = {
     "associative": ({"mode": "associative"}, Backend.ASSOCIATIVE),
     "remat": ({"backend": "xla", "mode": "sequential"}, Backend.XLA),
 }
-#: none: one device; sharded: jit + NamedSharding over B; pmap: one program per device; seeds: the K seeds
-#: sharded over the devices (each device trains K/n models on the whole batch).
-PARALLEL = ("none", "sharded", "pmap", "seeds")
+#: rnnlab.training.sharding's modes: none (one device), sharded (jit + NamedSharding over B), pmap (one
+#: program per device), seeds (the K seeds split over the devices, each training K/n models on whole batches).
+PARALLEL = sharding.MODES
 
 
 @dataclasses.dataclass(frozen=True)

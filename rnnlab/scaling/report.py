@@ -9,13 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-
-from rnnlab.report import Section  # noqa: E402
-from rnnlab.scaling import fits  # noqa: E402
+from rnnlab.analysis.report import Section
+from rnnlab.scaling import fits
 
 VARIED = ("length", "hidden", "batch", "layers", "seeds", "devices")
 LABELS = {"length": "T", "hidden": "H", "batch": "B", "layers": "L", "seeds": "K", "devices": "n"}
@@ -42,7 +40,9 @@ def plot_study(records: Sequence[dict], axis: str, path: str, budget_bytes: floa
     lines: dict[str, list[dict]] = {}
     for r in records:
         lines.setdefault(_line_label(r, axis, records), []).append(r)
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))  # matplotlib's object API on an Agg canvas: no pyplot state, no display
+    FigureCanvasAgg(fig)
+    ax_t, ax_m = fig.subplots(1, 2)
     drawn = False
     for label, rs in sorted(lines.items()):
         rs = sorted(rs, key=lambda r: r[axis])
@@ -55,7 +55,6 @@ def plot_study(records: Sequence[dict], axis: str, path: str, budget_bytes: floa
             ax_m.plot([r[axis] for r in mem], [fits.total_bytes(r) / MIB for r in mem], "o-", label=label)
             drawn = True
     if not drawn:
-        plt.close(fig)
         return None
     if budget_bytes and budget_bytes != float("inf"):
         ax_m.axhline(budget_bytes / MIB, color="k", ls="--", lw=1, label="budget")
@@ -69,7 +68,6 @@ def plot_study(records: Sequence[dict], axis: str, path: str, budget_bytes: floa
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

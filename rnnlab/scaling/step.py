@@ -1,6 +1,7 @@
-"""One real training step for a :class:`~rnnlab.scaling.points.Point`: the adding problem (inputs
-``[K, B, T, 2]``), a ``SequenceModel`` with the point's cell, layers and time-loop options, Adam with
-global-norm clipping, compiled by the training engine's data-parallel layer as ``rnnlab train`` compiles it.
+"""One real training step for a :class:`~rnnlab.scaling.points.Point`: the config ``rnnlab train`` would run
+(the adding problem, inputs ``[K, B, T, 2]``; a ``SequenceModel`` with the point's cell, layers and
+``model.rnn`` loop options; Adam with global-norm clipping), built and compiled by the training package
+exactly as its loop does.
 
 Shape legend: K seeds, B batch, T time, H hidden size.
 """
@@ -15,11 +16,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from rnnlab import config as config_lib
-from rnnlab import losses, optim, parallel, train
-from rnnlab.models import SequenceModel, count_params
+from rnnlab.models import count_params
 from rnnlab.scaling.points import Point
-from rnnlab.tasks import get_task
+from rnnlab.training import builders, losses, sharding
+from rnnlab.training import config as config_lib
+from rnnlab.training.loop import stack_seeds
+from rnnlab.training.state import example_args, make_init, seed_keys
+from rnnlab.training.steps import make_train_step
 
 
 @dataclasses.dataclass
@@ -56,15 +59,18 @@ def matmul_flops(params_one_seed, tokens: int) -> float:
     return 6.0 * weights * tokens
 
 
-def _model(point: Point, info) -> SequenceModel:
-    return SequenceModel(
-        cell=point.cell,
-        hidden_size=point.hidden,
-        num_layers=point.layers,
-        head="last",
-        num_outputs=info.num_outputs,
-        rnn_options=tuple(sorted(point.rnn_options.items())),
-    )
+def config_of(point: Point):
+    """The training config of ``point`` (validated: an impossible point fails with the config's message)."""
+    c = config_lib.default_config()
+    c.num_seeds, c.parallel = point.seeds, point.parallel
+    c.model.cell, c.model.hidden_size, c.model.num_layers = point.cell, point.hidden, point.layers
+    for key, value in point.rnn_options.items():
+        setattr(c.model.rnn, key, value)
+    c.task.name, c.task.params = "adding", {"length": point.length}
+    c.train.batch_size = c.train.eval_batch_size = point.batch
+    c = config_lib.resolve(c)
+    config_lib.validate(c, num_devices=sharding.num_data_devices(point.parallel))
+    return c
 
 
 def _memory(compiled) -> dict[str, int]:
@@ -83,27 +89,29 @@ def build(point: Point, initial_states: dict | None = None) -> Step:
     for points with the same cell, H, layers and K (they depend on nothing else), which saves compiling the
     initialisation again for every T, B and backend.
     """
-    task = get_task("adding", length=point.length)
-    model = _model(point, task.info)
-    config = config_lib.default_config()
-    tx = optim.make_optimizer(config.optim, config.train.steps)
-    dp = parallel.DataParallel(point.parallel)
-    train_fn = train.make_train_step(losses.get_loss(task.info), tx, config.optim, config.train.steps)
-    seeds = list(range(point.seeds))
+    config = config_of(point)
+    task = builders.load_task(config)
+    model = builders.build_model(config.model, task.info)
+    adapter = builders.make_adapter(config, task.info, model)
+    dp = sharding.DataParallel(config.parallel)
+    step = make_train_step(adapter.forward, losses.get_loss(task.info), config.optim, config.train.steps)
+    seeds = [config.seed + k for k in range(point.seeds)]
     initial_states = {} if initial_states is None else initial_states
     key = (point.cell, point.hidden, point.layers, point.seeds)
     if key not in initial_states:
-        initial_states[key] = jax.device_get(train.init_state(model, tx, task.info, seeds))
-    state = initial_states[key].replace(apply_fn=train.ApplyFn(model))
-    params = count_params(jax.tree.map(lambda p: p[0], state.params))
-    flops = matmul_flops(jax.tree.map(lambda p: p[0], state.params), point.tokens)
-    iterators = [task.iterator("train", point.batch, s) for s in seeds]
-    batch = dp.put_batch(train._stack_seeds([next(it) for it in iterators]))  # pylint: disable=protected-access
+        initial_states[key] = jax.device_get(
+            make_init(model, step.tx, example_args(task.info))(seed_keys(seeds))
+        )
+    state = initial_states[key].replace(carry=adapter.initial_carry(point.batch, point.seeds))
+    one_seed = jax.tree.map(lambda p: p[0], state.params)
+    iterators = [adapter.train_iterator(task, point.batch, s) for s in seeds]
+    batch = dp.put_batch(stack_seeds([next(it) for it in iterators]))
     state = dp.put_state(state)
-    run = dp.compile_train(train_fn)
+    run = dp.compile_train(step)
     start = time.perf_counter()
     memory = None
     if hasattr(run, "lower"):  # jit: compile ahead of time and read XLA's memory plan before running
         run = run.lower(state, batch).compile()
         memory = _memory(run)
-    return Step(run, state, batch, params, flops, memory, time.perf_counter() - start)
+    flops = matmul_flops(one_seed, point.tokens)
+    return Step(run, state, batch, count_params(one_seed), flops, memory, time.perf_counter() - start)

@@ -9,6 +9,11 @@ device, combines the devices' gradients weighted by their loss counts and sums t
 then runs the update half, so every mode computes the same global mean (losses are (sum, count) pairs, see
 ``rnnlab.training.losses``).
 
+``parallel='seeds'`` shards the K seeds instead of the batch: a 1-D ``('seed',)`` mesh over all devices, the
+state and train batch split along K (each device trains K/n whole models on their whole batches; K must be a
+multiple of the device count), eval batches replicated. The seeds never interact, so there is nothing to
+communicate: it scales a K-seed sweep with the devices (one process).
+
 Several processes (multi-host, or several processes on one machine)
 --------------------------------------------------------------------
 Set these variables in every process, then run the usual command; ``initialize_distributed`` (called by
@@ -37,8 +42,9 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-MODES = ("sharded", "pmap", "none")
+MODES = ("sharded", "pmap", "none", "seeds")
 AXIS = "data"
+SEED_AXIS = "seed"
 
 
 def initialize_distributed() -> bool:
@@ -63,7 +69,8 @@ def initialize_distributed() -> bool:
 
 
 def num_data_devices(mode: str) -> int:
-    """How many devices share the batch: all devices (sharded), local devices (pmap), or 1."""
+    """How many devices share the batch: all devices (sharded), local devices (pmap), or 1 (none; seeds,
+    where each seed's batch stays whole on its device)."""
     if mode == "sharded":
         return jax.device_count()
     if mode == "pmap":
@@ -89,6 +96,14 @@ class DataParallel:
         if mode == "sharded":
             self.mesh = jax.make_mesh((self.size,), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
             self.replicated = NamedSharding(self.mesh, P())
+        elif mode == "seeds":
+            if jax.process_count() > 1:
+                raise ValueError(
+                    "parallel='seeds' runs in one process; use parallel='sharded' across processes"
+                )
+            auto = (jax.sharding.AxisType.Auto,)
+            self.mesh = jax.make_mesh((jax.device_count(),), (SEED_AXIS,), axis_types=auto)
+            self.replicated = NamedSharding(self.mesh, P())
         else:
             self.replicated = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
@@ -98,6 +113,8 @@ class DataParallel:
         """Canonical state (one copy) -> the layout the compiled step expects."""
         if self.mode == "pmap":
             return _pmap_replicate(state, self.size)
+        if self.mode == "seeds":
+            return jax.device_put(state, self._split_seeds(state))
         return jax.device_put(state, self.replicated)
 
     def get_state(self, placed: Any) -> Any:
@@ -113,6 +130,8 @@ class DataParallel:
             return jax.tree.map(lambda x: _split_leading(np.asarray(x), self.size, axis), batch)
         if self.mode == "none":
             return jax.device_put(batch, self.replicated)
+        if self.mode == "seeds":
+            return jax.device_put(batch, self._split_seeds(batch) if seed_axis else self.replicated)
         spec = P(None, AXIS) if seed_axis else P(AXIS)
         sharding = NamedSharding(self.mesh, spec)
         if jax.process_count() > 1:
@@ -120,6 +139,17 @@ class DataParallel:
                 lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
             )
         return jax.device_put(batch, sharding)
+
+    def _split_seeds(self, tree: Any) -> NamedSharding:
+        """parallel='seeds': the sharding of leaves ``[K, ...]`` split along K (checked to divide)."""
+        n = self.mesh.size
+        for k in {np.shape(x)[0] for x in jax.tree.leaves(tree)}:
+            if k % n:
+                raise ValueError(
+                    f"num_seeds={k} is not divisible by the {n} devices of parallel='seeds': use a multiple "
+                    f"of {n} seeds, or parallel='sharded'"
+                )
+        return NamedSharding(self.mesh, P(SEED_AXIS))
 
     # --- compilation -----------------------------------------------------------------------------------
 
