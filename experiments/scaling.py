@@ -49,6 +49,30 @@ def _memory(lengths, timed_length: int):
     )
 
 
+def _devices(base, counts, seeds: int):
+    """Data parallelism (fused LSTM): the batch split over n devices (sharded, pmap) against one device, and
+    K seeds split over the devices (parallel='seeds') against the same K seeds replicated (batch split)."""
+    one = {"devices": [1], "parallel": ["none"]}
+    return [
+        *expand("devices", base, one, ("fused",)),
+        *expand(
+            "devices",
+            base,
+            {"devices": counts, "parallel": ["sharded", "pmap"]},
+            ("fused",),
+            together=("parallel",),
+        ),
+        *expand("seed_devices", {**base, "seeds": seeds}, one, ("fused",)),
+        *expand(
+            "seed_devices",
+            {**base, "seeds": seeds},
+            {"devices": counts, "parallel": ["seeds", "sharded"]},
+            ("fused",),
+            together=("parallel",),
+        ),
+    ]
+
+
 def _quick():
     small = {"cell": "lstm", "hidden": 64, "batch": 8}
     mid = {**small, "length": 200}
@@ -60,18 +84,11 @@ def _quick():
         *expand("B", mid, {"batch": [4, 32]}, ("xla", "fused")),
         *expand("layers", mid, {"layers": [1, 2]}, ("fused",)),
         *expand("seeds", mid, {"seeds": [1, 4]}, ("fused",)),
-        *expand("devices", {**mid, "batch": 32}, {"devices": [1]}, ("fused",)),
-        *expand(
-            "devices",
-            {**mid, "batch": 32},
-            {"devices": [2, 4], "parallel": ["sharded", "pmap"]},
-            ("fused",),
-            together=("parallel",),
-        ),
+        *_devices({**mid, "batch": 32}, [4], seeds=4),
         *expand(
             "memory_plan",
             {"cell": "lstm", "hidden": 128, "batch": 16},
-            {"length": [1024, 4096, 16384]},
+            {"length": [1024, 16384]},
             ("xla", "remat"),
             timed=False,
         ),
@@ -89,14 +106,7 @@ def _full():
         *expand("B", {**base, "length": 1000}, {"batch": [4, 64, 256]}, GATED),
         *expand("layers", {**base, "length": 1000}, {"layers": [1, 2, 4]}, ("fused",)),
         *expand("seeds", {**base, "length": 1000}, {"seeds": [1, 2, 4, 8]}, ("fused",)),
-        *expand("devices", dp, {"devices": [1]}, ("fused",)),
-        *expand(
-            "devices",
-            dp,
-            {"devices": [2, 4, 8], "parallel": ["sharded", "pmap"]},
-            ("fused",),
-            together=("parallel",),
-        ),
+        *_devices(dp, [2, 4, 8], seeds=8),
         *_memory([1024, 4096, 16384, 65536], 16384),
     ]
 

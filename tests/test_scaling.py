@@ -222,7 +222,17 @@ def test_the_scaling_experiment_file_describes_valid_studies(arg):
     assert config["rounds"] >= 3 and all(isinstance(p, Point) for p in points)
     studies = {p.study for p in points}
     if arg != "memory":
-        assert {"T", "T_linear", "H", "B", "layers", "seeds", "devices", "memory_plan"} <= studies
+        assert {
+            "T",
+            "T_linear",
+            "H",
+            "B",
+            "layers",
+            "seeds",
+            "devices",
+            "seed_devices",
+            "memory_plan",
+        } <= studies
     # The README's memory point: LSTM T = 16,384, B = 16, H = 128, plain vs chunked remat (quick: plans only).
     memory = [p for p in points if (p.cell, p.length, p.batch, p.hidden) == ("lstm", 16384, 16, 128)]
     assert {p.backend for p in memory} == {"xla", "remat"}

@@ -116,9 +116,13 @@ def crossover_text(records: Sequence[dict], budget_bytes: float) -> str:
         ratios, at = fits.speed_crossover([r for r in records if r["cell"] == cell], "associative", "xla")
         if ratios:
             listed = ", ".join(f"T={r['length']}: ×{q:.2f}" for r, q in ratios)
-            verdict = (
-                f"associative is faster from T = {at} on" if at else "associative never beats sequential"
-            )
+            faster = [r["length"] for r, q in ratios if q < 1]
+            if at:
+                verdict = f"associative is faster from T = {at} on"
+            elif faster:
+                verdict = f"associative is faster only at T = {', '.join(map(str, faster))}"
+            else:
+                verdict = "associative is never faster"
             out.append(f"- **{cell}, associative vs sequential** (time ratio): {listed}; {verdict}.")
     for remat, plain in fits.paired(records, "remat", "xla"):
         out.append(
