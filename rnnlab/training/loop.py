@@ -30,7 +30,7 @@ import numpy as np
 
 from rnnlab.analysis import diagnostics
 from rnnlab.models import count_params
-from rnnlab.training import builders, checkpointing, losses, provenance, sharding, watchdog
+from rnnlab.training import builders, checkpointing, losses, multihost, provenance, sharding, watchdog
 from rnnlab.training import config as config_lib
 from rnnlab.training import metrics as metrics_lib
 from rnnlab.training.evaluation import Evaluator, summary
@@ -146,6 +146,7 @@ class _Run:
                 writer.write(step, seed, values)
 
 
+@multihost.publishing_failures
 def train_and_evaluate(
     config: Mapping,
     workdir: str,

@@ -8,15 +8,19 @@ was killed (300 s, JAX's default shutdown timeout).
 
 * ``allgather_json``: every process's JSON value (the train iterators' positions for a checkpoint).
 * ``barrier``: all processes reach a point (moving damaged checkpoints aside on a shared filesystem).
-* ``publish_failure`` / ``peer_failures``: a process that fails says so; the others' watchdogs
-  (``rnnlab.training.watchdog``) read it and stop instead of waiting in a collective.
+* ``publishing_failures`` (a decorator), ``publish_failure`` / ``peer_failures``: a process that fails says
+  so; the others' watchdogs (``rnnlab.training.watchdog``) read it and stop instead of waiting in a
+  collective. Measured with the 2-process loopback run: a process whose resume failed took the other one down
+  in seconds, both with a message naming the failure.
 
 With one process every function returns at once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
 from typing import Any
 
 import jax
@@ -83,6 +87,29 @@ def publish_failure(message: str) -> None:
         _client().key_value_set(f"{_PREFIX}/failure/{jax.process_index()}", message, allow_overwrite=True)
     except Exception:  # noqa: BLE001, S110  (the coordinator itself may be the process that died)
         pass
+
+
+def publishing_failures(fn):
+    """Decorator: an exception escaping ``fn`` is published to the other processes before it propagates."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as e:
+            if multiprocess():
+                what = f"{type(e).__name__}: {str(e)[:500]}"
+                publish_failure(what)
+                print(
+                    f"rnnlab: process {jax.process_index()} failed ({what}); the other processes of this run "
+                    "stop too. Run the same command again in every process to resume from the last "
+                    "checkpoint.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            raise
+
+    return wrapper
 
 
 def peer_failures() -> dict[int, str]:

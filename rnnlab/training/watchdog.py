@@ -41,13 +41,13 @@ class Watchdog:
       workdir: where the stack dump goes.
       timeout_s: the limit per activity; 0 = no limit (the thread then runs only to watch other processes).
       last_checkpoint: ``() -> int | None``, the step the run would resume from (for the message).
-      poll_s: how often the thread looks; default ``min(timeout_s / 20, 5)``.
+      poll_s: how often the thread looks; default 1 s with several processes, else ``min(timeout_s / 20, 5)``.
     """
 
     def __init__(self, workdir: str, timeout_s: float, last_checkpoint=lambda: None, poll_s: float = 0.0):
         self.workdir, self.timeout_s = workdir, float(timeout_s)
         self._last_checkpoint = last_checkpoint
-        self._poll_s = poll_s or (min(self.timeout_s / 20, 5.0) if self.timeout_s > 0 else 2.0)
+        self._poll_s = poll_s
         self._seen: set[str] = set()
         self._activity, self._step, self._since = "start-up", 0, time.monotonic()
         self._stop = threading.Event()
@@ -71,14 +71,14 @@ class Watchdog:
     def __enter__(self):
         """Starts the watching thread (when there is a limit or other processes to watch)."""
         self._since = time.monotonic()
+        if not self._poll_s:  # other processes' failures within a second; else 1/20 of the limit
+            self._poll_s = 1.0 if multihost.multiprocess() else min(self.timeout_s / 20, 5.0)
         if self.timeout_s > 0 or multihost.multiprocess():
             self._thread = threading.Thread(target=self._watch, name="rnnlab-watchdog", daemon=True)
             self._thread.start()
         return self
 
-    def __exit__(self, exc_type, exc, tb):
-        if exc is not None:  # the other processes stop instead of waiting for this one in a collective
-            multihost.publish_failure(f"{exc_type.__name__}: {str(exc)[:500]}")
+    def __exit__(self, *exc):
         self.close()
 
     def _watch(self) -> None:
