@@ -145,7 +145,7 @@ def run_experiments(
     """
     plans = [(experiment_name(spec), report_kind(spec), grid(spec, overrides, seeds)) for spec in specs]
     validate_all([(f"{exp}/{name}", cfg) for exp, _, runs in plans for name, cfg in runs])
-    sections, timings = [], []
+    sections, timings, all_runs = [], [], []
     notes: dict[str, list[str]] = {key: [] for key in _NOTES}
     for exp, kind, runs in plans:
         run_dirs = []
@@ -159,6 +159,7 @@ def run_experiments(
         timings.append((exp, time.perf_counter() - start))
         out_dir = os.path.join(workdir, exp)
         runs_loaded = report_runs.read_runs(run_dirs)
+        all_runs.extend(runs_loaded)
         if kind == "gradient_flow":
             sections.extend(report.gradient_flow_sections(runs_loaded, out_dir, title=exp))
         else:
@@ -171,6 +172,7 @@ def run_experiments(
     for key, heading in _NOTES.items():
         if notes[key]:
             intro += f"\n\n{heading}:\n" + "\n".join(f"- {line}" for line in notes[key])
+    sections.extend(report.provenance_sections(all_runs))
     path = report.write_report(workdir, *sections, title="rnnlab experiment report", intro=intro)
     if notes["failed"]:
         raise RuntimeError(
