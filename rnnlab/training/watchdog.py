@@ -91,7 +91,18 @@ class Watchdog:
             elapsed = time.monotonic() - self._since
             if elapsed > self.limit():
                 self._fire(elapsed)
-            faulthandler.dump_traceback_later(self.limit() - elapsed + BACKSTOP_S, exit=True)
+            self._arm_backstop(self.limit() - elapsed + BACKSTOP_S)
+
+    @staticmethod
+    def _arm_backstop(seconds: float) -> None:
+        """faulthandler's timer (one per process: a caller's own is replaced while a run is watched), on the
+        real stderr: ``sys.stderr`` may be a stream without a file descriptor (pytest's capsys, notebooks)."""
+        if sys.__stderr__ is None:
+            return
+        try:
+            faulthandler.dump_traceback_later(seconds, exit=True, file=sys.__stderr__)
+        except (OSError, ValueError, AttributeError):  # no usable file descriptor: no backstop
+            pass
 
     def _resume_hint(self) -> str:
         step = self._last_checkpoint()
