@@ -11,8 +11,10 @@ An experiment file (``experiments/<name>.py``) defines
   ``get_sweep(arg)`` a list of ``rnnlab.scaling.Point`` (see ``rnnlab.scaling.run_study``).
 
 ``run_experiments([spec, ...], workdir)`` validates every run of every file before running any of them, runs
-each in ``workdir/<experiment>/<run>`` (finished runs are skipped, unfinished ones resume), and writes
-``workdir/report.md`` with its plots.
+each in ``workdir/<experiment>/<run>`` in its own process (``rnnlab.training.isolation``: finished runs are
+skipped, unfinished ones resume, a run the watchdog stopped is retried once), and writes ``workdir/report.md``
+with its plots; runs stopped by the non-finite guard, retried after a hang, or failed are listed in the status
+output and the report.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Any
 
 from rnnlab import scaling
 from rnnlab.analysis import report, report_runs
-from rnnlab.training import NonFiniteError, train_and_evaluate
 from rnnlab.training import config as config_lib
+from rnnlab.training import train_and_evaluate
+from rnnlab.training.isolation import run_isolated
 
 REPORT_KINDS = ("training", "gradient_flow", "scaling")
 
@@ -133,8 +136,16 @@ def run_experiments(
     overrides: Mapping[str, Any] | None = None,
     seeds: Sequence[int] | None = None,
     log=print,
+    train_fn=train_and_evaluate,
 ) -> str:
-    """Runs every grid of ``specs`` and writes ``workdir/report.md``; returns the report's path."""
+    """Runs every grid of ``specs`` and writes ``workdir/report.md``; returns the report's path.
+
+    ``train_fn``: as in ``rnnlab.training.isolation.run_isolated`` (tests).
+
+    Raises:
+      RuntimeError: after the report is written, when a run failed or hung twice (the message lists them;
+        the same command resumes them).
+    """
     plans = [(spec, experiment_name(spec), report_kind(spec)) for spec in specs]
     plans = [(s, e, k, [] if k == "scaling" else grid(s, overrides, seeds)) for s, e, k in plans]
     validate_all([(f"{exp}/{name}", cfg) for _, exp, _, runs in plans for name, cfg in runs])
@@ -142,7 +153,8 @@ def run_experiments(
         raise ValueError(
             "scaling studies take no --config.* overrides or --seeds: edit the file's get_config"
         )
-    sections, timings, failures = [], [], []
+    sections, timings, all_runs = [], [], []
+    notes: dict[str, list[str]] = {key: [] for key in _NOTES}
     for spec, exp, kind, runs in plans:
         run_dirs = []
         start = time.perf_counter()
@@ -152,19 +164,14 @@ def run_experiments(
             run_dir = os.path.join(workdir, exp, name)
             run_dirs.append(run_dir)
             log(f"[{exp} {i + 1}/{len(runs)}] {name}")
-            try:
-                result = train_and_evaluate(cfg, run_dir)
-            except NonFiniteError as e:  # a result too (e.g. an exploding IRNN): report it, go on
-                failures.append(f"`{exp}/{name}`: {e}")
-                log(f"  stopped: {e}")
-                continue
-            shown = {k: v for k, v in result.items() if k.startswith("eval/") and isinstance(v, float)}
-            log("  " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+            out = run_isolated(cfg, run_dir, log=log, train_fn=train_fn)
+            _note(out, f"`{exp}/{name}`", notes, log)
         timings.append((exp, time.perf_counter() - start))
         if kind == "scaling":
             continue
         out_dir = os.path.join(workdir, exp)
         runs_loaded = report_runs.read_runs(run_dirs)
+        all_runs.extend(runs_loaded)
         if kind == "gradient_flow":
             sections.extend(report.gradient_flow_sections(runs_loaded, out_dir, title=exp))
         else:
@@ -174,15 +181,44 @@ def run_experiments(
         + ", ".join(f"{exp} {sec / 60:.1f} min" for exp, sec in timings)
         + "."
     )
-    if failures:
-        intro += (
-            "\n\nRuns stopped by the non-finite guard (their metrics up to the last good step are "
-            "included):\n" + "\n".join(f"- {f}" for f in failures)
-        )
+    for key, heading in _NOTES.items():
+        if notes[key]:
+            intro += f"\n\n{heading}:\n" + "\n".join(f"- {line}" for line in notes[key])
+    sections.extend(report.provenance_sections(all_runs))
     published = any(kind != "scaling" for *_, kind, _ in plans)  # the literature is about training results
-    return report.write_report(
+    path = report.write_report(
         workdir, *sections, title="rnnlab experiment report", intro=intro, published=published
     )
+    if notes["failed"]:
+        raise RuntimeError(
+            f"{len(notes['failed'])} run(s) did not finish: {'; '.join(notes['failed'])}. The report "
+            f"({path}) lists them; run the same command again to resume them."
+        )
+    return path
+
+
+_NOTES = {
+    "nonfinite": "Runs stopped by the non-finite guard (their metrics up to the last good step are included)",
+    "retried": "Runs the watchdog stopped for making no progress, retried from their last checkpoint",
+    "failed": "Runs that did not finish (re-run the same command to resume them)",
+}
+
+
+def _note(out, label: str, notes: dict[str, list[str]], log) -> None:
+    """The status line of one finished point, and its entry in the report's notes."""
+    if out.hangs and out.status != "hung":
+        notes["retried"].append(f"{label}: stopped {out.hangs} time(s), then {out.status}")
+    if out.status in ("finished", "skipped"):
+        shown = {k: v for k, v in out.result.items() if k.startswith("eval/") and isinstance(v, float)}
+        done = "finished, skipped: " if out.status == "skipped" else ""
+        log("  " + done + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+    elif out.status == "nonfinite":  # a result too (e.g. an exploding IRNN): report it, go on
+        notes["nonfinite"].append(f"{label}: {out.message}")
+        log(f"  stopped: {out.message}")
+    else:
+        why = f"hung {out.hangs} times ({out.message})" if out.status == "hung" else out.message
+        notes["failed"].append(f"{label}: {why}")
+        log(f"  FAILED: {why}")
 
 
 def _scaling_sections(spec: str, out_dir: str, title: str, log) -> list:

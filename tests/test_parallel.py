@@ -1,10 +1,7 @@
-"""Data parallelism on 4 fake CPU devices: the sharded and pmap steps equal the single-device step."""
+"""Data parallelism on 4 fake CPU devices: the sharded and pmap steps equal the single-device step (two
+processes: test_multihost.py)."""
 
 import functools
-import os
-import socket
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -74,46 +71,3 @@ def test_batch_not_divisible_by_devices_is_a_clear_error(tmp_path):
     ):
         train_and_evaluate(config, str(tmp_path / "run"), model=TinyRNN())
     assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.slow
-def test_two_processes_on_loopback(tmp_path):
-    """The launch recipe of rnnlab.training.sharding's docstring: 2 processes x 1 CPU device, gloo
-    collectives."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cmd = [
-        sys.executable,
-        "-m",
-        "rnnlab",
-        "train",
-        "--config",
-        "experiments/adding.py:8",
-        "--workdir",
-        str(tmp_path),
-        "--config.train.steps=4",
-        "--config.train.batch_size=8",
-        "--config.model.hidden_size=8",
-        "--config.train.checkpoint_every=2",
-        "--config.train.eval_batches=1",
-        "--config.train.eval_batch_size=8",
-        "--config.train.progress=false",
-    ]
-    procs = []
-    for pid in range(2):
-        env = dict(
-            os.environ,
-            RNNLAB_COORDINATOR=f"127.0.0.1:{port}",
-            RNNLAB_NUM_PROCESSES="2",
-            RNNLAB_PROCESS_ID=str(pid),
-            JAX_PLATFORMS="cpu",
-            XLA_FLAGS="",
-        )
-        procs.append(subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs[0][1].decode()[-2000:]
-    results = [out.decode()[out.decode().index("{") :] for out, _ in outs]  # after gloo's own log lines
-    assert results[0] == results[1]  # both processes computed the same global metrics
-    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]

@@ -196,7 +196,7 @@ def test_nonfinite_stops_and_last_checkpoint_restores(tmp_path):
     assert step == 5 and int(restored.step[0]) == 5
     assert isinstance(restored.opt_state[0], optax.ScaleByScheduleState | tuple)
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored.params))
-    assert data["iterators"][0]["n"] == 5
+    assert checkpointing.iterator_states(data, "")[0]["n"] == 5
 
 
 def test_nonfinite_skip_counts_and_continues(tmp_path):

@@ -2,8 +2,9 @@
 
 Reads run directories only (``rnnlab.analysis.report_runs``), never the training code. ``main(run_dirs,
 out_dir)`` writes ``report.md`` with PNG plots (``report_plots``), a table of final metrics (mean ± std over
-seeds, ``report_tables``) and a "Published results" section to compare against. ``rnnlab experiment`` builds
-its report from ``training_sections`` and ``gradient_flow_sections``.
+seeds, ``report_tables``), the runs' provenance (``report_provenance``) and a "Published results" section to
+compare against. ``rnnlab experiment`` builds its report from ``training_sections``,
+``gradient_flow_sections`` and ``provenance_sections``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rnnlab.analysis.report_plots import (
     plot_grad_norm_vs_distance,
     plot_loss_curves,
 )
+from rnnlab.analysis.report_provenance import provenance_table
 from rnnlab.analysis.report_runs import Run, last_list, list_at_step, read_runs, scalar_at_step, series
 from rnnlab.analysis.report_tables import final_rows, results_table
 
@@ -248,6 +250,20 @@ def gradient_flow_sections(
     return [Section(title, body, figs)]
 
 
+def provenance_sections(runs: Sequence[Run]) -> list[Section]:
+    """ "Provenance": versions, commit, machine and times of the runs that recorded them (else nothing)."""
+    table = provenance_table(runs)
+    if not table:
+        return []
+    return [
+        Section(
+            "provenance",
+            "What produced these runs (`provenance.json`; a resumed run has one session per invocation).\n\n"
+            + table,
+        )
+    ]
+
+
 def main(run_dirs: Sequence[str], out_dir: str) -> str:
     """Build ``out_dir/report.md`` (and its PNGs) from ``run_dirs``; returns the report's path."""
     runs = read_runs(run_dirs)
@@ -256,4 +272,4 @@ def main(run_dirs: Sequence[str], out_dir: str) -> str:
     intro = f"Generated from {len(runs)} run(s): " + ", ".join(f"`{r.path}`" for r in runs) + "."
     if missing:
         intro += "\n\nNo metrics found in: " + ", ".join(f"`{m}`" for m in missing) + "."
-    return write_report(out_dir, *training_sections(runs, out_dir), intro=intro)
+    return write_report(out_dir, *training_sections(runs, out_dir), *provenance_sections(runs), intro=intro)

@@ -1,4 +1,5 @@
-"""Reading run directories for reports: ``config.json`` and ``metrics.jsonl``, tolerantly.
+"""Reading run directories for reports: ``config.json``, ``metrics.jsonl`` and ``provenance.json``,
+tolerantly.
 
 A run directory holds ``config.json`` (the resolved config) and ``metrics.jsonl``: one JSON object per line
 with ``step``, optional ``seed``, and values either prefixed by their split (``train/loss``,
@@ -22,12 +23,14 @@ import numpy as np
 
 @dataclasses.dataclass
 class Run:
-    """One run directory: ``name`` (its base name), ``config`` (``{}`` if absent), ``records`` (dicts)."""
+    """One run directory: ``name`` (its base name), ``config`` (``{}`` if absent), ``records`` (dicts),
+    ``provenance`` (``{}`` if absent; see ``rnnlab.analysis.report_provenance``)."""
 
     path: str
     name: str
     config: dict
     records: list[dict]
+    provenance: dict = dataclasses.field(default_factory=dict)
 
     def config_get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.config
@@ -72,13 +75,14 @@ def _read_jsonl(path: str) -> list[dict]:
 
 
 def read_run(run_dir: str) -> Run:
-    """Read ``config.json`` and ``metrics.jsonl`` of ``run_dir`` (either may be missing)."""
+    """Read ``config.json``, ``metrics.jsonl`` and ``provenance.json`` of ``run_dir`` (any may be missing)."""
     run_dir = os.path.normpath(run_dir)
     return Run(
         run_dir,
         os.path.basename(run_dir),
         _read_json(os.path.join(run_dir, "config.json")),
         _read_jsonl(os.path.join(run_dir, "metrics.jsonl")),
+        _read_json(os.path.join(run_dir, "provenance.json")),
     )
 
 

@@ -43,7 +43,7 @@ from rnnlab.training.validation import (
 )
 
 # Keys that may differ between a run and its resumption.
-RESUMABLE_CHANGES = ("train.progress", "train.steps")
+RESUMABLE_CHANGES = ("train.progress", "train.steps", "train.watchdog_s")
 
 
 def default_config() -> ConfigDict:
@@ -110,6 +110,7 @@ def default_config() -> ConfigDict:
     c.train.best_mode = "min"  # checkpointing.BEST_MODES
     c.train.nonfinite = "stop"  # stop: raise on NaN/Inf loss or gradient; skip: drop that update, count it
     c.train.progress = True  # tqdm progress bar
+    c.train.watchdog_s = 900.0  # stop a run with no progress for this long (x3 while compiling); 0 = off
     c.train.tbptt = False  # lm tasks: truncated BPTT over contiguous streams, carry kept across batches
     c.train.beam_size = 4  # seq2seq: beam of the end-of-run BLEU / exact-match decoding; 0 = greedy only
 

@@ -11,7 +11,9 @@ the bad update is never applied, and with ``nonfinite='stop'`` the run raises na
 
 Files in ``workdir``: ``config.json`` (the resolved config), ``metrics.jsonl`` (deterministic: one record per
 logged step and seed, keys 'train/...', 'eval/...'), ``tb/seed_<s>/`` (TensorBoard, also steps/s),
-``checkpoints/<step>/`` (see ``rnnlab.training.checkpointing``), ``final_metrics.json`` (when the run ends).
+``checkpoints/<step>/`` (see ``rnnlab.training.checkpointing``), ``final_metrics.json`` (when the run ends),
+``provenance.json`` (versions, machine, command, times: ``rnnlab.training.provenance``), ``hang_p<i>.txt``
+(every thread's stack, when the watchdog stopped a run that made no progress: ``rnnlab.training.watchdog``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnlab.analysis import diagnostics
-from rnnlab.training import builders, checkpointing, losses, sharding
+from rnnlab.models import count_params
+from rnnlab.training import builders, checkpointing, losses, multihost, provenance, sharding, watchdog
 from rnnlab.training import config as config_lib
 from rnnlab.training import metrics as metrics_lib
 from rnnlab.training.evaluation import Evaluator, summary
@@ -96,6 +99,7 @@ class _Run:
             best_mode=tc.best_mode,
         )
         self.config_json = config_lib.to_json_dict(config)
+        self.dog = watchdog.Watchdog(workdir, tc.watchdog_s, self.ckpt.latest_step)
 
     def fresh_state(self, keys: np.ndarray) -> TrainState:
         """Initial parameters from ``keys [K, 2]``, and the adapter's initial carry for the global batch."""
@@ -103,7 +107,7 @@ class _Run:
         return state.replace(carry=self.adapter.initial_carry(self.config.train.batch_size, len(self.seeds)))
 
     def initial_state(self) -> tuple[TrainState, int]:
-        """A fresh state, or the latest checkpoint's (with the iterators' positions) and its step."""
+        """A fresh state, or the newest intact checkpoint's (with the iterators' positions) and its step."""
         keys = seed_keys(self.seeds)
         if self.ckpt.latest_step() is None:
             return self.fresh_state(keys), 0
@@ -111,8 +115,12 @@ class _Run:
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.dp.replicated),
             jax.eval_shape(self.fresh_state, keys),
         )
-        state, data, step = self.ckpt.restore(abstract)
-        for it, s in zip(self.iterators, data["iterators"], strict=True):
+        restored = self.ckpt.restore_latest_intact(abstract)
+        if restored is None:  # every checkpoint was damaged (and set aside)
+            return self.fresh_state(keys), 0
+        state, data, step = restored
+        states = checkpointing.iterator_states(data, self.ckpt.step_dir(step))
+        for it, s in zip(self.iterators, states, strict=True):
             it.set_state(s)
         return state, step
 
@@ -120,7 +128,7 @@ class _Run:
         return stack_seeds([next(it) for it in self.iterators])
 
     def save(self, step: int, state, metrics=None) -> None:
-        data = {"iterators": [it.get_state() for it in self.iterators]}
+        data = checkpointing.data_state(step, [it.get_state() for it in self.iterators])
         self.ckpt.save(step, self.dp.get_state(state), data, self.config_json, metrics=metrics)
 
     def evaluate(self, state) -> dict[str, np.ndarray]:
@@ -138,6 +146,7 @@ class _Run:
                 writer.write(step, seed, values)
 
 
+@multihost.publishing_failures
 def train_and_evaluate(
     config: Mapping,
     workdir: str,
@@ -191,21 +200,28 @@ def train_and_evaluate(
     if os.path.exists(final_path) and run.ckpt.latest_step() == config.train.steps:
         with open(final_path) as f:
             return json.load(f)
-    state, start = run.initial_state()
-    if run.is_main:
-        os.makedirs(workdir, exist_ok=True)
-        with open(config_path, "w") as f:
-            json.dump(run.config_json, f, indent=2, sort_keys=True)
-    writer = metrics_lib.MetricWriter(workdir, resume_step=start if start else None) if run.is_main else None
-    progress = metrics_lib.Progress(config.train.steps, start, enabled=config.train.progress and run.is_main)
-    try:
-        state, eval_out, last_train = _loop(run, state, start, writer, progress)
-        final = run.evaluator.final(run.dp.get_state(state).params, len(run.seeds))
-    finally:
-        progress.close()
-        if writer is not None:
-            writer.close()
-        run.ckpt.close()
+    with run.dog, provenance.Session(workdir, enabled=run.is_main) as session:
+        state, start = run.initial_state()
+        if run.is_main:
+            os.makedirs(workdir, exist_ok=True)
+            with open(config_path, "w") as f:
+                json.dump(run.config_json, f, indent=2, sort_keys=True)
+        session.start(count_params(state.params) // len(run.seeds), start)
+        writer = (
+            metrics_lib.MetricWriter(workdir, resume_step=start if start else None) if run.is_main else None
+        )
+        progress = metrics_lib.Progress(
+            config.train.steps, start, enabled=config.train.progress and run.is_main
+        )
+        try:
+            state, eval_out, last_train = _loop(run, state, start, writer, progress)
+            run.dog.doing("final evaluation", config.train.steps)
+            final = run.evaluator.final(run.dp.get_state(state).params, len(run.seeds))
+        finally:
+            progress.close()
+            if writer is not None:
+                writer.close()
+            run.ckpt.close()
     result = summary(config.train.steps, run.seeds, {**eval_out, **final})
     result.update(last_train)
     if run.is_main:
@@ -226,6 +242,7 @@ def _loop(run: _Run, state, start: int, writer, progress):
     tick = time.perf_counter()
     step = start
     while step < tc.steps:
+        run.dog.doing("train step", step + 1)
         batch = run.next_batch()
         if step == 0 and diagnose:
             run.diagnostics(0, state, batch, writer)  # the initialisation, before the first update
@@ -236,6 +253,7 @@ def _loop(run: _Run, state, start: int, writer, progress):
         if tc.nonfinite == "stop" and len(pending) == 1 and step == start + 1:
             _check_nonfinite(pending, run.seeds)  # fail fast on the first step
         if diagnose and step % run.config.diagnostics.every == 0:
+            run.dog.doing("diagnostics", step)
             run.diagnostics(step, state, batch, writer)
         is_last = step == tc.steps
         do_eval = is_last or (tc.eval_every and step % tc.eval_every == 0)
@@ -251,12 +269,14 @@ def _loop(run: _Run, state, start: int, writer, progress):
             last_train = _log(pending, step, run.seeds, writer, progress, now - tick)
             pending, tick = [], now
         if do_eval:
+            run.dog.doing("evaluation", step)
             eval_out = run.evaluate(state)
             if writer is not None:
                 for k, seed in enumerate(run.seeds):
                     writer.write(step, seed, {name: v[k] for name, v in eval_out.items()})
                 writer.flush()
         if do_ckpt:
+            run.dog.doing("checkpoint", step)
             if writer is not None:
                 writer.flush()  # every record up to this step is on disk before the checkpoint exists
             ckpt_metrics = (
@@ -264,6 +284,7 @@ def _loop(run: _Run, state, start: int, writer, progress):
             )
             run.save(step, state, ckpt_metrics)
     if not eval_out:  # resumed at the very end: evaluate what was restored
+        run.dog.doing("evaluation", step)
         eval_out = run.evaluate(state)
     return state, eval_out, last_train
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from rnnlab.training import tbevents
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -45,24 +46,6 @@ def read_jsonl(path: str) -> list[dict]:
     return records
 
 
-def summary_writer_class():
-    """``tensorboardX.SummaryWriter``, imported without PyTorch.
-
-    tensorboardX imports torch whenever it is installed (seconds, for nothing: we only log NumPy values), so
-    the import is hidden from it unless the process already uses torch.
-    """
-    if "torch" in sys.modules:
-        from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-
-        return SummaryWriter
-    sys.modules["torch"] = None  # makes `import torch` raise ImportError
-    try:
-        from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-    finally:
-        del sys.modules["torch"]
-    return SummaryWriter
-
-
 class MetricWriter:
     """Writes records to ``workdir/metrics.jsonl`` and TensorBoard (``workdir/tb/seed_<seed>``).
 
@@ -70,7 +53,8 @@ class MetricWriter:
       workdir: the run directory.
       tensorboard: also write TensorBoard event files.
       resume_step: on restart, records with ``step > resume_step`` (written after the last checkpoint by the
-        killed run) are dropped, so the file ends up as if the run had never stopped.
+        killed run) are dropped from ``metrics.jsonl`` and the TensorBoard event files, so both end up as if
+        the run had never stopped; None (a fresh start) deletes both.
     """
 
     def __init__(self, workdir: str, *, tensorboard: bool = True, resume_step: int | None = None):
@@ -84,11 +68,19 @@ class MetricWriter:
                 f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in kept)
         elif resume_step is None and os.path.exists(self.path):
             os.remove(self.path)
+        tb_dir = os.path.join(workdir, "tb")
+        if resume_step is not None:
+            tbevents.truncate_after(tb_dir, resume_step)
+        else:
+            for path in tbevents.event_files(tb_dir):
+                os.remove(path)
         self._file = open(self.path, "a")  # noqa: SIM115  (open for the writer's lifetime)
 
     def _tb_writer(self, seed: int):
         if seed not in self._tb:
-            self._tb[seed] = summary_writer_class()(os.path.join(self._workdir, "tb", f"seed_{seed}"))
+            self._tb[seed] = tbevents.tensorboardx().SummaryWriter(
+                os.path.join(self._workdir, "tb", f"seed_{seed}")
+            )
         return self._tb[seed]
 
     def write(self, step: int, seed: int, values: Mapping[str, Any]) -> None:

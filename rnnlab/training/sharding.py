@@ -26,8 +26,15 @@ Set these variables in every process, then run the usual command; ``initialize_d
 
 On CPU the cross-process collectives use gloo (set here). Each process loads its own slice of every
 batch: the iterators of process p are seeded with ``seed + 1000 * p``, and
-``jax.make_array_from_process_local_data`` assembles the global batch; only process 0 writes metrics.
-``parallel='sharded'`` is the mode that spans processes; ``pmap`` uses local devices only.
+``jax.make_array_from_process_local_data`` assembles the global batch; only process 0 writes metrics, and
+checkpoints hold every process's iterator positions (resume with as many processes). ``parallel='sharded'``
+is the mode that spans processes; ``pmap`` uses local devices only.
+
+When one process fails, the others stop within seconds with a message naming it
+(``rnnlab.training.multihost``, ``rnnlab.training.watchdog``); a process that dies without a word is declared
+dead by the coordination service after ``HEARTBEAT_TIMEOUT_S``, and nobody waits in the shutdown barrier
+longer than ``SHUTDOWN_TIMEOUT_S`` (JAX's defaults: 100 s and 300 s). JAX's preemption service is off: it
+catches SIGTERM, so a stuck process would ignore ``kill``.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ from jax.sharding import PartitionSpec as P
 MODES = ("sharded", "pmap", "none", "seeds")
 AXIS = "data"
 SEED_AXIS = "seed"
+HEARTBEAT_TIMEOUT_S = 30
+SHUTDOWN_TIMEOUT_S = 60
 
 
 def initialize_distributed() -> bool:
@@ -60,10 +69,13 @@ def initialize_distributed() -> bool:
         return True
     # Only the CPU client reads this; it must be set before the backend starts (so no jax.devices() here).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.config.update("jax_enable_preemption_service", False)
     jax.distributed.initialize(
         coordinator_address=os.environ["RNNLAB_COORDINATOR"],
         num_processes=n,
         process_id=int(os.environ["RNNLAB_PROCESS_ID"]),
+        heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S,
+        shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S,
     )
     return True
 

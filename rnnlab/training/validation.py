@@ -125,6 +125,7 @@ def value_problems(config: ConfigDict, schema: ConfigDict, num_devices: int | No
         ("train.log_every", 1),
         ("train.checkpoint_every", 0),
         ("train.keep_checkpoints", 1),
+        ("train.watchdog_s", 0),
         ("diagnostics.every", 0),
         ("train.beam_size", 0),
     ]:
