@@ -4,7 +4,7 @@ must beat before its output means anything.
 * :func:`most_frequent`: always the most frequent train output (a caption, a translation).
 * :func:`best_constant_labelling`: the one label sequence with the fewest edits to every train labelling
   (CTC transcription), searched exhaustively over every sequence up to a length; scored by
-  :func:`label_error_rate` (Graves et al. 2006: total edits / total reference labels).
+  :func:`rnnlab.textmetrics.label_error_rate` (Graves et al. 2006: total edits / total reference labels).
 * :func:`nearest_neighbour`: the target of the most similar train source by TF-IDF cosine (Salton & Buckley
   1988, "Term-weighting approaches in automatic text retrieval"), the translation-memory baseline.
 * :func:`translation_baselines`: copy-the-source, most-frequent and nearest-neighbour exact match and BLEU of
@@ -23,7 +23,7 @@ import numpy as np
 
 from rnnlab.tasks.dataset_task import as_str
 from rnnlab.tasks.vocab import tokenize
-from rnnlab.textmetrics import corpus_bleu, exact_match
+from rnnlab.textmetrics import corpus_bleu, exact_match, label_error_rate
 
 Labelling = tuple[int, ...]
 
@@ -63,6 +63,11 @@ def _append(D: np.ndarray, refs: np.ndarray, label: int) -> np.ndarray:
     return E
 
 
+def constant_label_error_rate(references: Sequence[Sequence[int]], hypothesis: Sequence[int]) -> float:
+    """The label error rate of answering `hypothesis` for every one of `references`."""
+    return label_error_rate(references, [hypothesis] * len(references))
+
+
 def _totals(D: np.ndarray, lengths: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """`[P]` total edits of each prefix (as a whole labelling) over the counted references."""
     return D[:, np.arange(len(lengths)), lengths].astype(np.int64) @ counts
@@ -95,16 +100,6 @@ def best_constant_labelling(
             D = np.concatenate(grown)
             prefixes = [(*p, int(a)) for a in labels for p in prefixes]
     return best
-
-
-def label_error_rate(references: Sequence[Sequence[int]], hypothesis: Sequence[int]) -> float:
-    """Total edits from `hypothesis` (the same labelling for every reference) to `references`, over the total
-    reference length."""
-    refs, lengths, counts = _padded(references)
-    D = np.broadcast_to(np.arange(refs.shape[1] + 1, dtype=np.int16), (1, len(refs), refs.shape[1] + 1))
-    for a in hypothesis:
-        D = _append(D, refs, a)
-    return float(_totals(D, lengths, counts)[0] / max(int(lengths @ counts), 1))
 
 
 # ------------------------------------------------------------------------------------------------ retrieval

@@ -249,8 +249,10 @@ class DigitCTCTask(_StripTask):
         """{'best_constant/label_error_rate', 'empty/label_error_rate' (= 1)}."""
         refs = [[d + 1 for d in digits] for digits in self.fixed_digits(split)]
         return {
-            "best_constant/label_error_rate": baselines.label_error_rate(refs, self.best_constant_labelling),
-            "empty/label_error_rate": baselines.label_error_rate(refs, ()),
+            "best_constant/label_error_rate": baselines.constant_label_error_rate(
+                refs, self.best_constant_labelling
+            ),
+            "empty/label_error_rate": baselines.constant_label_error_rate(refs, ()),
         }
 
     @functools.cached_property
