@@ -26,7 +26,8 @@ test-network: $(STAMP)
 	$(BIN)/python -m pytest -q -m network --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check rnnlab experiments tests benchmarks
+	$(BIN)/ruff check rnnlab experiments tests benchmarks docs
+	$(BIN)/ruff format --check rnnlab experiments tests benchmarks docs
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]' || echo "torch unavailable: benchmarking without PyTorch"

@@ -8,25 +8,20 @@ looks at concrete cell classes. Registered here: ``'fused'`` for :class:`~rnnlab
 :class:`~rnnlab.cells.GRUCell` (the custom VJPs below) and ``'cudnn'`` for the LSTM (cuDNN through
 ``jax.experimental.rnn.lstm``, GPU and float32 only).
 
-The fused kernels: one custom VJP over the whole sequence.
-
-Why: differentiating ``lax.scan`` over a cell makes JAX accumulate dW_hh (``[H, G*H]``) inside the backward
-loop, one small rank-B update per step. Here the backward loop carries only the state gradients (dc, dh),
-emits the gate pre-activation gradients ``dz: [T, B, G*H]``, and after the loop
+The fused kernels, one custom VJP over the whole sequence. Why: differentiating ``lax.scan`` over a cell
+makes JAX accumulate dW_hh (``[H, G*H]``) inside the backward loop, one small rank-B update per step. Here
+the backward loop carries only the state gradients (dc, dh), emits the gate pre-activation gradients
+``dz: [T, B, G*H]``, and after the loop
 
 * ``dW_hh = sum_t h_{t-1}^T dz_t`` is ONE ``[H, T*B] x [T*B, G*H]`` matmul, and
 * ``dxp = dz`` comes out stacked, so the input kernel's gradient (taken by JAX through the hoisted input
   projection outside this kernel) is one matmul too.
 
 With ``input_kernel`` the projection ``x_t W_ih + b`` runs inside the forward loop instead (no
-``[T, B, G*H]`` input array; ``RNN(hoist=False)``) and its gradients are still matmuls after the backward
-loop. Measured on a 2-core CPU (B,T,D,H up to 128,100,64,256) this was the fastest variant: about 15% less
-CPU time than the hoisted fused kernel, which itself took 5-20% less than the XLA scan.
-
-Memory: the forward pass saves only the post-activation gates and the carries (LSTM: i, f, g, o, c_{t-1},
-h_t; GRU: r, z, n, h_{t-1} W_hn + b_hn, h_t) — 6 resp. 5 ``[T, B, H]`` arrays — and the backward pass adds
-the stacked ``dz``. XLA temp memory of a training step was 20-25% below the XLA scan with the hoisted
-projection (LSTM and GRU) and ~10% below it without (LSTM; for the GRU without hoisting ~20% above).
+``[T, B, G*H]`` input array; ``RNN(hoist=False)``, the CPU default) and its gradients are still matmuls after
+the backward loop. The forward pass saves only the post-activation gates and the carries (LSTM: i, f, g, o,
+c_{t-1}, h_t; GRU: r, z, n, h_{t-1} W_hn + b_hn, h_t) and the backward pass adds the stacked ``dz``.
+Measured speed and memory against the XLA scan, Flax and PyTorch: README.md, "Speed".
 
 The forward equations are :func:`rnnlab.cells.gated.lstm_update` and :func:`~rnnlab.cells.gated.gru_update`
 (the cells' own; LSTM gates ``(i, f, g, o)``, GRU reset-after ``(r, z, n)``, sigmoid slope ``gate_slope``);

@@ -39,7 +39,7 @@ class RNN(nn.Module):
       mode: ``'sequential'``, ``'associative'`` (linear cells only) or ``'auto'`` (associative on GPU/TPU for
         linear cells, sequential on CPU, where it was faster).
       hoist: ``True`` projects the inputs of all steps before the loop (one matmul), ``False`` inside the
-        loop step by step, ``'auto'`` by platform (inside on CPU, where it was 15-30% faster; hoisted on
+        loop step by step, ``'auto'`` by platform (inside on CPU, where it measured faster; hoisted on
         GPU/TPU). The associative scan always hoists; ``remat_chunk`` projects per chunk.
       backend: ``'auto'`` (a whole-sequence kernel where the cell has one and it applies, else ``'xla'``),
         ``'xla'`` (differentiate the ``lax.scan``), ``'fused'`` (LSTM/GRU custom VJP; falls back to ``'xla'``
