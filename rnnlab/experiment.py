@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rnnlab.analysis import report, report_runs
+from rnnlab.apps import figures
 from rnnlab.training import NonFiniteError, train_and_evaluate
 from rnnlab.training import config as config_lib
 
@@ -150,6 +151,7 @@ def run_experiments(
                 continue
             shown = {k: v for k, v in result.items() if k.startswith("eval/") and isinstance(v, float)}
             log("  " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+            figures.write_figures(run_dir)  # captions / attention maps of the trained model, for the report
         timings.append((exp, time.perf_counter() - start))
         out_dir = os.path.join(workdir, exp)
         runs_loaded = report_runs.read_runs(run_dirs)

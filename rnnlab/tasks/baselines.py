@@ -8,7 +8,8 @@ must beat before its output means anything.
 * :func:`nearest_neighbour`: the target of the most similar train source by TF-IDF cosine (Salton & Buckley
   1988, "Term-weighting approaches in automatic text retrieval"), the translation-memory baseline.
 * :func:`translation_baselines`: copy-the-source, most-frequent and nearest-neighbour exact match and BLEU of
-  a seq2seq task, scored as ``generate.translation_metrics`` scores models (words through the vocabularies).
+  a seq2seq task, scored as ``generate.translation_metrics`` scores models (words through the vocabularies);
+  :func:`translation_hypotheses` gives their outputs.
 
 Shape legend: U reference labellings, K their longest length, P label-sequence prefixes.
 """
@@ -135,23 +136,31 @@ def nearest_neighbour(train_sources: Sequence[Sequence[str]], queries: Sequence[
     return out
 
 
+def translation_hypotheses(task, split: str = "test") -> dict[str, list[str]]:
+    """The trivial translators' outputs on `split` as space-separated vocabulary words: 'copy' (the source
+    words), 'most_frequent' (the most frequent train target), 'nearest_neighbour' (the target of the TF-IDF
+    nearest train source)."""
+    sv, tv = task.vocabs[task.source_key], task.target_vocab
+    examples = {s: [task.decode(r) for r in task.records(s)] for s in ("train", split)}
+    train_texts = [tv.decode(e["targets"][:-1]) for e in examples["train"]]
+    sources = {
+        s: [tokenize(as_str(r[task.source_key]), "word", True) for r in task.records(s)] for s in examples
+    }
+    return {
+        "copy": [sv.decode(e["inputs"]) for e in examples[split]],
+        "most_frequent": [most_frequent(train_texts)] * len(examples[split]),
+        "nearest_neighbour": [train_texts[i] for i in nearest_neighbour(sources["train"], sources[split])],
+    }
+
+
 def translation_baselines(task, split: str = "test") -> dict[str, float]:
-    """Trivial translators of a `translation.Seq2SeqTask` on `split`: 'copy' (the source words),
-    'most_frequent' (the most frequent train target) and 'nearest_neighbour' (the target of the TF-IDF
-    nearest train source); '<name>/exact_match' and '<name>/bleu' of each.
+    """Trivial translators of a `translation.Seq2SeqTask` on `split` (`translation_hypotheses`):
+    '<name>/exact_match' and '<name>/bleu' of each.
 
     Hypotheses and references are the words the vocabularies give back (unknown words read '<unk>'), as the
     model's translations are scored.
     """
-    sv, tv = task.vocabs[task.source_key], task.target_vocab
-    examples = {s: [task.decode(r) for r in task.records(s)] for s in ("train", split)}
-    texts = {s: [tv.decode(e["targets"][:-1]) for e in examples[s]] for s in examples}
-    sources = {
-        s: [tokenize(as_str(r[task.source_key]), "word", True) for r in task.records(s)] for s in examples
-    }
-    hyps = {
-        "copy": [sv.decode(e["inputs"]) for e in examples[split]],
-        "most_frequent": [most_frequent(texts["train"])] * len(texts[split]),
-        "nearest_neighbour": [texts["train"][i] for i in nearest_neighbour(sources["train"], sources[split])],
-    }
-    return {f"{name}/{k}": v for name, h in hyps.items() for k, v in text_scores(h, texts[split]).items()}
+    tv = task.target_vocab
+    refs = [tv.decode(task.decode(r)["targets"][:-1]) for r in task.records(split)]
+    hyps = translation_hypotheses(task, split)
+    return {f"{name}/{k}": v for name, h in hyps.items() for k, v in text_scores(h, refs).items()}

@@ -225,7 +225,8 @@ class DigitCaptionTask(_StripTask):
 
 class DigitCTCTask(_StripTask):
     """Digit strip read column by column -> its digits, unsegmented (CTC). Baseline: the label error rate on
-    the test set of the best constant labelling of the train sample."""
+    the test set of the best constant labelling of the train sample. `info.label_names`: '<blank>', '0'..'9'
+    (label d + 1 is digit d)."""
 
     kind = "ctc"
 
@@ -265,6 +266,7 @@ class DigitCTCTask(_StripTask):
             len(NUMBER_WORDS) + 1,
             self.baselines()["best_constant/label_error_rate"],
             "label_error_rate",
+            label_names=("<blank>", *(str(d) for d in range(len(NUMBER_WORDS)))),
         )
 
 
