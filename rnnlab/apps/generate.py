@@ -78,7 +78,12 @@ def translate(run: LoadedRun, texts: Sequence[str], *, beam_size: int = 0) -> li
     return [run.task.target_text(row) for row in ids]
 
 
-def sacrebleu_scores(run: LoadedRun, *, beam_size: int = 4, split: str = "test", batch_size: int = 256):
+def _eval_batch_size(run: LoadedRun) -> int:
+    """The run's evaluation batch: decoding in batches of this size reuses what evaluation compiled."""
+    return run.config.train.eval_batch_size or run.config.train.batch_size
+
+
+def sacrebleu_scores(run: LoadedRun, *, beam_size: int = 4, split: str = "test"):
     """Corpus BLEU by sacreBLEU (13a tokenisation, case-insensitive, in [0, 1]) of the model's detokenised
     translations and of the trivial translators (``rnnlab.tasks.baselines.translation_hypotheses``)
     against the real reference texts of ``split`` (rare words included, not '<unk>').
@@ -93,6 +98,7 @@ def sacrebleu_scores(run: LoadedRun, *, beam_size: int = 4, split: str = "test",
     refs = [as_str(r[task.target_key]).lower() for r in records]
     sources = [as_str(r[task.source_key]) for r in records]
     hyps: dict[str, list[str]] = {"greedy": [], "beam": []}
+    batch_size = _eval_batch_size(run)
     for i in range(0, len(sources), batch_size):
         inputs, lengths = source_ids(run, sources[i : i + batch_size])
         n = len(lengths)
@@ -118,7 +124,9 @@ def evaluate_translation(run: LoadedRun, *, beam_size: int = 4, sacrebleu: bool 
     test split (``rnnlab.training.seq2seq.translation_metrics``; baselines: ``task.baselines()``: copy,
     most frequent, nearest neighbour), plus sacreBLEU scores (``sacrebleu_scores``) when ``sacrebleu``."""
     _check_kind(run, "seq2seq", "evaluate_translation")
-    scores = translation_metrics(run.model, run.params, run.task, beam_size=beam_size)
+    scores = translation_metrics(
+        run.model, run.params, run.task, batch_size=_eval_batch_size(run), beam_size=beam_size
+    )
     out = {"step": run.step, **scores, "baselines": run.task.baselines("test")}
     if sacrebleu:
         extra = sacrebleu_scores(run, beam_size=beam_size)
@@ -148,14 +156,9 @@ def evaluate_captioner(run: LoadedRun, *, beam_size: int = 4, split: str = "test
     """``{'step', 'split', 'exact_match_greedy', 'bleu_greedy', 'exact_match_beam', 'bleu_beam',
     'baselines'}``: ``rnnlab.training.captioning.caption_metrics`` next to ``task.baselines(split)``."""
     _check_kind(run, "captioning", "evaluate_captioner")
-    tc = run.config.train
+    batch_size = _eval_batch_size(run)
     scores = captioning.caption_metrics(
-        run.model,
-        run.params,
-        run.task,
-        batch_size=tc.eval_batch_size or tc.batch_size,
-        beam_size=beam_size,
-        split=split,
+        run.model, run.params, run.task, batch_size=batch_size, beam_size=beam_size, split=split
     )
     return {"step": run.step, "split": split, **scores, "baselines": run.task.baselines(split)}
 
@@ -191,13 +194,8 @@ def evaluate_transcriber(run: LoadedRun, *, beam_size: int = 8, split: str = "te
     """``{'step', 'split', 'label_error_rate_greedy', 'label_error_rate_beam', 'baselines'}``:
     ``rnnlab.training.transcription.transcription_metrics`` next to ``task.baselines(split)``."""
     _check_kind(run, "ctc", "evaluate_transcriber")
-    tc = run.config.train
+    batch_size = _eval_batch_size(run)
     scores = transcription.transcription_metrics(
-        run.adapter,
-        run.params,
-        run.task,
-        batch_size=tc.eval_batch_size or tc.batch_size,
-        beam_size=beam_size,
-        split=split,
+        run.adapter, run.params, run.task, batch_size=batch_size, beam_size=beam_size, split=split
     )
     return {"step": run.step, "split": split, **scores, "baselines": run.task.baselines(split)}
