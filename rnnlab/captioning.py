@@ -25,7 +25,6 @@ Teacher-forced decoding goes through :class:`rnnlab.RNN`; generation through :mo
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,10 +32,10 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from rnnlab import decoding
 from rnnlab.cells import cell_factory, get_cell
 from rnnlab.encoders import flatten_features
-from rnnlab.scan import RNN
-from rnnlab.seq2seq import ATTENTIONS, LuongAttentionCell
+from rnnlab.seq2seq import ATTENTIONS, Decoder
 
 Array = jax.Array
 
@@ -86,14 +85,12 @@ class ImageCaptioner(nn.Module):
         if self.attention == "general":
             self.attention_keys = nn.Dense(n, use_bias=False)  # W_a, applied to the memory once
         self.drop = nn.Dropout(self.dropout)
-        self.decoder = _WordDecoder(
-            self.cell,
-            self.hidden_size,
-            self.cell_options,
+        self.decoder = Decoder(
+            cell_factory(self.cell, self.hidden_size, self.cell_options),
             self.attention,
             self.vocab_size,
-            self.rnn_options,
             self.dropout,
+            self.rnn_options,
         )
 
     def encode(self, images: Array) -> dict:
@@ -144,73 +141,21 @@ class ImageCaptioner(nn.Module):
         return logits
 
 
-class _WordDecoder(nn.Module):
-    """The decoder cell (bound to the memory of the current batch), dropout and the output layer.
-
-    ``__call__(memory, carry, x, lengths, *, single_step, train)``: ``x: [B, T, E]`` through the time loop,
-    or ``x: [B, E]`` for one step. Returns ``(carry, logits [B, (T,) V])``; padded steps give exactly the
-    output bias (the time loop zeroes their outputs).
-    """
-
-    cell: str
-    hidden_size: int
-    cell_options: Any
-    attention: str
-    vocab_size: int
-    rnn_options: Any
-    dropout: float = 0.0
-
-    @nn.compact
-    def __call__(self, memory, carry, x, lengths=None, *, single_step: bool = False, train: bool = False):
-        if self.attention == "none":
-            # get_cell's first parameter is called `name`, so the Flax child is named through clone.
-            cell = get_cell(self.cell, self.hidden_size, parent=None, **dict(self.cell_options))
-            cell = cell.clone(parent=self, name="cell")
-        else:
-            attended = {k: memory[k] for k in ("keys", "values", "mask")}
-            cell = LuongAttentionCell(
-                self.hidden_size,
-                make_cell=cell_factory(self.cell, self.hidden_size, self.cell_options),
-                memory=attended,
-                name="cell",
-            )
-        if single_step:
-            carry, y = cell(carry, x)
-        else:
-            carry, y = RNN(cell, name="rnn", **dict(self.rnn_options))(x, lengths, carry)
-        y = jnp.real(y) if jnp.iscomplexobj(y) else y
-        y = nn.Dropout(self.dropout, deterministic=not train)(y)
-        return carry, nn.Dense(self.vocab_size, name="out")(y)
-
-
 # --- generation with rnnlab.decoding ----------------------------------------------------------------------
-
-
-def _variables(params):
-    return params if isinstance(params, Mapping) and "params" in params else {"params": params}
-
-
-def _step(model, variables, carry, tokens):
-    memory, dec = carry
-    dec, logits = model.apply(variables, memory, dec, tokens, method="decode_step")
-    return (memory, dec), jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-
-
-# One bound step per (hashable, equal-by-value) model: rnnlab.decoding compiles once per step callable.
-@functools.lru_cache(maxsize=32)
-def _bound_step(model):
-    return functools.partial(_step, model)
 
 
 def caption_step_fn(model: ImageCaptioner, params) -> jax.tree_util.Partial:
     """The step function of :func:`rnnlab.decoding.greedy` / ``beam_search``: ``(carry, tokens [B]) ->
-    (carry, log_probs [B, V])``, the carry from :func:`caption_init_carry`."""
-    return jax.tree_util.Partial(_bound_step(model), _variables(params))
+    (carry, log_probs [B, V])``, the carry from :func:`caption_init_carry`. The captioner decodes exactly as
+    a :class:`rnnlab.seq2seq.Seq2Seq` does (``decode_step`` over ``(memory, decoder_carry)``), so this is
+    :func:`rnnlab.decoding.seq2seq_step_fn`."""
+    return decoding.seq2seq_step_fn(model, params)
 
 
 def caption_init_carry(model: ImageCaptioner, params, images: Array):
-    """Encode ``images`` into the ``(memory, decoder_carry)`` carry that :func:`caption_step_fn` reads."""
-    variables = _variables(params)
+    """Encode ``images [B, H, W(, Ch)]`` into the ``(memory, decoder_carry)`` carry that
+    :func:`caption_step_fn` reads."""
+    variables = params if isinstance(params, Mapping) and "params" in params else {"params": params}
     memory = model.apply(variables, images, method="encode")
     return memory, model.apply(variables, memory, method="init_decoder_carry")
 

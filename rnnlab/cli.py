@@ -7,11 +7,13 @@
     rnnlab report RUN_DIR [RUN_DIR ...] [--out DIR]                (rnnlab.analysis.report)
     rnnlab data list
     rnnlab data prepare NAME [--data-dir DIR]
-    rnnlab predict --workdir DIR [--step N | --best] [TEXT ...]   (rnnlab.apps.predict: P(positive) / token
-                                                                 tags; no TEXT: one text per stdin line)
-    rnnlab predict --workdir DIR --evaluate [--split test]        (entity F1 / forecast vs naive / accuracy)
+    rnnlab predict --workdir DIR [INPUT ...] | --evaluate [--split test]   (rnnlab.apps.predict: texts,
+        images, frames or clips by the run's task; caption and transcribe are predict, for readability)
+    rnnlab caption --workdir DIR IMAGE.png|.npy ... [--beam K] | --grid OUT.png | --evaluate
+    rnnlab transcribe --workdir DIR FRAMES.npy|IMAGE.png ... [--beam K] | --evaluate
     rnnlab complete --workdir DIR "To be, or" [--length N --temperature T --top-k K]  (rnnlab.apps.generate)
     rnnlab translate --workdir DIR "twenty-one" [--beam K] | --evaluate
+    ([--step N | --best] picks the checkpoint of eval, predict, caption, transcribe, complete, translate)
 
 ``--config.a.b=v`` (or ``--config.a.b v``) overrides a field of the config, as ``ml_collections``'
 ``config_flags`` does; values are parsed as Python literals guided by the field's type
@@ -81,10 +83,14 @@ def _run_train(args, overrides) -> int:
 
 def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", required=True)
+    _add_checkpoint(p)
+    p.add_argument("--eval_batches", type=int, default=None, help="0 = the whole test split")
+
+
+def _add_checkpoint(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
     g.add_argument("--best", action="store_true", help="the best checkpoint by train.best_metric")
-    p.add_argument("--eval_batches", type=int, default=None, help="0 = the whole test split")
 
 
 def _step(args) -> int | str | None:
@@ -172,6 +178,10 @@ def _run_report(args, overrides) -> int:
     missing = [d for d in args.run_dirs if not os.path.isdir(d)]
     if missing:
         raise FileNotFoundError(f"not a run directory: {', '.join(missing)}")
+    from rnnlab.apps import figures
+
+    for run_dir in args.run_dirs:  # captions / attention maps of trained captioners and translators
+        figures.write_figures(run_dir)
     print(report.main(args.run_dirs, args.out or args.run_dirs[0]))
     return 0
 
@@ -227,44 +237,44 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "texts",
         nargs="*",
-        metavar="TEXT",
+        metavar="INPUT",
         help="texts to classify (prints P(positive) for a binary classifier) or tag (whitespace tokens; "
-        "prints token/TAG); none: read one text per line from stdin",
+        "prints token/TAG); files for runs on images or frames: PNG / .npy images to caption, .npy frames "
+        "[T, D] or images to transcribe (CTC), .npy clips [T, H, W] to classify; none: one per stdin line",
     )
     p.add_argument("--workdir", required=True)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    g.add_argument("--best", action="store_true", help="the best checkpoint by train.best_metric")
+    _add_checkpoint(p)
+    p.add_argument("--beam", type=int, default=0, help="captioning / CTC: beam size (0 = greedy)")
+    p.add_argument("--grid", default=None, help="captioning: write test images with their captions here")
     p.add_argument(
         "--evaluate",
         action="store_true",
         help="print the application score on --split as JSON: entity P/R/F1 (taggers), MSE/MAE vs naive "
-        "and seasonal-naive forecasts (forecasters), accuracy vs majority class (classifiers)",
+        "and seasonal-naive forecasts (forecasters), accuracy vs majority class (classifiers), label "
+        "error rates (CTC), exact match / BLEU (captioning) next to trivial baselines",
     )
     p.add_argument("--split", default="test", help="split for --evaluate (default: test)")
 
 
 def _run_predict(args, overrides) -> int:
-    from rnnlab.apps import predict
+    from rnnlab.apps import figures, predict
     from rnnlab.apps.runs import load_run
 
     if overrides:
         raise SystemExit("error: predict takes no --config.* overrides (it uses the run's config.json)")
-    if args.evaluate:
+    if args.evaluate or args.grid:
         if args.texts:
-            raise SystemExit("error: --evaluate takes no TEXT")
-        result = predict.evaluate_app(args.workdir, split=args.split, step=_step(args))
+            raise SystemExit("error: --evaluate and --grid take no INPUT")
+        if args.grid:
+            print(figures.caption_grid(load_run(args.workdir, _step(args)), args.grid, beam_size=args.beam))
+            return 0
+        result = predict.evaluate_app(args.workdir, split=args.split, step=_step(args), beam_size=args.beam)
         print(json.dumps(result, indent=1, sort_keys=True))
         return 0
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     run = load_run(args.workdir, _step(args))
-    for text, out in zip(texts, predict.predict(run, texts), strict=True):
-        if isinstance(out, list):
-            print(" ".join(f"{tok}/{tag}" for tok, tag in out))
-        elif getattr(out, "ndim", 0) == 0:
-            print(f"{float(out):.4f}\t{text}")
-        else:
-            print(" ".join(f"{float(v):.4f}" for v in out) + f"\t{text}")
+    for line in predict.predict_lines(run, texts, beam_size=args.beam):
+        print(line)
     return 0
 
 
@@ -278,15 +288,10 @@ def _add_complete(p: argparse.ArgumentParser) -> None:
     p.add_argument("--length", type=int, default=200, help="tokens to generate")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     p.add_argument(
-        "--top-k",
-        "--top_k",
-        dest="top_k",
-        type=int,
-        default=0,
-        help="sample from the k most likely tokens (0 = all)",
+        "--top-k", "--top_k", dest="top_k", type=int, default=0, help="the k likeliest tokens; 0: all"
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    _add_checkpoint(p)
 
 
 def _run_complete(args, overrides) -> int:
@@ -295,20 +300,10 @@ def _run_complete(args, overrides) -> int:
 
     if overrides:
         raise SystemExit("error: complete takes no --config.* overrides (it uses the run's config.json)")
-    run = load_run(args.workdir, args.step)
-    sep = "" if run.task.vocab.level == "char" else " "
-    print(
-        args.prompt
-        + sep
-        + generate.complete(
-            run,
-            args.prompt,
-            length=args.length,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            seed=args.seed,
-        )
-    )
+    run = load_run(args.workdir, _step(args))
+    kwargs = {"length": args.length, "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed}
+    continuation = generate.complete(run, args.prompt, **kwargs)
+    print(args.prompt + ("" if run.task.vocab.level == "char" else " ") + continuation)
     return 0
 
 
@@ -316,12 +311,12 @@ def _add_translate(p: argparse.ArgumentParser) -> None:
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to translate (none: one per stdin line)")
     p.add_argument("--workdir", required=True, help="a seq2seq run")
     p.add_argument("--beam", type=int, default=0, help="beam size (0 = greedy)")
-    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    _add_checkpoint(p)
     p.add_argument(
         "--evaluate",
         action="store_true",
-        help="print exact match / BLEU (greedy and --beam, "
-        "default 4) on the test split next to the copy and most-frequent baselines, as JSON",
+        help="print exact match / BLEU and sacreBLEU (greedy and --beam, default 4) on the test split next "
+        "to the copy, most-frequent and nearest-neighbour baselines, as JSON",
     )
 
 
@@ -331,7 +326,7 @@ def _run_translate(args, overrides) -> int:
 
     if overrides:
         raise SystemExit("error: translate takes no --config.* overrides (it uses the run's config.json)")
-    run = load_run(args.workdir, args.step)
+    run = load_run(args.workdir, _step(args))
     if args.evaluate:
         result = generate.evaluate_translation(run, beam_size=args.beam or 4)
         print(json.dumps(result, indent=1, sort_keys=True))
@@ -354,6 +349,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[..
     "predict": (_add_predict, _run_predict),
     "complete": (_add_complete, _run_complete),
     "translate": (_add_translate, _run_translate),
+    "caption": (_add_predict, _run_predict),
+    "transcribe": (_add_predict, _run_predict),
 }
 HELP = {
     "train": "train (and evaluate) one config; resumes from --workdir",
@@ -365,6 +362,8 @@ HELP = {
     "predict": "predict with a trained run (text classifier / tagger), or --evaluate its application score",
     "complete": "continue a prompt with a language-model run (sampling or greedy)",
     "translate": "translate texts with a seq2seq run (greedy or beam), or --evaluate exact match / BLEU",
+    "caption": "predict for a captioning run: caption images (PNG or .npy), --grid, --evaluate",
+    "transcribe": "predict for a CTC run: transcribe frames (.npy [T, D]) or images, --evaluate",
 }
 
 

@@ -37,6 +37,15 @@ class CRFParams(NamedTuple):
     end: Array
 
 
+class CRFScores(NamedTuple):
+    """What a CRF tagger outputs: ``emissions [B, T, C]`` and the CRF's parameters. The loss needs both
+    (:func:`negative_log_likelihood`), decoding too (:func:`viterbi`); returning them together keeps the
+    loss a function of the model's outputs alone."""
+
+    emissions: Array
+    params: CRFParams
+
+
 def _lengths(emissions: Array, lengths: Array | None) -> Array:
     b, t = emissions.shape[:2]
     return jnp.full((b,), t, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
@@ -142,7 +151,8 @@ class CRF(nn.Module):
     initialisation: the untrained CRF is per-step softmax over the emissions).
 
     ``__call__(emissions [B,T,C], tags [B,T], lengths [B]) -> nll [B]``; :meth:`decode` gives the Viterbi
-    tags; :meth:`log_partition` gives log Z.
+    tags; :meth:`log_partition` gives log Z; :meth:`scores` the emissions with the parameters
+    (:class:`CRFScores`).
     """
 
     num_tags: int
@@ -166,6 +176,10 @@ class CRF(nn.Module):
     def __call__(self, emissions: Array, tags: Array, lengths: Array | None = None) -> Array:
         return negative_log_likelihood(self.crf_params, self._check(emissions), tags, lengths)
 
+    def scores(self, emissions: Array) -> CRFScores:
+        """``emissions [B, T, C]`` with this layer's parameters, for a loss or a decoder outside the model."""
+        return CRFScores(self._check(emissions), self.crf_params)
+
     def log_partition(self, emissions: Array, lengths: Array | None = None) -> Array:
         return log_partition(self.crf_params, self._check(emissions), lengths)
 
@@ -173,4 +187,12 @@ class CRF(nn.Module):
         return viterbi(self.crf_params, self._check(emissions), lengths)
 
 
-__all__ = ["CRF", "CRFParams", "log_partition", "negative_log_likelihood", "sequence_score", "viterbi"]
+__all__ = [
+    "CRF",
+    "CRFParams",
+    "CRFScores",
+    "log_partition",
+    "negative_log_likelihood",
+    "sequence_score",
+    "viterbi",
+]

@@ -16,13 +16,12 @@ a a``), and ``p(labelling) = sum over its alignments of prod_t p_t(alignment_t)`
   alignments of each (Hannun, Maas, Jurafsky & Ng 2014, "First-pass large vocabulary continuous speech
   recognition using bi-directional recurrent DNNs", Algorithm 1, without a language model). With a beam at
   least as large as the number of prefixes it returns the exact most probable labelling.
-* :func:`edit_distance`, :func:`label_error_rate`: Levenshtein distance and LER = total edits / total
-  reference length (Graves et al. 2006).
+
+Scoring transcriptions: :func:`rnnlab.textmetrics.label_error_rate` (host side) and :func:`edit_distances`
+(jitted, a batch at once, what the training loop's ``label_error_rate`` sums).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -140,31 +139,43 @@ def prefix_beam_search(
     return sorted(out, key=lambda x: -x[1])
 
 
-def edit_distance(reference: Sequence, hypothesis: Sequence) -> int:
-    """Levenshtein distance (substitutions, insertions and deletions each cost 1)."""
-    ref, hyp = list(reference), list(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev_diag, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev_diag, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev_diag + (r != h))
-    return row[-1]
+def edit_distances(hyps: Array, hyp_lengths: Array, refs: Array, ref_lengths: Array) -> Array:
+    """Levenshtein distances of a batch of label sequences, jittable (the host version is
+    :func:`rnnlab.textmetrics.edit_distance`).
 
+    Row i of the dynamic programme (the distances of ``refs[:, :i]`` to every hypothesis prefix) comes from
+    row i - 1 without a loop over the hypothesis: with ``cand[j] = min(D[i-1, j] + 1, D[i-1, j-1] + sub)``,
+    insertions give ``D[i, j] = min_{k<=j} cand[k] + (j - k) = j + cummin_k(cand[k] - k)``. The loop runs over
+    the N reference positions, rows past a reference's length are frozen.
 
-def label_error_rate(references: Sequence[Sequence], hypotheses: Sequence[Sequence]) -> float:
-    """Total edit distance over total reference length (Graves et al. 2006); may exceed 1."""
-    pairs = list(zip(references, hypotheses, strict=True))
-    total = sum(len(r) for r, _ in pairs)
-    if total == 0:
-        raise ValueError("label_error_rate needs at least one non-empty reference")
-    return sum(edit_distance(r, h) for r, h in pairs) / total
+    Args:
+      hyps: ``[B, M]`` int; hyp_lengths: ``[B]``; refs: ``[B, N]`` int; ref_lengths: ``[B]``.
+
+    Returns:
+      ``[B]`` int32 edit distances.
+    """
+    hyps, refs = jnp.asarray(hyps, jnp.int32), jnp.asarray(refs, jnp.int32)
+    hyp_lengths, ref_lengths = jnp.asarray(hyp_lengths, jnp.int32), jnp.asarray(ref_lengths, jnp.int32)
+    m = hyps.shape[1]
+    j = jnp.arange(m + 1, dtype=jnp.int32)
+    row0 = jnp.broadcast_to(j, (hyps.shape[0], m + 1))  # D[0, j] = j
+
+    def row(i, prev):  # prev: D[i-1, :] [B, M+1]; i = 1..N
+        sub = (hyps != jax.lax.dynamic_slice_in_dim(refs, i - 1, 1, axis=1)).astype(jnp.int32)  # [B, M]
+        cand = jnp.concatenate(
+            [jnp.full((hyps.shape[0], 1), i, jnp.int32), jnp.minimum(prev[:, 1:] + 1, prev[:, :-1] + sub)], 1
+        )
+        new = j + jax.lax.cummin(cand - j, axis=1)
+        return jnp.where((i <= ref_lengths)[:, None], new, prev)
+
+    last = jax.lax.fori_loop(1, refs.shape[1] + 1, row, row0)
+    return jnp.take_along_axis(last, hyp_lengths[:, None], axis=1)[:, 0]
 
 
 __all__ = [
     "ctc_loss",
-    "edit_distance",
+    "edit_distances",
     "greedy_decode",
-    "label_error_rate",
     "prefix_beam_search",
     "to_lists",
 ]

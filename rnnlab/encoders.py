@@ -28,6 +28,7 @@ from flax import linen as nn
 from rnnlab.models import SequenceModel
 
 Array = jax.Array
+ENCODERS = ("conv", "mlp")  # the image encoders a config names (rnnlab.training.builders.make_encoder)
 
 
 def _with_channels(images: Array) -> Array:
@@ -154,4 +155,4 @@ class VideoClassifier(nn.Module):
         return model(feats, lengths, train=train)
 
 
-__all__ = ["ConvEncoder", "FrameEncoder", "MLPEncoder", "VideoClassifier", "flatten_features"]
+__all__ = ["ENCODERS", "ConvEncoder", "FrameEncoder", "MLPEncoder", "VideoClassifier", "flatten_features"]

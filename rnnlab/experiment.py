@@ -28,6 +28,7 @@ from typing import Any
 
 from rnnlab import scaling
 from rnnlab.analysis import report, report_runs
+from rnnlab.apps import figures
 from rnnlab.training import config as config_lib
 from rnnlab.training import train_and_evaluate
 from rnnlab.training.isolation import run_isolated
@@ -166,6 +167,8 @@ def run_experiments(
             log(f"[{exp} {i + 1}/{len(runs)}] {name}")
             out = run_isolated(cfg, run_dir, log=log, train_fn=train_fn)
             _note(out, f"`{exp}/{name}`", notes, log)
+            if out.status == "finished":  # captions / attention maps of the trained model, for the report
+                figures.write_figures(run_dir)
         timings.append((exp, time.perf_counter() - start))
         if kind == "scaling":
             continue

@@ -104,18 +104,28 @@ class LuongAttentionCell(RecurrentCell):
         return self.cell.hidden(carry[0])
 
 
-class _Decoder(nn.Module):
-    """The decoder cell (built around the memory of the current batch) and the output layer.
+class Decoder(nn.Module):
+    """The word decoder of every encoder-decoder in rnnlab (translation here, image captioning in
+    :mod:`rnnlab.captioning`): a cell built around the memory of the current batch, and the output layer.
 
     ``__call__(memory, carry, x, lengths, *, single_step, train)``: ``x: [B, T, E]`` through the time loop,
-    or ``x: [B, E]`` for one step (``single_step=True``). Returns ``(carry, logits [B, (T,) V])``.
+    or ``x: [B, E]`` for one step (``single_step=True``). Returns ``(carry, logits [B, (T,) V])``; padded
+    steps (``lengths``) give exactly the output bias (the time loop zeroes their outputs).
+
+    Attributes:
+      make_cell: the factory of the recurrent cell (see :func:`rnnlab.cells.cell_factory`).
+      attention: ``'none'`` (the plain cell), or ``'general'`` / ``'dot'``: a :class:`LuongAttentionCell`
+        over ``memory['keys']``, ``memory['values']`` and ``memory['mask']`` (other memory keys are ignored).
+      vocab_size: V.
+      dropout: before the output layer (``train=True`` needs the 'dropout' rng).
+      rnn_options: the time-loop options of the :class:`~rnnlab.scan.RNN`.
     """
 
     make_cell: Callable[..., RecurrentCell]
     attention: str
     vocab_size: int
-    dropout: float
-    rnn_options: Any
+    dropout: float = 0.0
+    rnn_options: Any = ()
 
     @nn.compact
     def __call__(self, memory, carry, x, lengths=None, *, single_step: bool = False, train: bool = False):
@@ -219,7 +229,7 @@ class Seq2Seq(nn.Module):
         if self.attention == "general":
             self.attention_keys = nn.Dense(h, use_bias=False)  # W_a, applied to the memory once
         self.drop = nn.Dropout(self.dropout)
-        self.decoder = _Decoder(
+        self.decoder = Decoder(
             self._decoder_cell(), self.attention, self.output_vocab, self.dropout, self.rnn_options
         )
 
@@ -287,4 +297,4 @@ class Seq2Seq(nn.Module):
         return logits
 
 
-__all__ = ["ATTENTIONS", "LuongAttentionCell", "Seq2Seq", "luong_attention"]
+__all__ = ["ATTENTIONS", "Decoder", "LuongAttentionCell", "Seq2Seq", "luong_attention"]

@@ -1,11 +1,14 @@
 """Text metrics on decoded outputs (host-side NumPy/Python, not jitted): entity F1 for BIO tags, token
-accuracy, corpus BLEU, exact match, and bits per character / perplexity from a mean cross-entropy.
+accuracy, corpus BLEU, exact match, edit distance and label error rate, and bits per character / perplexity
+from a mean cross-entropy.
 
 Every score is a fraction in [0, 1] (conlleval and sacrebleu print percentages: multiply by 100).
 
 * :func:`bio_entities`, :func:`entity_f1`: CoNLL-2000/2003 chunk scoring as ``conlleval.pl`` does it: an
   entity counts only if its type and its exact span match; ``I-X`` after ``O``, after another type, or at the
   start of a sentence starts a new entity (IOB1-style tolerance instead of discarding it).
+* :func:`edit_distance`, :func:`label_error_rate`: Levenshtein distance, and LER = total edits / total
+  reference length (Graves et al. 2006, "Connectionist temporal classification").
 * :func:`corpus_bleu`: BLEU-4 of Papineni et al. (2002), "BLEU: a method for automatic evaluation of machine
   translation": clipped n-gram precisions summed over the corpus, geometric mean, brevity penalty from the
   corpus hypothesis length and the closest reference lengths. Equals ``sacrebleu.corpus_bleu(...,
@@ -125,6 +128,26 @@ def exact_match(references, hypotheses) -> float:
         return 0.0
     same = [(r == h) if isinstance(r, str) else list(r) == list(h) for r, h in pairs]
     return sum(same) / len(pairs)
+
+
+def edit_distance(reference: Sequence, hypothesis: Sequence) -> int:
+    """Levenshtein distance (substitutions, insertions and deletions each cost 1)."""
+    ref, hyp = list(reference), list(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev_diag, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev_diag, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev_diag + (r != h))
+    return row[-1]
+
+
+def label_error_rate(references: Sequence[Sequence], hypotheses: Sequence[Sequence]) -> float:
+    """Total edit distance over total reference length (Graves et al. 2006); may exceed 1."""
+    pairs = list(zip(references, hypotheses, strict=True))
+    total = sum(len(r) for r, _ in pairs)
+    if total == 0:
+        raise ValueError("label_error_rate needs at least one non-empty reference")
+    return sum(edit_distance(r, h) for r, h in pairs) / total
 
 
 class BLEU(NamedTuple):

@@ -229,7 +229,8 @@ def test_entity_scores_of_a_perfect_and_a_trivial_tagger(monkeypatch, tmp_path):
         truth[tuple(task.vocab.encode([as_str(t) for t in r["tokens"]]))] = np.asarray(r["tags"])
 
     class Oracle(LoadedRun):
-        def apply(self, inputs, lengths):
+        def forward(self, batch):
+            inputs, lengths = batch["inputs"], batch["lengths"]
             out = np.zeros(inputs.shape + (len(names),), np.float32)
             for b, (row, n) in enumerate(zip(inputs, lengths, strict=True)):
                 tags = truth[tuple(row[:n])] if self.model == "oracle" else np.full(n, names.index("O"))

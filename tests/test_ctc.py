@@ -10,7 +10,7 @@ import optax
 import pytest
 from fake_digits import prototype_digits
 
-from rnnlab import ctc
+from rnnlab import ctc, textmetrics
 from rnnlab.models import SequenceModel
 from rnnlab.tasks import digit_sequences as ds
 
@@ -98,13 +98,13 @@ def test_greedy_collapses_repeats_only_without_a_blank_between():
 
 
 def test_edit_distance_and_label_error_rate():
-    assert ctc.edit_distance("kitten", "sitting") == 3
-    assert ctc.edit_distance([], [1, 2]) == 2
-    assert ctc.edit_distance([1, 2, 3], [1, 2, 3]) == 0
-    assert ctc.edit_distance([1, 2, 3], [3, 2, 1]) == 2
-    assert ctc.label_error_rate([[1, 2, 3], [4]], [[1, 3], [4, 4]]) == pytest.approx(2 / 4)
+    assert textmetrics.edit_distance("kitten", "sitting") == 3
+    assert textmetrics.edit_distance([], [1, 2]) == 2
+    assert textmetrics.edit_distance([1, 2, 3], [1, 2, 3]) == 0
+    assert textmetrics.edit_distance([1, 2, 3], [3, 2, 1]) == 2
+    assert textmetrics.label_error_rate([[1, 2, 3], [4]], [[1, 3], [4, 4]]) == pytest.approx(2 / 4)
     with pytest.raises(ValueError):
-        ctc.label_error_rate([[]], [[1]])
+        textmetrics.label_error_rate([[]], [[1]])
 
 
 def test_beam_search_sums_alignments_where_the_best_path_does_not():
@@ -156,4 +156,14 @@ def test_a_tiny_bidirectional_gru_learns_to_transcribe_digit_strips():
     logits = jax.jit(model.apply)({"params": params}, test_frames, test_lengths)
     hyps = ctc.to_lists(*ctc.greedy_decode(logits, test_lengths))
     refs = [list(d[:n] + 1) for d, n in zip(test.digits, test.num_digits, strict=True)]
-    assert ctc.label_error_rate(refs, hyps) < 0.1
+    assert textmetrics.label_error_rate(refs, hyps) < 0.1
+
+
+def test_jitted_edit_distances_equal_the_host_ones():
+    rng = np.random.default_rng(5)
+    b, m, n = 64, 7, 5
+    hyps, refs = rng.integers(1, 4, (b, m)), rng.integers(1, 4, (b, n))
+    hl, rl = rng.integers(0, m + 1, b), rng.integers(0, n + 1, b)
+    got = np.asarray(jax.jit(ctc.edit_distances)(hyps, hl, refs, rl))
+    want = [textmetrics.edit_distance(r[:k], h[:j]) for h, j, r, k in zip(hyps, hl, refs, rl, strict=True)]
+    np.testing.assert_array_equal(got, want)

@@ -28,6 +28,7 @@ from rnnlab.analysis.report_runs import Run, last_list, list_at_step, read_runs,
 from rnnlab.analysis.report_tables import final_rows, results_table
 
 REPORT_FILE = "report.md"
+FIGURES = "figures"  # a run directory's example figures (rnnlab.apps.figures writes them)
 
 #: (citation, finding): what the literature reports, stated qualitatively where exact numbers are not certain.
 PUBLISHED = (
@@ -189,6 +190,22 @@ def training_sections(runs: Sequence[Run], out_dir: str, *, title: str = "") -> 
                 pre + "gate saturation",
                 "Fraction of gate values below 0.05 or above 0.95.",
                 [(sat, "gate saturation")],
+            )
+        )
+    examples = [
+        (os.path.join(r.path, FIGURES, f), f"{r.name}: {os.path.splitext(f)[0]}")
+        for r in runs
+        if os.path.isdir(os.path.join(r.path, FIGURES))
+        for f in sorted(os.listdir(os.path.join(r.path, FIGURES)))
+        if f.endswith(".png")
+    ]
+    if examples:
+        sections.append(
+            Section(
+                pre + "examples",
+                "What the trained models do on test examples (each run's `figures/`, written by "
+                "`rnnlab.apps.figures`: generated captions, attention weights of translations).",
+                examples,
             )
         )
     sections.append(

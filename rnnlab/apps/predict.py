@@ -2,8 +2,9 @@
 
     run = load_run('runs/sentiment')                 # rnnlab.apps.runs: config.json + the latest checkpoint
     positive_probability(run, ['a gorgeous film'])   # [N] P(class 1), tokenised with the task vocabulary
-    tag_texts(run, ['Obama visits New York'])        # [[(token, tag), ...]]
+    tag_texts(run, ['Obama visits New York'])        # [[(token, tag), ...]] (Viterbi for a CRF tagger)
     evaluate_app('runs/ner')                         # dispatch on the task: tagger / forecaster / classifier
+                                                     # / CTC transcriber / captioner
 
 Scores (all on one split, 'test' by default, of ONE seed's model, ``seed_index`` 0 = ``config.seed``):
 
@@ -27,7 +28,9 @@ import jax
 import numpy as np
 
 from rnnlab import textmetrics
+from rnnlab.apps import figures, generate
 from rnnlab.apps.runs import LoadedRun, load_run
+from rnnlab.taggers import best_tags
 
 
 def _as_run(run_or_workdir, **load_kwargs) -> LoadedRun:
@@ -80,27 +83,104 @@ def tag_names(task) -> list[str]:
     return list(getattr(feature, "feature", feature).names)
 
 
+def _token_features(run: LoadedRun, tokens: Sequence[str]) -> dict[str, np.ndarray]:
+    """The per-token features (``TaskInfo.extra_inputs``) of one tokenised text, as the task computes them."""
+    if not run.task.info.extra_inputs:
+        return {}
+    example = run.task.decode({run.task.tokens_key: list(tokens), run.task.tags_key: [0] * len(tokens)})
+    return {k: example[k] for k in run.task.info.extra_inputs}
+
+
+def _pad_features(rows: Sequence[dict[str, np.ndarray]], length: int) -> dict[str, np.ndarray]:
+    """Per-text feature arrays ``[L, ...]`` -> ``{key: [N, length, ...]}`` zero-padded."""
+    out = {}
+    for key in rows[0] if rows else ():
+        first = rows[0][key]
+        arr = np.zeros((len(rows), length, *first.shape[1:]), first.dtype)
+        for i, r in enumerate(rows):
+            arr[i, : len(r[key])] = r[key]
+        out[key] = arr
+    return out
+
+
+def predicted_tags(run: LoadedRun, batch) -> np.ndarray:
+    """``[B, T]`` tag ids of a tagger on a batch: argmax per token, or the Viterbi path of a CRF tagger."""
+    return np.asarray(best_tags(run.forward(batch), jax.numpy.asarray(batch["lengths"])))
+
+
 def tag_texts(run: LoadedRun, texts: Sequence[str]) -> list[list[tuple[str, str]]]:
-    """Whitespace-tokenised texts -> ``[(token, predicted tag), ...]`` per text."""
+    """Whitespace-tokenised texts -> ``[(token, predicted tag), ...]`` per text (with the task's character
+    and case features when the tagger reads them; Viterbi decoding for a CRF tagger)."""
     if run.task.info.kind != "tagging":
         raise ValueError(f"task {run.task.info.name!r} is {run.task.info.kind}, not tagging")
     names = tag_names(run.task)
     tokens = [t.split() for t in texts]
     ids, lengths = _pad([_vocab(run).encode(toks) for toks in tokens])
-    pred = run.apply(ids, lengths).argmax(-1)
+    batch = {"inputs": ids, "lengths": lengths}
+    batch.update(_pad_features([_token_features(run, toks) for toks in tokens], ids.shape[1]))
+    pred = predicted_tags(run, batch)
     return [
         [(tok, names[int(p)]) for tok, p in zip(toks, row, strict=False)]
         for toks, row in zip(tokens, pred, strict=True)
     ]
 
 
-def predict(run: LoadedRun, texts: Sequence[str]) -> list[Any]:
-    """Per text: P(positive) for a binary text classifier, the class probabilities ``[C]`` for other text
-    classifiers, ``[(token, tag)]`` for a tagger."""
-    if run.task.info.kind == "tagging":
-        return tag_texts(run, texts)
-    probs = class_probabilities(run, texts)
+def classify_clips(run: LoadedRun, paths: Sequence[str]) -> np.ndarray:
+    """``.npy`` clips ``[T, H, W]`` (pixels in [0, 1]) -> class probabilities ``[N, C]`` of a video
+    classifier (each clip alone: its T frames, no padding)."""
+    probs = []
+    for path in paths:
+        clip = np.load(path).astype(np.float32)
+        if clip.ndim != 3 or clip.shape[1:] != tuple(run.task.info.input_shape[1:]):
+            raise ValueError(
+                f"{path}: a clip must be [T, {', '.join(map(str, run.task.info.input_shape[1:]))}], "
+                f"got {clip.shape}"
+            )
+        logits = run.apply(clip[None], np.array([len(clip)], np.int32))
+        probs.append(np.asarray(jax.nn.softmax(logits.astype(np.float32), axis=-1))[0])
+    return np.stack(probs)
+
+
+def predict(run: LoadedRun, inputs: Sequence[str], *, beam_size: int = 0) -> list[Any]:
+    """One prediction per input, by the run's task:
+
+    * text classifier: P(positive) (binary) or the class probabilities ``[C]``; tagger: ``[(token, tag)]``;
+    * captioning: the caption of each image file (PNG or ``.npy``, ``figures.read_image``);
+    * CTC: the transcription of each file (``.npy`` frames ``[T, D]`` or an image read column by column),
+      as text through ``TaskInfo.label_names``;
+    * video classifier: the class probabilities ``[C]`` of each ``.npy`` clip ``[T, H, W]``.
+
+    ``beam_size``: captioning and CTC decoding (0 = greedy / best path).
+    """
+    info = run.task.info
+    if info.kind == "tagging":
+        return tag_texts(run, inputs)
+    if info.kind == "captioning":
+        images = [figures.read_image(f, info.input_shape) for f in inputs]
+        return generate.caption(run, np.stack(images), beam_size=beam_size)
+    if info.kind == "ctc":
+        frames = [figures.read_frames(f, info.input_size) for f in inputs]
+        return [generate.label_text(run, x) for x in generate.transcribe(run, frames, beam_size=beam_size)]
+    if info.input_shape is not None and len(info.input_shape) == 3:
+        return list(classify_clips(run, inputs))
+    probs = class_probabilities(run, inputs)
     return list(probs[:, 1]) if probs.shape[-1] == 2 else list(probs)
+
+
+def predict_lines(run: LoadedRun, inputs: Sequence[str], *, beam_size: int = 0) -> list[str]:
+    """``predict`` as the lines ``rnnlab predict`` prints: ``token/TAG ...`` for a tagger, else the
+    prediction (text, or probabilities to 4 decimals), a tab, and the input."""
+    lines = []
+    for text, out in zip(inputs, predict(run, inputs, beam_size=beam_size), strict=True):
+        if isinstance(out, list):
+            lines.append(" ".join(f"{tok}/{tag}" for tok, tag in out))
+        elif isinstance(out, str):
+            lines.append(f"{out}\t{text}")
+        elif np.ndim(out) == 0:
+            lines.append(f"{float(out):.4f}\t{text}")
+        else:
+            lines.append(" ".join(f"{float(v):.4f}" for v in out) + f"\t{text}")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -125,7 +205,7 @@ def evaluate_tagger(run_or_workdir, *, split: str = "test", batch_size: int = 12
     names = tag_names(run.task)
     true_tags, pred_tags = [], []
     for batch in _batches(run, split, batch_size):
-        pred = run.apply(batch["inputs"], batch["lengths"]).argmax(-1)
+        pred = predicted_tags(run, batch)
         for t, p, n in zip(batch["targets"], pred, batch["lengths"], strict=True):
             true_tags.append([names[int(i)] for i in t[:n]])
             pred_tags.append([names[int(i)] for i in p[:n]])
@@ -239,10 +319,14 @@ def evaluate_classifier(run_or_workdir, *, split: str = "test", batch_size: int 
     }
 
 
-def evaluate_app(workdir: str, *, split: str = "test", write: bool = True, **load_kwargs) -> dict:
+def evaluate_app(
+    workdir: str, *, split: str = "test", write: bool = True, beam_size: int = 0, **load_kwargs
+) -> dict:
     """The application score of a run: ``evaluate_tagger`` (tagging), ``evaluate_forecaster``
-    (forecasting) or ``evaluate_classifier`` (classification). Written to ``workdir/app_eval_<step>.json``
-    when ``write``. ``load_kwargs``: ``step``, ``seed_index`` of ``load_run``."""
+    (forecasting), ``evaluate_classifier`` (classification, clips included), ``generate.evaluate_transcriber``
+    (CTC: label error rates, beam ``beam_size`` or 8), ``generate.evaluate_captioner`` (captioning: exact
+    match and BLEU, beam ``beam_size`` or 4). Written to ``workdir/app_eval_<step>.json`` when ``write``.
+    ``load_kwargs``: ``step``, ``seed_index`` of ``load_run``."""
     run = load_run(workdir, **load_kwargs)
     kind = run.task.info.kind
     if kind == "tagging":
@@ -251,8 +335,15 @@ def evaluate_app(workdir: str, *, split: str = "test", write: bool = True, **loa
         result = evaluate_forecaster(run, split=split)
     elif kind == "classification":
         result = evaluate_classifier(run, split=split)
+    elif kind == "ctc":
+        result = generate.evaluate_transcriber(run, beam_size=beam_size or 8, split=split)
+    elif kind == "captioning":
+        result = generate.evaluate_captioner(run, beam_size=beam_size or 4, split=split)
     else:
-        raise ValueError(f"no application score for {kind} task {run.task.info.name!r}; use `rnnlab eval`")
+        raise ValueError(
+            f"no application score for {kind} task {run.task.info.name!r}; use `rnnlab eval` "
+            "(or `rnnlab translate --evaluate` for translation)"
+        )
     result = {"task": run.task.info.name, "seed": run.seed, **result}
     if write:
         with open(os.path.join(workdir, f"app_eval_{run.step}.json"), "w") as f:

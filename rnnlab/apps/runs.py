@@ -4,6 +4,7 @@
     run = load_run('runs/sentiment')              # config.json + the latest checkpoint's parameters
     run = load_run('runs/sentiment', step='best') # the best checkpoint by train.best_metric
     run.apply(inputs, lengths)                    # seed 0's outputs
+    run.forward(batch)                            # seed 0's outputs on a batch of any task kind
     evaluate_run('runs/adding')                   # the test-split metrics of every seed (``rnnlab eval``)
 
 Loading builds the model from ``config.json`` and restores only the parameters from the Orbax checkpoint,
@@ -69,10 +70,25 @@ class LoadedRun:
             _apply(self.model, self.params, jnp.asarray(inputs), jnp.asarray(lengths, jnp.int32))
         )
 
+    @functools.cached_property
+    def adapter(self):
+        """How the training loop called the model (``rnnlab.training.builders.make_adapter``)."""
+        return builders.make_adapter(self.config, self.task.info, self.model)
+
+    def forward(self, batch) -> Any:
+        """The model's outputs on a batch of the task (the keys its kind has, e.g. a tagger's per-token
+        features), as in evaluation; NumPy leaves."""
+        return jax.tree.map(np.asarray, _forward(self.adapter, self.params, batch))
+
 
 @functools.partial(jax.jit, static_argnums=0)
 def _apply(model, params, inputs, lengths):
     return model.apply({"params": params}, inputs, lengths, train=False)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(adapter, params, batch):
+    return adapter.forward(params, batch, train=False)[0]
 
 
 def read_config(workdir: str):

@@ -60,6 +60,8 @@ class TaskInfo:
         frames; `lengths` holds the valid ones); else None.
       extra_inputs: integer batch keys a model may read besides `inputs`, each with its number of ids
         (embedding rows, padding id 0 included), e.g. {'chars': 90, 'case': 11}; empty for most tasks.
+      label_names: the names of the C classes / tags (index = id) when the task has names, e.g. BIO tags
+        ('O', 'B-person', ...), which a tagger's loss turns into entity scores; empty otherwise.
     """
 
     name: str
@@ -74,6 +76,7 @@ class TaskInfo:
     input_shape: tuple[int, ...] | None = None
     # hash=False: a dict is unhashable, and the other fields already identify a task
     extra_inputs: Mapping[str, int] = dataclasses.field(default_factory=dict, hash=False)
+    label_names: tuple[str, ...] = ()
 
     def __post_init__(self):
         check_choice("kind", self.kind, KINDS)
@@ -82,6 +85,7 @@ class TaskInfo:
         given = [x is not None for x in (self.input_size, self.vocab_size, self.input_shape)]
         if sum(given) != 1:
             raise ValueError(f"{self.name}: exactly one of input_size / vocab_size / input_shape must be set")
+        object.__setattr__(self, "label_names", tuple(str(n) for n in self.label_names))
         if self.token_unit is not None:
             check_choice("token_unit", self.token_unit, TOKEN_UNITS, context=self.name)
 

@@ -4,11 +4,12 @@ must beat before its output means anything.
 * :func:`most_frequent`: always the most frequent train output (a caption, a translation).
 * :func:`best_constant_labelling`: the one label sequence with the fewest edits to every train labelling
   (CTC transcription), searched exhaustively over every sequence up to a length; scored by
-  :func:`label_error_rate` (Graves et al. 2006: total edits / total reference labels).
+  :func:`rnnlab.textmetrics.label_error_rate` (Graves et al. 2006: total edits / total reference labels).
 * :func:`nearest_neighbour`: the target of the most similar train source by TF-IDF cosine (Salton & Buckley
   1988, "Term-weighting approaches in automatic text retrieval"), the translation-memory baseline.
 * :func:`translation_baselines`: copy-the-source, most-frequent and nearest-neighbour exact match and BLEU of
-  a seq2seq task, scored as ``generate.translation_metrics`` scores models (words through the vocabularies).
+  a seq2seq task, scored as ``generate.translation_metrics`` scores models (words through the vocabularies);
+  :func:`translation_hypotheses` gives their outputs.
 
 Shape legend: U reference labellings, K their longest length, P label-sequence prefixes.
 """
@@ -23,7 +24,7 @@ import numpy as np
 
 from rnnlab.tasks.dataset_task import as_str
 from rnnlab.tasks.vocab import tokenize
-from rnnlab.textmetrics import corpus_bleu, exact_match
+from rnnlab.textmetrics import corpus_bleu, exact_match, label_error_rate
 
 Labelling = tuple[int, ...]
 
@@ -63,6 +64,11 @@ def _append(D: np.ndarray, refs: np.ndarray, label: int) -> np.ndarray:
     return E
 
 
+def constant_label_error_rate(references: Sequence[Sequence[int]], hypothesis: Sequence[int]) -> float:
+    """The label error rate of answering `hypothesis` for every one of `references`."""
+    return label_error_rate(references, [hypothesis] * len(references))
+
+
 def _totals(D: np.ndarray, lengths: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """`[P]` total edits of each prefix (as a whole labelling) over the counted references."""
     return D[:, np.arange(len(lengths)), lengths].astype(np.int64) @ counts
@@ -95,16 +101,6 @@ def best_constant_labelling(
             D = np.concatenate(grown)
             prefixes = [(*p, int(a)) for a in labels for p in prefixes]
     return best
-
-
-def label_error_rate(references: Sequence[Sequence[int]], hypothesis: Sequence[int]) -> float:
-    """Total edits from `hypothesis` (the same labelling for every reference) to `references`, over the total
-    reference length."""
-    refs, lengths, counts = _padded(references)
-    D = np.broadcast_to(np.arange(refs.shape[1] + 1, dtype=np.int16), (1, len(refs), refs.shape[1] + 1))
-    for a in hypothesis:
-        D = _append(D, refs, a)
-    return float(_totals(D, lengths, counts)[0] / max(int(lengths @ counts), 1))
 
 
 # ------------------------------------------------------------------------------------------------ retrieval
@@ -140,23 +136,31 @@ def nearest_neighbour(train_sources: Sequence[Sequence[str]], queries: Sequence[
     return out
 
 
+def translation_hypotheses(task, split: str = "test") -> dict[str, list[str]]:
+    """The trivial translators' outputs on `split` as space-separated vocabulary words: 'copy' (the source
+    words), 'most_frequent' (the most frequent train target), 'nearest_neighbour' (the target of the TF-IDF
+    nearest train source)."""
+    sv, tv = task.vocabs[task.source_key], task.target_vocab
+    examples = {s: [task.decode(r) for r in task.records(s)] for s in ("train", split)}
+    train_texts = [tv.decode(e["targets"][:-1]) for e in examples["train"]]
+    sources = {
+        s: [tokenize(as_str(r[task.source_key]), "word", True) for r in task.records(s)] for s in examples
+    }
+    return {
+        "copy": [sv.decode(e["inputs"]) for e in examples[split]],
+        "most_frequent": [most_frequent(train_texts)] * len(examples[split]),
+        "nearest_neighbour": [train_texts[i] for i in nearest_neighbour(sources["train"], sources[split])],
+    }
+
+
 def translation_baselines(task, split: str = "test") -> dict[str, float]:
-    """Trivial translators of a `translation.Seq2SeqTask` on `split`: 'copy' (the source words),
-    'most_frequent' (the most frequent train target) and 'nearest_neighbour' (the target of the TF-IDF
-    nearest train source); '<name>/exact_match' and '<name>/bleu' of each.
+    """Trivial translators of a `translation.Seq2SeqTask` on `split` (`translation_hypotheses`):
+    '<name>/exact_match' and '<name>/bleu' of each.
 
     Hypotheses and references are the words the vocabularies give back (unknown words read '<unk>'), as the
     model's translations are scored.
     """
-    sv, tv = task.vocabs[task.source_key], task.target_vocab
-    examples = {s: [task.decode(r) for r in task.records(s)] for s in ("train", split)}
-    texts = {s: [tv.decode(e["targets"][:-1]) for e in examples[s]] for s in examples}
-    sources = {
-        s: [tokenize(as_str(r[task.source_key]), "word", True) for r in task.records(s)] for s in examples
-    }
-    hyps = {
-        "copy": [sv.decode(e["inputs"]) for e in examples[split]],
-        "most_frequent": [most_frequent(texts["train"])] * len(texts[split]),
-        "nearest_neighbour": [texts["train"][i] for i in nearest_neighbour(sources["train"], sources[split])],
-    }
-    return {f"{name}/{k}": v for name, h in hyps.items() for k, v in text_scores(h, texts[split]).items()}
+    tv = task.target_vocab
+    refs = [tv.decode(task.decode(r)["targets"][:-1]) for r in task.records(split)]
+    hyps = translation_hypotheses(task, split)
+    return {f"{name}/{k}": v for name, h in hyps.items() for k, v in text_scores(h, refs).items()}

@@ -225,7 +225,8 @@ class DigitCaptionTask(_StripTask):
 
 class DigitCTCTask(_StripTask):
     """Digit strip read column by column -> its digits, unsegmented (CTC). Baseline: the label error rate on
-    the test set of the best constant labelling of the train sample."""
+    the test set of the best constant labelling of the train sample. `info.label_names`: '<blank>', '0'..'9'
+    (label d + 1 is digit d)."""
 
     kind = "ctc"
 
@@ -249,8 +250,10 @@ class DigitCTCTask(_StripTask):
         """{'best_constant/label_error_rate', 'empty/label_error_rate' (= 1)}."""
         refs = [[d + 1 for d in digits] for digits in self.fixed_digits(split)]
         return {
-            "best_constant/label_error_rate": baselines.label_error_rate(refs, self.best_constant_labelling),
-            "empty/label_error_rate": baselines.label_error_rate(refs, ()),
+            "best_constant/label_error_rate": baselines.constant_label_error_rate(
+                refs, self.best_constant_labelling
+            ),
+            "empty/label_error_rate": baselines.constant_label_error_rate(refs, ()),
         }
 
     @functools.cached_property
@@ -263,6 +266,7 @@ class DigitCTCTask(_StripTask):
             len(NUMBER_WORDS) + 1,
             self.baselines()["best_constant/label_error_rate"],
             "label_error_rate",
+            label_names=("<blank>", *(str(d) for d in range(len(NUMBER_WORDS)))),
         )
 
 

@@ -124,7 +124,7 @@ class TaggingTask(DatasetTask):
             for s in ("train", "test")
         }
         feature = self.builder.info.features[self.tags_key]
-        n = getattr(feature, "feature", feature).num_classes
+        names = getattr(feature, "feature", feature).names
         extra = {"chars": len(self.char_vocab)} if self.char_vocab is not None else {}
         if self.case:
             extra["case"] = len(CASE_CLASSES)
@@ -133,10 +133,11 @@ class TaggingTask(DatasetTask):
             self.kind,
             None,
             len(self.vocab),
-            n,
+            len(names),
             majority_accuracy(tags["train"], tags["test"]),
             "accuracy",
             extra_inputs=extra,
+            label_names=tuple(names),
         )
 
 

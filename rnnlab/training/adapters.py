@@ -24,14 +24,20 @@ class Adapter:
 
     Attributes:
       model: the Flax module; called as ``model.apply(variables, inputs, lengths, train=..., rngs=...)``.
+      features: (keyword only) batch keys passed on as a third argument ``{key: batch[key]}`` (a tagger's
+        per-token features, ``TaskInfo.extra_inputs``); none by default.
     """
 
     model: Any
+    features: tuple[str, ...] = dataclasses.field(
+        default=(), kw_only=True
+    )  # subclasses add positional fields
 
     def forward(self, params, batch, *, train: bool, rngs=None, carry=None) -> tuple[Any, Any]:
         """The model's outputs ``[B, C]`` or ``[B, T, C]`` for ``batch``, and ``carry`` unchanged."""
+        extra = ({k: batch[k] for k in self.features},) if self.features else ()
         outputs = self.model.apply(
-            {"params": params}, batch["inputs"], batch["lengths"], train=train, rngs=rngs
+            {"params": params}, batch["inputs"], batch["lengths"], *extra, train=train, rngs=rngs
         )
         return outputs, carry
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rnnlab.captioning import ImageCaptioner
+from rnnlab.encoders import ConvEncoder, MLPEncoder, VideoClassifier
 from rnnlab.models import SequenceModel
 from rnnlab.seq2seq import Seq2Seq as Seq2SeqModel
+from rnnlab.taggers import Tagger
 from rnnlab.tasks import get_task
 from rnnlab.training import config as config_lib
 from rnnlab.training.adapters import Adapter
+from rnnlab.training.captioning import Captioner
 from rnnlab.training.seq2seq import EncoderDecoder
 from rnnlab.training.tbptt import TBPTT
+from rnnlab.training.transcription import Transcriber
 
 
 def load_task(config):
@@ -66,17 +71,102 @@ def seq2seq_kwargs(model_config: Mapping, info) -> dict[str, Any]:
     }
 
 
+def make_encoder(model_config: Mapping):
+    """The image encoder ``config.model.encoder`` names (``rnnlab.encoders``), for captioning and video."""
+    features = tuple(model_config["encoder_features"])
+    dim = model_config["encoder_dim"]
+    if model_config["encoder"] == "mlp":
+        return MLPEncoder(features, dim or 64)
+    return ConvEncoder(features, dim or None)
+
+
+def _recurrent(model_config: Mapping) -> dict[str, Any]:
+    return {
+        "cell": model_config["cell"],
+        "hidden_size": model_config["hidden_size"],
+        "cell_options": _cell_options(model_config),
+        "dropout": model_config["dropout"],
+        "rnn_options": config_lib.rnn_options(model_config),
+    }
+
+
+def captioner_kwargs(model_config: Mapping, info) -> dict[str, Any]:
+    """``config.model`` + a captioning ``TaskInfo`` -> keyword arguments of
+    ``rnnlab.captioning.ImageCaptioner`` (``attention`` over the encoder's feature positions; 'none': the
+    decoder starts from the image and never looks back)."""
+    return {
+        "vocab_size": info.num_outputs,
+        "encoder": make_encoder(model_config),
+        "embed_dim": model_config["embed_dim"] or None,
+        "attention": model_config["attention"],
+        **_recurrent(model_config),
+    }
+
+
+def video_kwargs(model_config: Mapping, info) -> dict[str, Any]:
+    """``config.model`` + a clip-classification ``TaskInfo`` -> keyword arguments of
+    ``rnnlab.encoders.VideoClassifier`` (``head`` 'auto' = 'last')."""
+    head = model_config["head"]
+    return {
+        "encoder": make_encoder(model_config),
+        "num_classes": info.num_outputs,
+        "frame_features": model_config["frame_features"] or None,
+        "num_layers": model_config["num_layers"],
+        "bidirectional": model_config["bidirectional"],
+        "head": "last" if head == "auto" else head,
+        **_recurrent(model_config),
+    }
+
+
+def tagger_kwargs(model_config: Mapping, info) -> dict[str, Any]:
+    """``config.model`` + a tagging ``TaskInfo`` -> keyword arguments of ``rnnlab.taggers.Tagger`` (the
+    task's ``extra_inputs`` decide which token features it reads)."""
+    extra = dict(info.extra_inputs)
+    return {
+        "vocab_size": info.vocab_size,
+        "num_tags": info.num_outputs,
+        "num_layers": model_config["num_layers"],
+        "embed_dim": model_config["embed_dim"] or None,
+        "bidirectional": model_config["bidirectional"],
+        "num_chars": extra.get("chars", 0),
+        "char_encoder": model_config["char_encoder"],
+        "char_dim": model_config["char_dim"],
+        "char_features": model_config["char_features"],
+        "num_case": extra.get("case", 0),
+        "case_dim": model_config["case_dim"],
+        "crf": model_config["crf"],
+        **_recurrent(model_config),
+    }
+
+
+def is_video(info) -> bool:
+    """Whether a task classifies clips ``[B, T, H, W]``."""
+    return info.kind == "classification" and info.input_shape is not None and len(info.input_shape) == 3
+
+
 def build_model(model_config: Mapping, info):
-    """The model ``config.model`` describes for the task ``info``: a ``Seq2Seq`` (encoder-decoder) for tasks
-    of kind 'seq2seq', else a ``SequenceModel``."""
+    """The model ``config.model`` describes for the task ``info``: a ``Seq2Seq`` (encoder-decoder) for kind
+    'seq2seq', an ``ImageCaptioner`` for 'captioning', a ``VideoClassifier`` for clips, a ``Tagger`` for
+    taggers with token features or a CRF, else a ``SequenceModel`` (also for 'ctc': per-frame logits)."""
+    if model_config["crf"] and info.kind != "tagging":
+        raise ValueError(
+            f"invalid config:\n  - model.crf needs a tagging task; {info.name!r} is {info.kind!r}"
+        )
     if info.kind == "seq2seq":
         return Seq2SeqModel(**seq2seq_kwargs(model_config, info))
+    if info.kind == "captioning":
+        return ImageCaptioner(**captioner_kwargs(model_config, info))
+    if is_video(info):
+        return VideoClassifier(**video_kwargs(model_config, info))
+    if info.kind == "tagging" and (info.extra_inputs or model_config["crf"]):
+        return Tagger(**tagger_kwargs(model_config, info))
     return SequenceModel(**model_kwargs(model_config, info))
 
 
 def make_adapter(config, info, model) -> Adapter:
     """The loop's adapter for this config and task: ``TBPTT`` (``train.tbptt``, language models only),
-    ``EncoderDecoder`` (seq2seq tasks), else the plain ``Adapter``."""
+    ``EncoderDecoder`` (seq2seq), ``Captioner`` (captioning), ``Transcriber`` (ctc), else the plain
+    ``Adapter`` (passing a task's per-token ``extra_inputs`` to a ``Tagger``)."""
     if config.train.tbptt:
         if info.kind != "lm":
             raise ValueError(
@@ -86,4 +176,10 @@ def make_adapter(config, info, model) -> Adapter:
         return TBPTT(model, info)
     if info.kind == "seq2seq":
         return EncoderDecoder(model, config.train.beam_size)
+    if info.kind == "captioning":
+        return Captioner(model, config.train.beam_size)
+    if info.kind == "ctc":
+        return Transcriber(model, config.train.beam_size)
+    if isinstance(model, Tagger):
+        return Adapter(model, features=tuple(info.extra_inputs))
     return Adapter(model)

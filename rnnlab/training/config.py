@@ -64,6 +64,15 @@ def default_config() -> ConfigDict:
     c.model.embed_dim = 0  # embedding size for token inputs; 0 = the model's default
     c.model.dropout = 0.0
     c.model.attention = "general"  # seq2seq tasks (Luong attention): rnnlab.seq2seq.ATTENTIONS
+    c.model.encoder = "conv"  # image / frame encoder (captioning, video): rnnlab.encoders.ENCODERS
+    c.model.encoder_features = (16, 32)  # conv: channels of each stage; mlp: hidden layer sizes
+    c.model.encoder_dim = 0  # conv: per-position Dense size (0 = none); mlp: output size (0 = 64)
+    c.model.frame_features = 64  # video: per-frame Dense size; 0 = the flattened encoder features
+    c.model.crf = False  # tagging: a linear-chain CRF output layer (Viterbi decoding)
+    c.model.char_encoder = "cnn"  # tagging tasks with chars=True: rnnlab.taggers.CHAR_ENCODERS
+    c.model.char_dim = 25  # character embedding size
+    c.model.char_features = 50  # features per token from its characters
+    c.model.case_dim = 8  # tagging tasks with case=True: case-class embedding size
     c.model.rnn = ConfigDict()  # the time loop of every layer (rnnlab.RNN)
     c.model.rnn.backend = "auto"  # rnnlab.scan.BACKENDS: auto | fused (custom-VJP LSTM/GRU) | xla
     c.model.rnn.mode = "auto"  # rnnlab.scan.MODES: auto | sequential | associative (linear cells)

@@ -11,9 +11,16 @@ Kinds:
   classification: outputs ``[B, C]`` logits, targets ``[B]`` int -> loss (cross-entropy), accuracy.
   regression: outputs ``[B, C]``, targets ``[B]`` (C = 1) or ``[B, C]`` float -> loss = mse
     (+ mse_over_baseline when the task knows its trivial baseline MSE).
-  tagging / lm / seq2seq: outputs ``[B, T, C]``, targets ``[B, T]`` int; the steps that count are
-    ``target_mask`` if given, else ``t < lengths`` (``target_lengths`` for seq2seq) -> loss = mean
+  tagging / lm / seq2seq / captioning: outputs ``[B, T, C]``, targets ``[B, T]`` int; the steps that count
+    are ``target_mask`` if given, else ``t < lengths`` (``target_lengths`` for seq2seq) -> loss = mean
     cross-entropy per counted step, accuracy (+ bits_per_char and perplexity for lm).
+  tagging with a CRF: outputs ``rnnlab.crf.CRFScores`` -> loss = the CRF's negative log-likelihood per
+    counted step, accuracy of the Viterbi tags. Taggers whose tags are a BIO scheme also get entity_f1,
+    entity_precision, entity_recall (conlleval's micro scores, from ``rnnlab.taggers.entity_counts``: F1 =
+    2 correct / (true + predicted) is a ratio of sums too).
+  ctc: outputs ``[B, T, C]`` per-frame logits (class 0 = blank), targets ``[B, N]``, target_lengths ``[B]``
+    -> loss = ``rnnlab.ctc.ctc_loss`` per sequence (nats), label_error_rate of the greedy (best-path)
+    transcription (edits / reference labels).
 """
 
 from __future__ import annotations
@@ -27,7 +34,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-KINDS = ("classification", "regression", "tagging", "lm", "seq2seq")
+from rnnlab import ctc, taggers
+from rnnlab.crf import CRFScores, negative_log_likelihood
+
+KINDS = ("classification", "regression", "tagging", "lm", "seq2seq", "captioning", "ctc")
 Stats = dict[str, tuple[jax.Array, jax.Array]]
 
 
@@ -61,31 +71,69 @@ def _regression(outputs, batch) -> Stats:
     return {"loss": (sq.sum(), n), "mse": (sq.sum(), n)}
 
 
-def _sequence(outputs, batch, lengths_key="lengths") -> Stats:
-    targets = batch["targets"].astype(jnp.int32)
-    if outputs.shape[:2] != targets.shape:
-        raise ValueError(
-            f"per-step outputs {outputs.shape} do not match targets {targets.shape}; "
-            "use model.head='all' for per-step tasks"
-        )
+def _step_mask(batch, targets, lengths_key) -> jax.Array:
+    """``[B, T]`` float: the steps that count (``target_mask``, else ``t < lengths``), real examples only."""
     if "target_mask" in batch:
         mask = batch["target_mask"].astype(jnp.float32)
     else:
         steps = jnp.arange(targets.shape[1])
         mask = (steps[None, :] < batch[lengths_key][:, None]).astype(jnp.float32)
-    mask = mask * _example_weights(batch, targets.shape[0])[:, None]
-    ce = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), targets)
-    correct = (jnp.argmax(outputs, -1) == targets).astype(jnp.float32)
+    return mask * _example_weights(batch, targets.shape[0])[:, None]
+
+
+def _sequence(outputs, batch, lengths_key="lengths", scheme=None) -> Stats:
+    targets = batch["targets"].astype(jnp.int32)
+    crf = isinstance(outputs, CRFScores)
+    emissions = outputs.emissions if crf else outputs
+    if emissions.shape[:2] != targets.shape:
+        raise ValueError(
+            f"per-step outputs {emissions.shape} do not match targets {targets.shape}; "
+            "use model.head='all' for per-step tasks"
+        )
+    mask = _step_mask(batch, targets, lengths_key)
     n = mask.sum()
-    return {"loss": ((ce * mask).sum(), n), "accuracy": ((correct * mask).sum(), n)}
+    if crf:
+        nll = negative_log_likelihood(
+            outputs.params, emissions.astype(jnp.float32), targets, batch["lengths"]
+        )
+        loss = (nll * _example_weights(batch, targets.shape[0])).sum()
+    else:
+        ce = optax.softmax_cross_entropy_with_integer_labels(emissions.astype(jnp.float32), targets)
+        loss = (ce * mask).sum()
+    pred = taggers.best_tags(outputs, batch[lengths_key])
+    correct = (pred == targets).astype(jnp.float32)
+    out = {"loss": (loss, n), "accuracy": ((correct * mask).sum(), n)}
+    if scheme is not None:
+        right, true, predicted = taggers.entity_counts(targets, pred, mask, scheme)
+        right, true, predicted = (x.astype(jnp.float32) for x in (right, true, predicted))
+        out.update(
+            entity_f1=(2 * right, true + predicted),
+            entity_precision=(right, predicted),
+            entity_recall=(right, true),
+        )
+    return out
+
+
+def _ctc(outputs, batch) -> Stats:
+    w = _example_weights(batch, outputs.shape[0])
+    targets, target_lengths = batch["targets"], batch["target_lengths"]
+    nll = ctc.ctc_loss(outputs.astype(jnp.float32), batch["lengths"], targets, target_lengths)
+    hyps, hyp_lengths = ctc.greedy_decode(outputs, batch["lengths"])
+    edits = ctc.edit_distances(hyps, hyp_lengths, targets, target_lengths).astype(jnp.float32)
+    return {
+        "loss": ((nll * w).sum(), w.sum()),
+        "label_error_rate": ((edits * w).sum(), (target_lengths * w).sum()),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
 class Loss:
-    """The loss of one task kind. ``baseline``: the trivial predictor's MSE (regression), if known."""
+    """The loss of one task kind. ``baseline``: the trivial predictor's MSE (regression), if known;
+    ``scheme``: ``rnnlab.taggers.bio_scheme`` of a tagger's tag names (adds the entity scores)."""
 
     kind: str
     baseline: float | None = None
+    scheme: tuple | None = None
 
     def stats(self, outputs: jax.Array, batch: Mapping[str, Any]) -> Stats:
         """Per-batch sums: ``{name: (numerator, denominator)}`` (scalars)."""
@@ -93,9 +141,11 @@ class Loss:
             return _classification(outputs, batch)
         if self.kind == "regression":
             return _regression(outputs, batch)
-        if self.kind == "seq2seq":
+        if self.kind in ("seq2seq", "captioning"):
             return _sequence(outputs, batch, "target_lengths")
-        return _sequence(outputs, batch)
+        if self.kind == "ctc":
+            return _ctc(outputs, batch)
+        return _sequence(outputs, batch, scheme=self.scheme)
 
     def finalize(self, stats: Stats) -> dict[str, jax.Array]:
         """Means from sums (0 where nothing counted), plus derived metrics."""
@@ -109,7 +159,8 @@ class Loss:
 
 
 def get_loss(info) -> Loss:
-    """The loss for a ``TaskInfo`` (uses ``info.kind``, and ``info.baseline`` when its metric is MSE)."""
+    """The loss for a ``TaskInfo`` (uses ``info.kind``, ``info.baseline`` when its metric is MSE, and the tag
+    names ``info.label_names`` of a tagger)."""
     kind = info.kind
     if kind not in KINDS:
         raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(KINDS)}")
@@ -117,4 +168,6 @@ def get_loss(info) -> Loss:
     metric = getattr(info, "baseline_metric", None)
     if kind != "regression" or metric not in (None, "mse", "loss"):
         baseline = None
-    return Loss(kind, float(baseline) if baseline else None)
+    names = getattr(info, "label_names", ())
+    scheme = taggers.bio_scheme(names) if kind == "tagging" and names else None
+    return Loss(kind, float(baseline) if baseline else None, scheme)

@@ -67,7 +67,7 @@ def max_target_length(task) -> int:
     return max(len(task.decode(r)["targets"]) for r in task.records("train")) + 5
 
 
-def decode_batch(
+def decode_ids(
     model,
     params,
     task,
@@ -76,19 +76,27 @@ def decode_batch(
     *,
     beam_size: int = 0,
     max_len: int | None = None,
-) -> list[str]:
-    """Translations of one batch (``inputs [B, S]``, ``lengths [B]``): greedy (``beam_size`` 0) or the best
-    hypothesis of a beam search."""
+) -> np.ndarray:
+    """Target ids ``[B, L]`` of one batch (``inputs [B, S]``, ``lengths [B]``): greedy (``beam_size`` 0) or
+    the best hypothesis of a beam search; <eos> ends each row (pads follow)."""
     tv = _target_vocab(task)
     bos, eos = tv.id(BOS), tv.id(EOS)
     max_len = max_len or max_target_length(task)
     carry = decoding.seq2seq_init_carry(model, params, jnp.asarray(inputs), jnp.asarray(lengths))
     step_fn = decoding.seq2seq_step_fn(model, params)
     if beam_size:
-        tokens = np.asarray(decoding.beam_search(step_fn, carry, bos, max_len, eos, beam_size)[0][:, 0])
-    else:
-        tokens = np.asarray(decoding.greedy(step_fn, carry, bos, max_len, eos))
-    return [text_of(tv, t, eos) for t in tokens]
+        return np.asarray(decoding.beam_search(step_fn, carry, bos, max_len, eos, beam_size)[0][:, 0])
+    return np.asarray(decoding.greedy(step_fn, carry, bos, max_len, eos))
+
+
+def decode_batch(model, params, task, inputs: np.ndarray, lengths: np.ndarray, **kwargs) -> list[str]:
+    """Translations of one batch as space-separated vocabulary words (``decode_ids``; what the scores
+    compare, '<unk>' included)."""
+    eos = _target_vocab(task).id(EOS)
+    return [
+        text_of(_target_vocab(task), t, eos)
+        for t in decode_ids(model, params, task, inputs, lengths, **kwargs)
+    ]
 
 
 def _pad_rows(x: np.ndarray, size: int) -> np.ndarray:

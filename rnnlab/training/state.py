@@ -41,17 +41,34 @@ class TrainState:
 
 
 def example_inputs(info) -> np.ndarray:
-    """``inputs [1, 1(, D)]``: enough to initialise a model (parameters do not depend on B, T)."""
+    """``inputs`` of one example, enough to initialise a model: ``[1, 1]`` token ids, ``[1, 1, D]`` features,
+    or an image ``[1, h, W]`` / a one-frame clip ``[1, 1, H, W]`` (image sizes do shape the parameters, the
+    number of frames and steps does not)."""
     if info.vocab_size is not None:
         return np.zeros((1, 1), np.int32)
+    if info.input_shape is not None:
+        shape = info.input_shape if len(info.input_shape) == 2 else (1, *info.input_shape[1:])
+        return np.zeros((1, *shape), np.float32)
     return np.zeros((1, 1, info.input_size), np.float32)
 
 
 def example_args(info) -> tuple:
-    """Positional arguments of ``model.init`` for a task: ``(inputs,)``, or
-    ``(inputs, lengths, decoder_inputs)`` for seq2seq."""
+    """Positional arguments of ``model.init`` for a task: ``(inputs,)``; ``(inputs, lengths,
+    decoder_inputs)`` for seq2seq; ``(images, decoder_inputs)`` for captioning; ``(inputs, lengths,
+    features)`` for a task with per-token ``extra_inputs`` (``chars [1, 1, 1]``, others ``[1, 1]``)."""
     inputs = example_inputs(info)
-    return (inputs, None, inputs) if info.kind == "seq2seq" else (inputs,)
+    tokens = np.zeros((1, 1), np.int32)
+    if info.kind == "seq2seq":
+        return (inputs, None, inputs)
+    if info.kind == "captioning":
+        return (inputs, tokens)
+    if info.extra_inputs:
+        return (
+            inputs,
+            None,
+            {k: np.zeros((1, 1, 1) if k == "chars" else (1, 1), np.int32) for k in info.extra_inputs},
+        )
+    return (inputs,)
 
 
 def seed_keys(seeds: Sequence[int]) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ml_collections import ConfigDict, FieldReference
 
-from rnnlab import cells, models, scan, seq2seq, tasks
+from rnnlab import cells, encoders, models, scan, seq2seq, taggers, tasks
 from rnnlab.training import checkpointing, optim, sharding
 
 FREE_FORM = ("model.cell_options", "task.params")
@@ -87,6 +87,8 @@ def value_problems(config: ConfigDict, schema: ConfigDict, num_devices: int | No
     choice("model.cell", sorted(cells.CELLS))
     choice("model.head", ("auto", *models.HEADS))
     choice("model.attention", seq2seq.ATTENTIONS)
+    choice("model.encoder", encoders.ENCODERS)
+    choice("model.char_encoder", taggers.CHAR_ENCODERS)
     choice("model.rnn.backend", scan.BACKENDS)
     choice("model.rnn.mode", scan.MODES)
     choice("model.rnn.hoist", HOIST)
@@ -128,6 +130,11 @@ def value_problems(config: ConfigDict, schema: ConfigDict, num_devices: int | No
         ("train.watchdog_s", 0),
         ("diagnostics.every", 0),
         ("train.beam_size", 0),
+        ("model.encoder_dim", 0),
+        ("model.frame_features", 0),
+        ("model.char_dim", 1),
+        ("model.char_features", 1),
+        ("model.case_dim", 1),
     ]:
         if get(path) < low:
             problems.append(f"{path}={get(path)!r} must be >= {low}")
@@ -146,6 +153,14 @@ def value_problems(config: ConfigDict, schema: ConfigDict, num_devices: int | No
     for path in ("model.dropout", "optim.b1", "optim.b2", "optim.rmsprop_decay"):
         if not 0 <= get(path) < 1:
             problems.append(f"{path}={get(path)!r} must be in [0, 1)")
+    stages = tuple(get("model.encoder_features"))
+    if any(not isinstance(f, int) or isinstance(f, bool) or f < 1 for f in stages):
+        problems.append(f"model.encoder_features={stages!r} must be positive integers")
+    if get("model.char_encoder") == "lstm" and get("model.char_features") % 2:
+        problems.append(
+            f"model.char_features={get('model.char_features')} must be even for char_encoder='lstm' "
+            "(half per direction)"
+        )
     boundaries = tuple(get("optim.boundaries"))
     if any(not isinstance(b, int) or isinstance(b, bool) or b <= 0 for b in boundaries):
         problems.append(f"optim.boundaries={boundaries!r} must be positive integers")
