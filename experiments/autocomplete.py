@@ -19,6 +19,8 @@ ran alongside): test perplexity 171 (5.14 nats) vs the unigram ~640 (6.46 nats).
 
 from rnnlab.training.config import default_config
 
+ARGS = ("shakespeare", "ptb", "tiny_shakespeare")  # FILE.py:ARG (rnnlab.experiment): the corpus
+
 
 def get_config(arg: str | None = None):
     corpus = arg or "shakespeare"

@@ -21,6 +21,8 @@ task's best F1 (~0.5).
 
 from rnnlab.training.config import default_config
 
+ARGS = ("conll2003",)  # FILE.py:ARG (rnnlab.experiment)
+
 
 def get_config(arg: str | None = None):
     c = default_config()

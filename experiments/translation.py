@@ -13,7 +13,10 @@ Measured on 2 shared CPU cores (load ~9, other runs alongside): 1,500 steps, 372
 1.00 and BLEU 1.00 (greedy and beam 4); baselines: copy 0.00 / 0.00, most-frequent target 0.00 / 0.14.
 """
 
+from rnnlab.seq2seq import ATTENTIONS
 from rnnlab.training.config import default_config
+
+ARGS = ATTENTIONS  # FILE.py:ARG (rnnlab.experiment): the attention
 
 
 def get_config(arg: str | None = None):
