@@ -1,6 +1,6 @@
 r"""Translation: English -> French number words (num2words) with an encoder-decoder GRU and Luong attention
 (``rnnlab.seq2seq.Seq2Seq``), teacher forcing; at the end the test split is decoded greedily and with beam
-search and scored by exact match and corpus BLEU-4 (``eval/exact_match_greedy``, ``eval/bleu_beam``, ...).
+search and scored by exact match and corpus BLEU-4 (``test/exact_match_greedy``, ``test/bleu_beam``, ...).
 
     rnnlab data prepare num2words_fr
     rnnlab train --config experiments/translation.py --workdir runs/translation

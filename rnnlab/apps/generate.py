@@ -37,6 +37,9 @@ def complete(
         raise ValueError(
             f"complete needs a language-model run; {run.task.info.name!r} is {run.task.info.kind!r}"
         )
+    for name, value, low in (("length", length, 1), ("temperature", temperature, 0), ("top_k", top_k, 0)):
+        if not value >= low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
     vocab = run.task.vocab
     ids = vocab.encode(prompt)
     if len(ids) == 0:

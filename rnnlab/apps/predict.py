@@ -97,7 +97,13 @@ def tag_texts(run: LoadedRun, texts: Sequence[str]) -> list[list[tuple[str, str]
 def predict(run: LoadedRun, texts: Sequence[str]) -> list[Any]:
     """Per text: P(positive) for a binary text classifier, the class probabilities ``[C]`` for other text
     classifiers, ``[(token, tag)]`` for a tagger."""
-    if run.task.info.kind == "tagging":
+    kind = run.task.info.kind
+    if kind not in ("classification", "tagging"):
+        raise ValueError(
+            f"predict reads texts with a text classifier or tagger; {run.task.info.name!r} is {kind}: use "
+            "`rnnlab predict --evaluate` or `rnnlab eval` for its scores"
+        )
+    if kind == "tagging":
         return tag_texts(run, texts)
     probs = class_probabilities(run, texts)
     return list(probs[:, 1]) if probs.shape[-1] == 2 else list(probs)

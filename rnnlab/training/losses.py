@@ -13,7 +13,8 @@ Kinds:
     (+ mse_over_baseline when the task knows its trivial baseline MSE).
   tagging / lm / seq2seq: outputs ``[B, T, C]``, targets ``[B, T]`` int; the steps that count are
     ``target_mask`` if given, else ``t < lengths`` (``target_lengths`` for seq2seq) -> loss = mean
-    cross-entropy per counted step, accuracy (+ bits_per_char and perplexity for lm).
+    cross-entropy per counted step, accuracy; lm adds metrics named after ``TaskInfo.token_unit``:
+    bits_per_char ('char'), perplexity and bits_per_word ('word'), perplexity and bits_per_token (None).
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def _example_weights(batch, n: int) -> jax.Array:
 
 def _classification(outputs, batch) -> Stats:
     targets = batch["targets"].astype(jnp.int32)
+    if outputs.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"classification outputs {outputs.shape} do not match targets {targets.shape}; use "
+            "model.head='last' (or 'auto') for one class per sequence"
+        )
     w = _example_weights(batch, targets.shape[0])
     ce = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), targets)
     correct = (jnp.argmax(outputs, -1) == targets).astype(jnp.float32)
@@ -54,7 +60,10 @@ def _regression(outputs, batch) -> Stats:
             raise ValueError(f"regression targets [B] need outputs [B, 1], got {preds.shape}")
         preds = preds[..., 0]
     if preds.shape != targets.shape:
-        raise ValueError(f"regression outputs {preds.shape} do not match targets {targets.shape}")
+        raise ValueError(
+            f"regression outputs {preds.shape} do not match targets {targets.shape}; use model.head='last' "
+            "(or 'auto') for one prediction per sequence"
+        )
     w = _example_weights(batch, targets.shape[0]).reshape((-1,) + (1,) * (targets.ndim - 1))
     sq = jnp.square(preds - targets) * w
     n = w.sum() * (sq.size // sq.shape[0])
@@ -82,10 +91,12 @@ def _sequence(outputs, batch, lengths_key="lengths") -> Stats:
 
 @dataclasses.dataclass(frozen=True)
 class Loss:
-    """The loss of one task kind. ``baseline``: the trivial predictor's MSE (regression), if known."""
+    """The loss of one task kind. ``baseline``: the trivial predictor's MSE (regression), if known;
+    ``token_unit``: what one predicted token of a language model is (``TaskInfo.token_unit``)."""
 
     kind: str
     baseline: float | None = None
+    token_unit: str | None = None
 
     def stats(self, outputs: jax.Array, batch: Mapping[str, Any]) -> Stats:
         """Per-batch sums: ``{name: (numerator, denominator)}`` (scalars)."""
@@ -103,13 +114,18 @@ class Loss:
         if self.kind == "regression" and self.baseline:
             out["mse_over_baseline"] = out["mse"] / self.baseline
         if self.kind == "lm":
-            out["bits_per_char"] = out["loss"] / math.log(2.0)
-            out["perplexity"] = jnp.exp(out["loss"])
+            bits = out["loss"] / math.log(2.0)
+            if self.token_unit == "char":
+                out["bits_per_char"] = bits
+            else:  # words (Mikolov et al. 2010 report perplexity), or tokens of unknown kind
+                out["perplexity"] = jnp.exp(out["loss"])
+                out[f"bits_per_{self.token_unit or 'token'}"] = bits
         return out
 
 
 def get_loss(info) -> Loss:
-    """The loss for a ``TaskInfo`` (uses ``info.kind``, and ``info.baseline`` when its metric is MSE)."""
+    """The loss for a ``TaskInfo`` (uses ``info.kind``, ``info.token_unit``, and ``info.baseline`` when its
+    metric is MSE)."""
     kind = info.kind
     if kind not in KINDS:
         raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(KINDS)}")
@@ -117,4 +133,4 @@ def get_loss(info) -> Loss:
     metric = getattr(info, "baseline_metric", None)
     if kind != "regression" or metric not in (None, "mse", "loss"):
         baseline = None
-    return Loss(kind, float(baseline) if baseline else None)
+    return Loss(kind, float(baseline) if baseline else None, getattr(info, "token_unit", None))
