@@ -15,6 +15,8 @@ are in README.md.
 
 from rnnlab.training.config import default_config
 
+ARGS = ("cpu", "<int>")  # FILE.py:ARG (rnnlab.experiment): the CPU grid, or one run at length T
+
 CPU_CELLS = {
     "rnn": {"model.cell": "rnn", "model.cell_options": {}},
     "irnn": {"model.cell": "irnn", "model.cell_options": {}, "optim.learning_rate": 1e-4},

@@ -10,7 +10,8 @@ chunks (gradients stop at chunk boundaries); the test text is read the same way.
     rnnlab complete --workdir runs/autocomplete_ptb "the company said" --length 20
 
 ``arg``: ``shakespeare`` (default), ``ptb``, or ``tiny_shakespeare`` (the TFDS catalog corpus, needs TFDS to
-prepare it). Metrics: eval/bits_per_char (chars) and eval/perplexity (words) next to the unigram baseline
+prepare it). Metrics: bits_per_char (chars), perplexity and bits_per_word (words), as eval/ (validation) and
+test/ (once, at the end), next to the unigram baseline
 (``TaskInfo.baseline``: Shakespeare 3.25 nats = 4.69 bits/char; PTB 6.46 nats = perplexity ~640). Measured on
 2 shared CPU cores (load ~9, other runs alongside): Shakespeare, 1,200 steps, 257 s wall: eval 2.40 bits/char
 (1.66 nats) vs the unigram 4.69 bits/char. PTB (800 steps of 32 x 35 words, 534 s wall while the test suite
@@ -18,6 +19,8 @@ ran alongside): test perplexity 171 (5.14 nats) vs the unigram ~640 (6.46 nats).
 """
 
 from rnnlab.training.config import default_config
+
+ARGS = ("shakespeare", "ptb", "tiny_shakespeare")  # FILE.py:ARG (rnnlab.experiment): the corpus
 
 
 def get_config(arg: str | None = None):

@@ -12,6 +12,8 @@ baseline for a long time on T >= 100 and need many thousands of steps to break i
 
 from rnnlab.training.config import default_config
 
+ARGS = ("quick",)  # FILE.py:ARG (rnnlab.experiment)
+
 CELLS = {
     "rnn": {"model.cell": "rnn"},
     "lstm_chrono": {"model.cell": "lstm"},  # chrono T_max = T + 20, the sequence length (below)

@@ -27,6 +27,9 @@ SERIES = {
     "co2": {"window": 64, "season": 52, "relative": True},
 }
 
+# FILE.py:ARG (rnnlab.experiment): NAME or NAME:K (K = the horizon)
+ARGS = (*SERIES, *(f"{name}:<int>" for name in SERIES))
+
 
 def get_config(arg: str | None = None):
     name, _, horizon = (arg or "sunspots").partition(":")

@@ -14,6 +14,8 @@ are in README.md.
 
 from rnnlab.training.config import default_config
 
+ARGS = ("quick", "<int>")  # FILE.py:ARG (rnnlab.experiment): T = 200 and 20 steps, or length T
+
 REPORT = "gradient_flow"
 
 VARIANTS = {

@@ -22,6 +22,7 @@ data prepare conll2003`` where TFDS and TensorFlow are available). WNUT-16 here:
 from rnnlab.training.config import default_config
 
 FEATURES = {"min_count": 2, "max_length": 40}  # fixed T (one compiled step); the longest tweet has 39
+ARGS = ("words", "ablation", "conll2003")  # FILE.py:ARG (rnnlab.experiment)
 
 
 def get_config(arg: str | None = None):

@@ -18,6 +18,8 @@ import itertools
 
 from rnnlab.training.config import default_config
 
+ARGS = ("cpu",)  # FILE.py:ARG (rnnlab.experiment): one factor at a time
+
 T = 200
 CLIPS = {
     "none": {"optim.clip": "none"},

@@ -17,6 +17,8 @@ Measured on VADER (seed 0, test split, 1,057 snippets): accuracy 0.782 against t
 
 from rnnlab.training.config import default_config
 
+ARGS = ("gru", "imdb")  # FILE.py:ARG (rnnlab.experiment)
+
 
 def get_config(arg: str | None = None):
     c = default_config()

@@ -15,6 +15,8 @@ full-MNIST numbers.
 
 from rnnlab.training.config import default_config
 
+ARGS = ("catalog", "<int>")  # FILE.py:ARG (rnnlab.experiment): TFDS MNIST, or pixels per step
+
 CELLS = {
     "rnn": {"model.cell": "rnn"},
     "lstm": {"model.cell": "lstm"},  # chrono T_max = T = 784 / pixels per step (get_sweep)

@@ -16,6 +16,8 @@ UCI test utterances): accuracy 0.957 against the majority class 0.084.
 
 from rnnlab.training.config import default_config
 
+ARGS = ("spoken_digit",)  # FILE.py:ARG (rnnlab.experiment)
+
 
 def get_config(arg: str | None = None):
     c = default_config()

@@ -1,7 +1,7 @@
 r"""Translation: English -> French number words (num2words), or English -> Spanish Bible verses (``:bible``),
 with an encoder-decoder GRU and Luong attention (``rnnlab.seq2seq.Seq2Seq``), teacher forcing; at the end the
 test split is decoded greedily and with beam search and scored by exact match and corpus BLEU-4
-(``eval/exact_match_greedy``, ``eval/bleu_beam``, ...; words through the vocabularies, '<unk>' on both sides).
+(``test/exact_match_greedy``, ``test/bleu_beam``, ...; words through the vocabularies, '<unk>' on both sides).
 
     rnnlab data prepare num2words_fr
     rnnlab train --config experiments/translation.py --workdir runs/translation
@@ -22,7 +22,10 @@ steps, 372 s wall: test exact match 1.00 and BLEU 1.00 (greedy and beam 4); base
 most-frequent target 0.00 / 0.14.
 """
 
+from rnnlab.seq2seq import ATTENTIONS
 from rnnlab.training.config import default_config
+
+ARGS = (*ATTENTIONS, "bible")  # FILE.py:ARG (rnnlab.experiment): the attention, or the Bible corpus
 
 
 def get_config(arg: str | None = None):

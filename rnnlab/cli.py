@@ -1,7 +1,7 @@
 """The command line: the only module that parses flags.
 
     rnnlab train --config experiments/adding.py[:ARG] --workdir DIR [--config.model.cell=gru ...]
-    rnnlab eval  --workdir DIR [--step N | --best]
+    rnnlab eval  --workdir DIR [--step N | --best] [--split test|validation|train]
     rnnlab sweep --config experiments/adding.py --workdir DIR [--seeds 0,1,2] [--config.x.y=v ...]
     rnnlab experiment FILE[:ARG] [FILE[:ARG] ...] --workdir DIR [--seeds 0,1,2]   (rnnlab.experiment)
     rnnlab report RUN_DIR [RUN_DIR ...] [--out DIR]                (rnnlab.analysis.report)
@@ -23,6 +23,11 @@
 A subcommand is ``COMMANDS[name] = (add_arguments(parser), run(args, overrides) -> exit code)``; to add one,
 write the two functions and register them. Each command imports what it runs when it runs (so that, e.g.,
 ``rnnlab data list`` does not load the training stack).
+
+Exit codes: 0 success; 2 a bad input (flags, config, experiment argument, task parameter, cell option, paths,
+data that cannot be prepared): one line ``error: ...`` naming the value and the fix, no traceback, nothing
+written (``USER_ERRORS``); 3 a run that cannot go on (a non-finite loss, an unreadable checkpoint). Any other
+exception is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 OVERRIDE_PREFIX = "--config."
+# What bad user input raises (a value, a path; also rnnlab.tasks.DataError): the message says it all.
+PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+USER_ERRORS = (ValueError, *PATH_ERRORS)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -50,7 +58,7 @@ def parse_overrides(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
             key, eq, value = arg[len(OVERRIDE_PREFIX) :].partition("=")
             if not eq:
                 if i + 1 >= len(argv):
-                    raise SystemExit(f"error: {arg} needs a value ({arg}=VALUE)")
+                    raise ValueError(f"{arg} needs a value ({arg}=VALUE)")
                 value = argv[i + 1]
                 i += 1
             overrides[key] = value
@@ -83,13 +91,18 @@ def _run_train(args, overrides) -> int:
 
 def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", required=True)
-    _add_checkpoint(p)
-    p.add_argument("--eval_batches", type=int, default=None, help="0 = the whole test split")
+    _add_checkpoint(p, "the one training tested: --best if the run has train.best_metric, else the latest")
+    p.add_argument("--eval_batches", type=int, default=None, help="0 = the whole split")
+    p.add_argument(
+        "--split",
+        default="test",
+        help="test (default; metrics test/...), validation (eval/..., what model selection saw) or train",
+    )
 
 
-def _add_checkpoint(p: argparse.ArgumentParser) -> None:
+def _add_checkpoint(p: argparse.ArgumentParser, default: str = "the latest") -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    g.add_argument("--step", type=int, default=None, help=f"checkpoint step (default: {default})")
     g.add_argument("--best", action="store_true", help="the best checkpoint by train.best_metric")
 
 
@@ -101,9 +114,7 @@ def _step(args) -> int | str | None:
 def _run_eval(args, overrides) -> int:
     from rnnlab.apps.runs import evaluate_run
 
-    if overrides:
-        raise SystemExit("error: eval takes no --config.* overrides (it uses the run's config.json)")
-    result = evaluate_run(args.workdir, step=_step(args), eval_batches=args.eval_batches)
+    result = evaluate_run(args.workdir, step=_step(args), eval_batches=args.eval_batches, split=args.split)
     print(json.dumps(result, indent=1, sort_keys=True))
     return 0
 
@@ -125,12 +136,27 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _seeds(text: str | None) -> list[int] | None:
+    """``--seeds 0,1,2`` -> ``[0, 1, 2]``."""
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+
+
+def _shown(result) -> str:
+    """The validation and test metrics of a run's result, for one line of a log."""
+    return ", ".join(f"{k}={v:.4g}" for k, v in result.items() if k.startswith(("eval/", "test/")))
+
+
 def _run_sweep(args, overrides) -> int:
     from rnnlab import experiment
     from rnnlab.training import train_and_evaluate
     from rnnlab.training.loop import FINAL_FILE
 
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    seeds = _seeds(args.seeds)
     if seeds is None:  # the config's own seed
         seeds = [experiment.load_config(args.config, overrides).seed]
     runs = experiment.grid(args.config, overrides, seeds)
@@ -144,7 +170,7 @@ def _run_sweep(args, overrides) -> int:
         print(f"[{i + 1}/{len(runs)}] {name}")
         try:
             result = train_and_evaluate(cfg, workdir)
-            print("  " + ", ".join(f"{k}={v:.4g}" for k, v in result.items() if k.startswith("eval/")))
+            print("  " + _shown(result))
         except Exception as e:  # noqa: BLE001  (one failed run must not stop the sweep)
             failed.append(name)
             print(f"  FAILED: {type(e).__name__}: {e}", file=sys.stderr)
@@ -173,8 +199,6 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 def _run_report(args, overrides) -> int:
     from rnnlab.analysis import report
 
-    if overrides:
-        raise ValueError("report takes no --config.* overrides")
     missing = [d for d in args.run_dirs if not os.path.isdir(d)]
     if missing:
         raise FileNotFoundError(f"not a run directory: {', '.join(missing)}")
@@ -199,7 +223,7 @@ def _run_experiment(args, overrides) -> int:
     specs = list(args.specs) + list(args.config)
     if not specs:
         raise ValueError("experiment needs at least one experiment file (FILE[:ARG] or --config FILE[:ARG])")
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    seeds = _seeds(args.seeds)
     print(experiment.run_experiments(specs, args.workdir, overrides=overrides, seeds=seeds))
     return 0
 
@@ -260,11 +284,9 @@ def _run_predict(args, overrides) -> int:
     from rnnlab.apps import figures, predict
     from rnnlab.apps.runs import load_run
 
-    if overrides:
-        raise SystemExit("error: predict takes no --config.* overrides (it uses the run's config.json)")
     if args.evaluate or args.grid:
         if args.texts:
-            raise SystemExit("error: --evaluate and --grid take no INPUT")
+            raise ValueError("--evaluate and --grid take no INPUT")
         if args.grid:
             print(figures.caption_grid(load_run(args.workdir, _step(args)), args.grid, beam_size=args.beam))
             return 0
@@ -298,8 +320,6 @@ def _run_complete(args, overrides) -> int:
     from rnnlab.apps import generate
     from rnnlab.apps.runs import load_run
 
-    if overrides:
-        raise SystemExit("error: complete takes no --config.* overrides (it uses the run's config.json)")
     run = load_run(args.workdir, _step(args))
     kwargs = {"length": args.length, "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed}
     continuation = generate.complete(run, args.prompt, **kwargs)
@@ -324,8 +344,6 @@ def _run_translate(args, overrides) -> int:
     from rnnlab.apps import generate
     from rnnlab.apps.runs import load_run
 
-    if overrides:
-        raise SystemExit("error: translate takes no --config.* overrides (it uses the run's config.json)")
     run = load_run(args.workdir, _step(args))
     if args.evaluate:
         result = generate.evaluate_translation(run, beam_size=args.beam or 4)
@@ -339,6 +357,7 @@ def _run_translate(args, overrides) -> int:
 
 # --------------------------------------------------------------------------------------------------------
 
+TAKE_OVERRIDES = ("train", "sweep", "experiment")  # the others read a run's config.json, or none
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
     "train": (_add_train, _run_train),
     "eval": (_add_eval, _run_eval),
@@ -378,21 +397,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rnnlab`` console script and ``python -m rnnlab``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    overrides, rest = parse_overrides(argv)
-    args = build_parser().parse_args(rest)
     try:
+        overrides, rest = parse_overrides(argv)
+        args = build_parser().parse_args(rest)  # bad flags: argparse prints the usage and exits with 2
+        if overrides and args.command not in TAKE_OVERRIDES:
+            raise ValueError(
+                f"{args.command} takes no --config.* overrides (only {', '.join(TAKE_OVERRIDES)} do)"
+            )
         return COMMANDS[args.command][1](args, overrides)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except Exception as e:  # clear one-line messages for the errors a user can act on
+        from rnnlab.tasks import DataError
         from rnnlab.training import NonFiniteError
         from rnnlab.training.checkpointing import CheckpointError
 
         if isinstance(e, (CheckpointError, NonFiniteError)):
-            print(f"error: {e}", file=sys.stderr)
-            return 3
-        raise
+            code = 3  # the run cannot go on
+        elif isinstance(e, (*USER_ERRORS, DataError)):
+            code = 2
+        else:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

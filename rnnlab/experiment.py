@@ -3,6 +3,10 @@
 An experiment file (``experiments/<name>.py``) defines
 
 * ``get_config(arg=None)``: the base config (``rnnlab.training.config`` schema), ``arg`` from ``FILE.py:ARG``;
+* ``ARGS`` (optional; every file in ``experiments/`` has it): the arguments ``FILE.py:ARG`` accepts, e.g.
+  ``("cpu", "<int>")``; ``<int>`` stands for any non-negative integer, and no argument is always accepted. An
+  argument that matches none fails before anything runs, with the valid ones listed (without ``ARGS``, a
+  ``get_config()`` that takes no argument accepts none);
 * ``get_sweep(arg=None)`` (optional): a list of points, each a dict of dotted overrides plus an optional
   ``'name'`` (the run directory's name; derived from the overrides when absent);
 * ``REPORT`` (optional): ``'training'`` (default: curves, diagnostics and a final-metrics table) or
@@ -20,6 +24,7 @@ output and the report.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import re
 import time
@@ -39,13 +44,19 @@ REPORT_KINDS = ("training", "gradient_flow", "scaling")
 def split_spec(spec: str) -> tuple[str, str | None]:
     """``'file.py:arg'`` -> ``('file.py', 'arg')``; ``'file.py'`` -> ``('file.py', None)``."""
     path, sep, arg = spec.partition(".py:")
-    return (path + ".py", arg) if sep else (spec, None)
+    return (path + ".py", arg or None) if sep else (spec, None)
 
 
 def load_module(path: str):
     """Imports an experiment/config file (it must define ``get_config``)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"config file {path!r} not found")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"config file {path!r} not found" + (" (it is a directory)" if os.path.isdir(path) else "")
+        )
+    if not path.endswith(".py"):
+        raise ValueError(
+            f"config file {path!r} is not a Python file: pass an experiment file, e.g. experiments/adding.py"
+        )
     name = "rnnlab_experiment_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -55,6 +66,37 @@ def load_module(path: str):
     return module
 
 
+PLACEHOLDERS = {"<int>": r"\d+"}  # what an ``ARGS`` entry may contain besides literal text
+
+
+def _arg_pattern(form: str) -> re.Pattern:
+    parts = re.split("(" + "|".join(map(re.escape, PLACEHOLDERS)) + ")", form)
+    return re.compile("".join(PLACEHOLDERS.get(p, re.escape(p)) for p in parts))
+
+
+def check_arg(module, path: str, arg: str | None) -> None:
+    """Raises ValueError unless ``arg`` (from ``FILE.py:ARG``) is one ``module`` accepts (its ``ARGS``)."""
+    if arg is None:
+        return
+    forms = getattr(module, "ARGS", None)
+    if forms is None and inspect.signature(module.get_config).parameters:
+        return  # the file checks its argument itself
+    if not forms:
+        raise ValueError(f"{path} takes no argument (got {path}:{arg}); use {path} alone")
+    if not any(_arg_pattern(form).fullmatch(arg) for form in forms):
+        raise ValueError(
+            f"{path} has no argument {arg!r}; valid: (none), {', '.join(forms)} (e.g. {path}:{forms[0]})"
+        )
+
+
+def load_experiment(spec: str):
+    """``FILE[:ARG]`` -> ``(module, arg)``, the argument checked against the file's ``ARGS``."""
+    path, arg = split_spec(spec)
+    module = load_module(path)
+    check_arg(module, path, arg)
+    return module, arg
+
+
 def _call(fn, arg):
     return fn(arg) if arg is not None else fn()
 
@@ -62,8 +104,8 @@ def _call(fn, arg):
 def load_config(spec: str, overrides: Mapping[str, Any] | None = None):
     """``FILE[:ARG]`` + dotted overrides -> the resolved config (overrides checked, values not yet
     validated)."""
-    path, arg = split_spec(spec)
-    config = _call(load_module(path).get_config, arg)
+    module, arg = load_experiment(spec)
+    config = _call(module.get_config, arg)
     return config_lib.apply_overrides(config_lib.resolve(config), dict(overrides or {}))
 
 
@@ -82,8 +124,7 @@ def grid(spec: str, overrides: Mapping[str, Any] | None = None, seeds: Sequence[
     Raises:
       ValueError: points with unknown keys or values of the wrong type (every point's problems listed).
     """
-    path, arg = split_spec(spec)
-    module = load_module(path)
+    module, arg = load_experiment(spec)
     points = _call(module.get_sweep, arg) if hasattr(module, "get_sweep") else [{}]
     base = load_config(spec, overrides)
     runs, problems = [], []

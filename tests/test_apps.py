@@ -113,8 +113,8 @@ def test_forecast_experiment_trains_and_scores_against_naive(sunspots_dir, tmp_p
     out = json.loads(capsys.readouterr().out)
     assert out["task"] == "sunspots" and out["horizon"] == 3 and out["season"] == 11
     assert len(out["model"]["mse_by_step"]) == 3
-    # the model's test MSE is the loss-based eval/mse; the ratios divide by each baseline
-    assert out["model"]["mse"] == pytest.approx(result["eval/mse"], rel=1e-4)
+    # the model's test MSE is the loss-based test/mse; the ratios divide by each baseline
+    assert out["model"]["mse"] == pytest.approx(result["test/mse"], rel=1e-4)
     assert out["mse_over_naive"] == pytest.approx(out["model"]["mse"] / out["naive"]["mse"])
     assert out["mse_over_seasonal_naive"] == pytest.approx(out["model"]["mse"] / out["seasonal_naive"]["mse"])
 
@@ -276,7 +276,7 @@ def test_speech_experiment_trains_and_scores_against_majority(monkeypatch, tmp_p
     result = train_and_evaluate(_tiny(_load("experiments/speech.py"), data), workdir)
     out = predict.evaluate_app(workdir)
     assert out["task"] == "japanese_vowels" and out["num_examples"] == 6 and out["num_classes"] == 9
-    assert out["accuracy"] == pytest.approx(result["eval/accuracy"])
+    assert out["accuracy"] == pytest.approx(result["test/accuracy"])
     assert out["baseline_accuracy"] == pytest.approx(2 / 6)
     assert (tmp_path / "run" / "app_eval_2.json").exists()
     with pytest.raises(ValueError, match="does not read text"):

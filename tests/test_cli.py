@@ -66,13 +66,16 @@ def test_short_lstm_run_learns_then_eval_and_rerun(tmp_path, capsys):
     first, last = records[0]["train/mse_over_baseline"], records[-1]["train/mse_over_baseline"]
     assert last < 0.5 and last < first / 4, (first, last)
     final = json.loads(capsys.readouterr().out)
-    assert final["eval/mse_over_baseline"] < 0.5
-    assert cli.main(["eval", "--workdir", workdir, "--eval_batches", "1"]) == 0
+    assert final["eval/mse_over_baseline"] < 0.5 and final["test/mse_over_baseline"] < 0.5
+    assert final["eval/mse"] != final["test/mse"]  # validation and test are different examples
+    assert cli.main(["eval", "--workdir", workdir, "--eval_batches", "1"]) == 0  # the test split
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["step"] == 150
-    assert evaluated["eval/mse"] == pytest.approx(final["eval/mse"], rel=1e-5)
+    assert evaluated["test/mse"] == pytest.approx(final["test/mse"], rel=1e-5)
+    assert cli.main(["eval", "--workdir", workdir, "--eval_batches", "1", "--split", "validation"]) == 0
+    assert json.loads(capsys.readouterr().out)["eval/mse"] == pytest.approx(final["eval/mse"], rel=1e-5)
     assert cli.main(args) == 0  # finished: returns the saved result without training
-    assert json.loads(capsys.readouterr().out)["eval/mse"] == final["eval/mse"]
+    assert json.loads(capsys.readouterr().out)["test/mse"] == final["test/mse"]
 
 
 def test_sweep_runs_grid_times_seeds_and_skips_finished(tmp_path, capsys):

@@ -32,14 +32,14 @@ CHARS = "the cat sat on the mat. " * 40
 
 
 class TinyChars(LanguageModelTask):
-    """A character LM over a repeated sentence (train and test: the same text)."""
+    """A character LM over a repeated sentence (every split: the same text)."""
 
     def __init__(self, length=6):  # pylint: disable=super-init-not-called
         self.name, self.length, self.level, self.splits = (
             "test_tiny_chars",
             int(length),
             "char",
-            ("train", "test"),
+            ("train", "validation", "test"),
         )
         self.vocab = vocab.Vocabulary.build([CHARS], "char")
         self._ids = {}
@@ -56,13 +56,14 @@ class TinyTranslation(Seq2SeqTask):
 
     def __init__(self):  # pylint: disable=super-init-not-called
         self.name, self.max_length, self.bucket_batches = "test_tiny_translation", None, 0
-        self.splits, self._sources, self._records = ("train", "test"), {}, {}
+        self.splits, self._sources, self._records = ("train", "validation", "test"), {}, {}
         self.source_key, self.target_key = "en", "fr"
         rng = np.random.default_rng(0)
         en = [" ".join(rng.choice(list(WORDS), rng.integers(1, 4))) for _ in range(48)]
         self._data = {
             "train": [{"en": s, "fr": " ".join(WORDS[w] for w in s.split())} for s in en[:32]],
-            "test": [{"en": s, "fr": " ".join(WORDS[w] for w in s.split())} for s in en[32:]],
+            "validation": [{"en": s, "fr": " ".join(WORDS[w] for w in s.split())} for s in en[32:40]],
+            "test": [{"en": s, "fr": " ".join(WORDS[w] for w in s.split())} for s in en[40:]],
         }
         self.vocabs = {
             k: vocab.Vocabulary.build(
@@ -243,7 +244,8 @@ def test_lm_trains_with_tbptt_then_complete_cli(tmp_path):
     assert out.startswith("the c") and len(out.rstrip("\n")) > len("the c")  # (untrained: may emit <unk>)
     # `rnnlab eval` reads the test stream the same way (carry passed on, from zero): the same numbers
     evaluated = json.loads(_cli("eval", "--workdir", workdir))
-    assert evaluated["eval/bits_per_char"] == pytest.approx(result["eval/bits_per_char"], rel=1e-5)
+    assert "perplexity" not in str(result)  # characters: bits per character only
+    assert evaluated["test/bits_per_char"] == pytest.approx(result["test/bits_per_char"], rel=1e-5)
 
 
 def test_seq2seq_trains_two_steps_then_translate_cli(tmp_path):
@@ -251,13 +253,14 @@ def test_seq2seq_trains_two_steps_then_translate_cli(tmp_path):
     result = train_and_evaluate(tiny_config("test_tiny_translation", beam_size=2), workdir)
     for name in (
         "eval/loss",
-        "eval/exact_match_greedy",
-        "eval/bleu_greedy",
-        "eval/exact_match_beam",
-        "eval/bleu_beam",
+        "test/loss",
+        "test/exact_match_greedy",
+        "test/bleu_greedy",
+        "test/exact_match_beam",
+        "test/bleu_beam",
     ):
         assert np.isfinite(result[name]), name
-    assert 0 <= result["eval/bleu_beam"] <= 1
+    assert 0 <= result["test/bleu_beam"] <= 1
     state_params = json.loads((tmp_path / "s2s" / "config.json").read_text())["model"]["attention"]
     assert state_params == "general"
     out = _cli("translate", "--workdir", workdir, "one two", "four", "--beam", "2").splitlines()
@@ -267,7 +270,7 @@ def test_seq2seq_trains_two_steps_then_translate_cli(tmp_path):
     scores = json.loads(_cli("translate", "--workdir", workdir, "--evaluate", "--beam", "2"))
     assert scores["baselines"]["copy/exact_match"] == 0.0 and "bleu_beam" in scores
     evaluated = json.loads(_cli("eval", "--workdir", workdir))  # with the end-of-run decoding metrics
-    for name in ("eval/loss", "eval/bleu_greedy", "eval/exact_match_beam"):
+    for name in ("test/loss", "test/bleu_greedy", "test/exact_match_beam"):
         assert evaluated[name] == pytest.approx(result[name], rel=1e-5), name
 
 

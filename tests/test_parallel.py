@@ -16,10 +16,12 @@ from rnnlab.training.state import init_state
 from rnnlab.training.steps import make_train_step
 
 
-def run(mode, seeds=(0, 1), steps=2, batch_size=8):
+def run(mode, seeds=(0, 1), steps=2, batch_size=8, model=None):
+    """``steps`` train steps of ``model`` (default: ``TinyRNN``) in ``mode``, then an evaluation: (params,
+    last metrics, eval metrics, the DataParallel)."""
     config = tiny_config()
     task = get_task("adding", length=6)
-    adapter = Adapter(TinyRNN())
+    adapter = Adapter(model or TinyRNN())
     loss = losses.get_loss(task.info)
     dp = sharding.DataParallel(mode)
     step = make_train_step(adapter.forward, loss, config.optim, config.train.steps)
@@ -40,17 +42,20 @@ def reference():
     return run("none")
 
 
-@pytest.mark.parametrize("mode", ["sharded", "pmap"])
-def test_parallel_step_equals_single_device(mode):
-    assert jax.device_count() == 4
-    ref = reference()
-    got = run(mode)
+def assert_same_run(got, ref):
+    """Two ``run`` results: equal parameters, train metrics and eval metrics (float32 rounding)."""
     assert got[3].size == 4
     assert_close(got[0], ref[0])
     for key in ("loss", "grad_norm", "update_norm", "param_norm"):
         np.testing.assert_allclose(got[1][key], ref[1][key], rtol=1e-5, atol=1e-6)
     for key in ref[2]:
         np.testing.assert_allclose(got[2][key], ref[2][key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["sharded", "pmap"])
+def test_parallel_step_equals_single_device(mode):
+    assert jax.device_count() == 4
+    assert_same_run(run(mode), reference())
 
 
 def test_sharded_batch_is_split_over_devices():

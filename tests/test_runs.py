@@ -75,10 +75,17 @@ def test_load_run_builds_no_optimizer_and_compiles_nothing(run_dir, monkeypatch,
 
 
 def test_evaluate_run_equals_the_end_of_training_evaluation(run_dir):
+    """Both test the checkpoint model selection picked (the best on validation), on the test split."""
     workdir, result = run_dir
     out = evaluate_run(workdir)
-    assert out["step"] == 3
+    assert out["step"] == result["selected_step"]
     assert set(out["per_seed"]) == {"0", "1"}
     for seed, metrics in result["per_seed"].items():
-        for name, value in metrics.items():
+        tested = {k: v for k, v in metrics.items() if k.startswith("test/")}
+        assert set(tested) == set(out["per_seed"][seed]) and tested
+        for name, value in tested.items():
             assert out["per_seed"][seed][name] == pytest.approx(value, rel=1e-5), name
+    validation = evaluate_run(workdir, split="validation")
+    for name, value in validation.items():
+        if name.startswith("eval/"):
+            assert value == pytest.approx(result[name], rel=1e-5), name

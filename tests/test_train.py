@@ -153,7 +153,7 @@ class NaNTask:
     """Wraps a task; train batch number ``bad`` (0-based) gets NaN inputs. Iterators are resumable."""
 
     def __init__(self, task, bad):
-        self.task, self.bad, self.info = task, bad, task.info
+        self.task, self.bad, self.info, self.splits = task, bad, task.info, task.splits
 
     def iterator(self, split, batch_size, seed, **kw):
         inner = self.task.iterator(split, batch_size, seed, **kw)
@@ -287,11 +287,16 @@ def test_losses_per_kind():
 
     seq = jnp.stack([logits, logits])  # [B=2, T=3, C=2]
     batch = {"targets": jnp.zeros((2, 3), jnp.int32), "lengths": jnp.array([3, 1])}
-    lm = losses.Loss("lm")
+    lm = losses.Loss("lm", token_unit="char")
     out = lm.finalize(lm.stats(seq, batch))
     ce = -jax.nn.log_softmax(logits)[:, 0]
     np.testing.assert_allclose(out["loss"], (ce.sum() + ce[0]) / 4, rtol=1e-6)
     np.testing.assert_allclose(out["bits_per_char"], out["loss"] / np.log(2), rtol=1e-6)
+    # a word-level model reports perplexity and bits per word, never bits per character
+    words = losses.Loss("lm", token_unit="word").finalize(lm.stats(seq, batch))
+    assert set(out) ^ set(words) == {"bits_per_char", "bits_per_word", "perplexity"}
+    np.testing.assert_allclose(words["bits_per_word"], out["bits_per_char"], rtol=1e-6)
+    np.testing.assert_allclose(words["perplexity"], np.exp(out["loss"]), rtol=1e-6)
     batch["target_mask"] = jnp.array([[0, 0, 1], [0, 0, 0]], jnp.float32)
     out = lm.finalize(lm.stats(seq, batch))
     np.testing.assert_allclose(out["loss"], ce[2], rtol=1e-6)

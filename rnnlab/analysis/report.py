@@ -211,7 +211,9 @@ def training_sections(runs: Sequence[Run], out_dir: str, *, title: str = "") -> 
     sections.append(
         Section(
             pre + "final metrics",
-            "Last logged value per seed, mean ± sample std over seeds.\n\n" + results_table(final_rows(runs)),
+            "Last logged value per seed, mean ± sample std over seeds ('eval': the validation split, which "
+            "selected the checkpoint; 'test': that checkpoint on the test split, evaluated once).\n\n"
+            + results_table(final_rows(runs)),
         )
     )
     return sections
@@ -251,11 +253,12 @@ def gradient_flow_sections(
                 if vals:
                     row[f"{col}, {when}"] = float(np.mean(vals))
         for m in ("mse_over_baseline", "accuracy"):
-            vals = scalar_at_step(r, f"eval/{m}", None) or [
-                v for s in series(r, m, "eval").values() for v in s[1][-1:]
-            ]
-            if vals:
-                row[f"eval {m}"] = float(np.mean(vals))
+            for split in ("eval", "test"):
+                vals = scalar_at_step(r, f"{split}/{m}", None) or [
+                    v for s in series(r, m, split).values() for v in s[1][-1:]
+                ]
+                if vals:
+                    row[f"{split} {m}"] = float(np.mean(vals))
         rows.append(row)
     body = (
         "Each variant's gradient ‖dL/dh_t‖ (from zero probes added to the carry, one backward pass, averaged "

@@ -10,7 +10,18 @@ import numpy as np
 
 from rnnlab.analysis.report_runs import Run, series, to_float
 
-TASK_METRICS = ("loss", "mse", "mse_over_baseline", "accuracy", "bits_per_char", "perplexity")
+TASK_METRICS = (
+    "loss",
+    "mse",
+    "mse_over_baseline",
+    "accuracy",
+    "bits_per_char",
+    "bits_per_word",
+    "perplexity",
+)
+# metric prefixes in metrics.jsonl: 'test' once at the end (the selected checkpoint), 'eval' the validation
+# split during training, 'train' the train batches
+SPLITS = ("test", "eval", "train")
 DIAGNOSTIC_METRICS = ("decay_rate", "jac_decay_rate", "spectral_radius", "forget_time_constant_mean")
 
 
@@ -75,7 +86,8 @@ def final_rows(
     diagnostics: Sequence[str] = DIAGNOSTIC_METRICS,
 ) -> list[dict[str, Any]]:
     """One row per run and seed: run, cell, task, length (from the config) and the last logged value of each
-    metric per split (``'eval accuracy'``, ``'train loss'``) and of each diagnostic (``'decay_rate'``)."""
+    metric per split (``'test accuracy'``, ``'eval accuracy'`` (validation), ``'train loss'``) and of each
+    diagnostic (``'decay_rate'``)."""
     rows = []
     for run in runs:
         params = run.config_get("task.params", {}) or {}
@@ -90,7 +102,7 @@ def final_rows(
         seeds = sorted({rec.get("seed", 0) for rec in run.records}, key=str)
         for seed in seeds:
             row = dict(base, seed=seed)
-            for split in ("eval", "train"):
+            for split in SPLITS:
                 for m in metrics:
                     per = series(run, m, split).get(seed)
                     if per is not None and len(per[1]):

@@ -45,6 +45,9 @@ def complete(
       The continuation only (characters joined for char vocabularies, words with spaces otherwise).
     """
     _check_kind(run, "lm", "complete")
+    for name, value, low in (("length", length, 1), ("temperature", temperature, 0), ("top_k", top_k, 0)):
+        if not value >= low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
     vocab = run.task.vocab
     ids = vocab.encode(prompt)
     if len(ids) == 0:

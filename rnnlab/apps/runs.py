@@ -6,6 +6,7 @@
     run.apply(inputs, lengths)                    # seed 0's outputs
     run.forward(batch)                            # seed 0's outputs on a batch of any task kind
     evaluate_run('runs/adding')                   # the test-split metrics of every seed (``rnnlab eval``)
+    evaluate_run('runs/adding', split='validation')  # 'eval/...': what model selection saw
 
 Loading builds the model from ``config.json`` and restores only the parameters from the Orbax checkpoint,
 against their abstract shapes (``jax.eval_shape`` of the model's init): no optimizer, no train step, nothing
@@ -94,6 +95,12 @@ def _forward(adapter, params, batch):
 def read_config(workdir: str):
     """The resolved and validated config of a run directory (keys added since the run take their defaults)."""
     path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isdir(workdir):
+        raise FileNotFoundError(
+            f"run directory {workdir!r} not found: pass the --workdir of a `rnnlab train` run"
+            if not os.path.exists(workdir)
+            else f"{workdir!r} is a file, not a run directory: pass the --workdir of a `rnnlab train` run"
+        )
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: is {workdir} a run directory made by `rnnlab train`?")
     with open(path) as f:
@@ -115,9 +122,12 @@ def load_run(
 
     Raises:
       FileNotFoundError: no config.json or no checkpoint in ``workdir``.
-      ValueError: ``'best'`` without ``train.best_metric``, or ``seed_index`` out of range.
+      ValueError: ``'best'`` without ``train.best_metric``, a step with no checkpoint, or ``seed_index``
+        out of range.
       rnnlab.training.checkpointing.CheckpointError: the checkpoint cannot be read.
     """
+    if not (step is None or step == "best" or (isinstance(step, int) and not isinstance(step, bool))):
+        raise ValueError(f"step must be None, 'best' or a checkpoint step (an integer), got {step!r}")
     config = read_config(workdir)
     if not 0 <= seed_index < config.num_seeds:
         raise ValueError(f"seed_index={seed_index} but the run has {config.num_seeds} seed(s)")
@@ -133,8 +143,13 @@ def load_run(
             step = ckpt.best_step()
             if step is None:
                 raise ValueError(
-                    f"{workdir} has no best checkpoint (train.best_metric is {config.train.best_metric!r})"
+                    f"{workdir} has no best checkpoint (train.best_metric is {config.train.best_metric!r}): "
+                    "load the latest (no --best), or train with train.best_metric, e.g. 'eval/loss'"
                 )
+        elif step is not None and step not in ckpt.all_steps():
+            raise ValueError(
+                f"{workdir} has no checkpoint at step {step}; saved steps: {ckpt.all_steps() or 'none'}"
+            )
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         abstract = abstract_params(model, task.info, config.num_seeds, device)
         params, step = ckpt.restore_params(abstract, step)
@@ -145,21 +160,35 @@ def load_run(
 
 
 def evaluate_run(
-    workdir: str, *, step: int | str | None = None, eval_batches: int | None = None, task=None, model=None
+    workdir: str,
+    *,
+    step: int | str | None = None,
+    eval_batches: int | None = None,
+    split: str = "test",
+    task=None,
+    model=None,
 ) -> dict[str, Any]:
-    """The test-split metrics of every seed of a saved checkpoint (``rnnlab eval``), as at the end of training
-    (seq2seq runs: with exact match and BLEU of greedy and beam decoding).
+    """The metrics of every seed of a saved checkpoint on ``split`` (``rnnlab eval``), as at the end of
+    training (the test split of seq2seq runs: with exact match and BLEU of greedy and beam decoding).
 
     Args:
       workdir: a run directory.
-      step: as in ``load_run``.
+      step: as in ``load_run``; None = the checkpoint training tested (the best by ``train.best_metric``
+        when set, else the latest).
       eval_batches: batches to evaluate; None = ``config.train.eval_batches`` (0 = all).
+      split: 'test' (metrics 'test/<name>'), 'validation' ('eval/<name>', what model selection read) or
+        'train' ('train/<name>').
 
     Returns:
-      ``{'step', 'eval/<name>' (mean over seeds), 'per_seed': {seed: {...}}}``; also written to
-      ``workdir/eval_<step>.json``.
+      ``{'step', '<prefix>/<name>' (mean over seeds), 'per_seed': {seed: {...}}}``; also written to
+      ``workdir/eval_<step>.json`` (test) or ``workdir/eval_<step>_<split>.json``.
     """
+    if eval_batches is not None and eval_batches < 0:
+        raise ValueError(f"eval_batches must be >= 0 (0 = the whole split), got {eval_batches}")
+    if step is None and read_config(workdir).train.best_metric:
+        step = "best"
     run = load_run(workdir, step, task=task, model=model)
+    run.task.check_split(split)
     tc = run.config.train
     evaluator = Evaluator(
         builders.make_adapter(run.config, run.task.info, run.model),
@@ -170,9 +199,11 @@ def evaluate_run(
         tc.eval_batches if eval_batches is None else eval_batches,
     )
     k = len(run.seeds)
-    result = summary(
-        run.step, run.seeds, {**evaluator(run.stacked_params, k), **evaluator.final(run.stacked_params, k)}
-    )
-    with open(os.path.join(workdir, f"eval_{run.step}.json"), "w") as f:
+    values = evaluator(run.stacked_params, k, split)
+    if split == "test":
+        values.update(evaluator.final(run.stacked_params, k))
+    result = summary(run.step, run.seeds, values)
+    name = f"eval_{run.step}.json" if split == "test" else f"eval_{run.step}_{split}.json"
+    with open(os.path.join(workdir, name), "w") as f:
         json.dump(result, f, indent=2, sort_keys=True)
     return result

@@ -9,9 +9,11 @@ a config builds, and :func:`cell_factory` turns whatever a model was given into 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from flax import linen as nn
 
 from rnnlab.cells.base import RecurrentCell, gate
@@ -38,6 +40,33 @@ def cell_options(name: str) -> list[str]:
     )
 
 
+# An option's annotation -> (accepted types, how to name them). Option values come from configs and command
+# lines, where a wrong type would otherwise surface deep inside an initialiser.
+_REAL = (numbers.Real,)
+_OPTION_TYPES = {
+    "float": (_REAL, "a number, e.g. 1.0"),
+    "float | None": ((*_REAL, type(None)), "a number or None"),
+    "int": ((numbers.Integral,), "an integer"),
+    "int | None": ((numbers.Integral, type(None)), "an integer or None"),
+    "bool": ((bool, np.bool_), "true or false"),
+    "str": ((str,), "a string"),
+}
+
+
+def _check_types(cls, name: str, options: dict) -> None:
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    for key, value in options.items():
+        kind = _OPTION_TYPES.get(str(fields.get(key)))
+        if kind is None:
+            continue
+        types, what = kind
+        is_bool = isinstance(value, (bool, np.bool_))
+        if not isinstance(value, types) or (is_bool and bool not in types):
+            raise TypeError(
+                f"cell {name!r}: option {key} must be {what}, got {value!r} ({type(value).__name__})"
+            )
+
+
 def _lookup(name: str):
     if name not in CELLS:
         raise ValueError(f"unknown cell {name!r}; valid cells: {', '.join(CELLS)}")
@@ -51,6 +80,7 @@ def get_cell(name: str, /, hidden_size: int, **options) -> RecurrentCell:
 
     Raises:
       ValueError: unknown name, unknown option (the message lists the valid ones), or an invalid value.
+      TypeError: an option of the wrong type (e.g. a string for ``forget_bias``).
     """
     cls, preset = _lookup(name)
     valid = cell_options(name)  # ``name`` is positional-only, so Flax's ``name=`` can be passed in options
@@ -60,6 +90,7 @@ def get_cell(name: str, /, hidden_size: int, **options) -> RecurrentCell:
             f"unknown option(s) {', '.join(map(repr, unknown))} for cell {name!r}; "
             f"valid options: {', '.join(valid)}"
         )
+    _check_types(cls, name, options)
     return cls(hidden_size=hidden_size, **{**preset, **options})
 
 

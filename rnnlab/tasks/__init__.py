@@ -9,7 +9,7 @@ get_task('bible_en_es').baselines()   # every trivial predictor's score (transla
 print(rnnlab.tasks.format_table(rnnlab.tasks.list_datasets()))   # what `rnnlab data list` shows
 """
 
-from rnnlab.tasks.base import BatchIterator, Task, TaskInfo
+from rnnlab.tasks.base import BatchIterator, DataError, Task, TaskInfo
 from rnnlab.tasks.registry import (
     DatasetRow,
     format_table,
@@ -23,6 +23,7 @@ from rnnlab.tasks.registry import (
 
 __all__ = [
     "BatchIterator",
+    "DataError",
     "DatasetRow",
     "Task",
     "TaskInfo",

@@ -33,6 +33,12 @@ from typing import Any
 
 import numpy as np
 
+
+class DataError(RuntimeError):
+    """A dataset cannot be fetched, prepared or read (no network, missing or corrupt files); the message says
+    what to do. A user's problem, not a bug: the CLI prints it as one line."""
+
+
 KINDS = ("classification", "regression", "tagging", "lm", "seq2seq", "captioning", "ctc")
 TOKEN_UNITS = ("char", "word")
 SPLITS = ("train", "validation", "test")

@@ -16,6 +16,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from rnnlab.tasks.base import DataError
+
 AR_MAGIC = b"!<arch>\n"
 
 
@@ -58,7 +60,7 @@ def fetch_deb(package: DebPackage, dest: str | Path, archive_dir: str | Path | N
     else from ``dest`` if an earlier fetch left it there, else ``apt-get download``-ed into ``dest``.
 
     Raises:
-      RuntimeError: apt-get could not fetch it (no network, stale package lists, version gone).
+      DataError: apt-get could not fetch it (no network, stale package lists, version gone).
       ValueError: the file's sha256 is not the pinned one.
     """
     dest = Path(dest)
@@ -77,7 +79,7 @@ def fetch_deb(package: DebPackage, dest: str | Path, archive_dir: str | Path | N
             except FileNotFoundError:
                 error = "apt-get is not available on this machine"
             if error or not path.exists():
-                raise RuntimeError(
+                raise DataError(
                     f"could not download {package.filename} with apt-get: "
                     f"{error or 'file not found after apt-get download'}\nRun `apt-get update` (the package "
                     "lists may be stale), or put the .deb in a directory and set RNNLAB_ARCHIVE_DIR to it."

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from rnnlab.tasks.base import check_choice, default_data_dir
+from rnnlab.tasks.base import DataError, check_choice, default_data_dir
 from rnnlab.tasks.debian import DEB_SETS
 from rnnlab.tasks.sources.archives import ARCHIVES
 from rnnlab.tasks.splits import Subset, carve_validation
@@ -127,11 +127,11 @@ def make_builder(spec: DatasetSpec, config: str | None, data_dir=None):
     """The TFDS builder of `spec` (imports tensorflow_datasets and the builder's module).
 
     Raises:
-      RuntimeError: the builder needs TensorFlow, which is missing (checked first: TFDS would print a banner,
+      DataError: the builder needs TensorFlow, which is missing (checked first: TFDS would print a banner,
         then a less helpful error).
     """
     if spec.tensorflow == "always" and _tensorflow_missing():
-        raise RuntimeError(
+        raise DataError(
             f"dataset {spec.name!r} needs TensorFlow to be read; install it (pip install tensorflow) or use "
             f"another dataset"
         )
@@ -147,7 +147,7 @@ def make_builder(spec: DatasetSpec, config: str | None, data_dir=None):
         try:
             return tfds.builder(spec.tfds_name, **kwargs)
         except Exception as e:
-            raise RuntimeError(f"cannot build the TFDS catalog dataset {spec.tfds_name!r}: {e}") from e
+            raise DataError(f"cannot build the TFDS catalog dataset {spec.tfds_name!r}: {e}") from e
     module, _, cls = spec.builder.partition(":")
     return getattr(importlib.import_module(module), cls)(**kwargs)
 
@@ -169,7 +169,7 @@ def prepare(spec: DatasetSpec, config: str | None, data_dir=None, *, reason: str
     failure the directories this call created are removed, so a later call starts clean.
 
     Raises:
-      RuntimeError: the download failed (no network, TensorFlow missing), with the remedy.
+      DataError: the download failed (no network, TensorFlow missing), with the remedy.
       ValueError: a fetched archive's sha256 is not the pinned one.
     """
     config = spec.config(config)
@@ -195,7 +195,7 @@ def prepare(spec: DatasetSpec, config: str | None, data_dir=None, *, reason: str
     except Exception as e:
         _remove_unfinished(created)
         needs = " and install TensorFlow" if spec.tensorflow != "never" and _tensorflow_missing() else ""
-        raise RuntimeError(
+        raise DataError(
             f"preparing {spec.qualified(config)!r} failed ({type(e).__name__}: {str(e)[:500]}); check the "
             f"network{needs}, then run `rnnlab data prepare {spec.qualified(config)}` again"
         ) from e
@@ -229,13 +229,13 @@ def open_dataset(spec: DatasetSpec, config: str | None, data_dir=None, *, downlo
     `open_split` (TFDS finds its files, or `tfds.testing.mock_data` stands in for them).
 
     Raises:
-      RuntimeError: not prepared and `download=False` (says how to prepare it), or preparing failed.
+      DataError: not prepared and `download=False` (says how to prepare it), or preparing failed.
     """
     config = spec.config(config)
     if download and not is_prepared(spec, config, data_dir):
         prepare(spec, config, data_dir, reason=" (first use)")
     elif not download and spec.origin != "tfds catalog" and not is_prepared(spec, config, data_dir):
-        raise RuntimeError(
+        raise DataError(
             f"dataset {spec.qualified(config)!r} is not prepared in {default_data_dir(data_dir)}; run "
             f"`rnnlab data prepare {spec.qualified(config)}` (or rnnlab.tasks.prepare("
             f"{spec.qualified(config)!r}, data_dir=...)), or pass download=True to prepare it on first use"
@@ -257,7 +257,7 @@ def open_split(spec: DatasetSpec, builder, split: str):
 
     Raises:
       ValueError: unknown split (the message lists the valid ones).
-      RuntimeError: prepared files missing / truncated / unreadable.
+      DataError: prepared files missing / truncated / unreadable.
     """
     check_choice("split", split, spec.split_names, context=spec.name)
     if "validation" in spec.splits or split == "test":
@@ -273,7 +273,7 @@ def _open_tfds_split(spec: DatasetSpec, builder, tfds_split: str):
         try:
             return builder.as_data_source(split=tfds_split)
         except Exception as e:
-            raise RuntimeError(
+            raise DataError(
                 f"TFDS dataset {name!r} is not prepared (as array_record) in {builder.data_dir}, or cannot "
                 f"be read ({type(e).__name__}: {str(e)[:300]}); run `rnnlab data prepare {name}` where TFDS "
                 f"can download it"
@@ -282,17 +282,17 @@ def _open_tfds_split(spec: DatasetSpec, builder, tfds_split: str):
         info = builder.info
         files = info.splits[tfds_split].filenames
     except Exception as e:
-        raise RuntimeError(
+        raise DataError(
             f"prepared dataset {name!r} has unreadable metadata ({e}); {_advice(builder, name)}"
         ) from e
     if info.file_format is not None and info.file_format.value != "array_record":
-        raise RuntimeError(
+        raise DataError(
             f"{name!r} in {builder.data_dir} is {info.file_format.value}, which needs TensorFlow; "
             f"{_advice(builder, name)}"
         )
     missing = [f for f in files if not (Path(builder.data_dir) / f).exists()]
     if missing:
-        raise RuntimeError(
+        raise DataError(
             f"prepared dataset {name!r} is incomplete: missing {missing}; {_advice(builder, name)}"
         )
     try:
@@ -301,7 +301,7 @@ def _open_tfds_split(spec: DatasetSpec, builder, tfds_split: str):
         if n:
             source[0], source[n - 1]  # touch both ends: a truncated file fails here, not mid-training
     except Exception as e:
-        raise RuntimeError(
+        raise DataError(
             f"prepared dataset {name!r} (split {tfds_split!r}) is corrupt or truncated "
             f"({type(e).__name__}: {e}); {_advice(builder, name)}"
         ) from e

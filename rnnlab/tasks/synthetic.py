@@ -58,6 +58,8 @@ def adding(rng: np.random.Generator, B: int, length: int = 100) -> dict[str, np.
     """Adding problem (Arjovsky et al. 2016): values U[0,1] and one marker in each half; target = sum of the
     two marked values. inputs `[B, T, 2]` float32, targets `[B]` float32. Baseline MSE Var(U1+U2) = 1/6."""
     T = length
+    if T < 2:
+        raise ValueError(f"adding needs length >= 2 (one marker in each half), got {T}")
     values = rng.random((B, T), dtype=np.float32)
     half = T // 2
     i1 = _batch_positions(rng, B, 0, half)
@@ -81,6 +83,8 @@ def copy(rng: np.random.Generator, B: int, length: int = 100) -> dict[str, np.nd
     step 10+T-1, then 10 blanks during which the symbols must be output. inputs/targets int32 `[B, T+20]`;
     targets are blank except the last 10 steps. All steps count. Baseline loss 10·ln 8 / (T+20)."""
     T = length
+    if T < 1:
+        raise ValueError(f"copy needs length >= 1 (the blanks before the delimiter), got {T}")
     total = T + 2 * COPY_LEN
     symbols = rng.integers(1, COPY_SYMBOLS + 1, size=(B, COPY_LEN), dtype=np.int32)
     inputs = np.zeros((B, total), np.int32)
@@ -126,6 +130,8 @@ def delayed_recall(
     the loss reaches step 0 only through `lag` recurrent steps: a clean probe of vanishing gradients."""
     if lag < 1:
         raise ValueError(f"lag must be >= 1, got {lag}")
+    if num_symbols < 1:
+        raise ValueError(f"num_symbols must be >= 1, got {num_symbols}")
     s = rng.integers(1, num_symbols + 1, size=B, dtype=np.int32)
     inputs = np.zeros((B, lag + 1), np.int32)
     inputs[:, 0] = s
@@ -249,6 +255,14 @@ class SyntheticTask(Task):
     ):
         source = _SOURCE_ALIASES.get(source, source)
         check_choice("source", source, SOURCES, context=name)
+        for key, value in {**params, "num_eval": num_eval}.items():
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ValueError(f"task {name!r}: {key} must be an integer, got {value!r}")
+        if num_eval < 1:
+            raise ValueError(
+                f"task {name!r}: num_eval must be >= 1 (examples per eval split), got {num_eval}"
+            )
+        SPECS[name].generate(philox(0), 1, **params)  # the generator's own checks, on one example
         self.spec = SPECS[name]
         self.name, self.params, self.num_eval, self.source = name, params, int(num_eval), source
         self.data_dir, self.download, self.dataset = data_dir, download, dataset

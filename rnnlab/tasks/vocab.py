@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.tasks.base import check_choice
+from rnnlab.tasks.base import DataError, check_choice
 
 PAD, UNK = "<pad>", "<unk>"
 _WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
@@ -153,7 +153,7 @@ class Vocabulary:
         try:
             return cls.from_json(json.loads(Path(path).read_text()))
         except (OSError, ValueError, KeyError) as e:
-            raise RuntimeError(
+            raise DataError(
                 f"cannot read vocabulary {path}: {e}; delete it to rebuild it from the train split"
             ) from e
 
@@ -164,7 +164,7 @@ def load_or_build(path: str | Path, texts_fn, level: str, **build_kwargs) -> Voc
     if path.exists():
         vocab = Vocabulary.load(path)
         if vocab.level != level or vocab.lowercase != build_kwargs.get("lowercase", False):
-            raise RuntimeError(
+            raise DataError(
                 f"{path} holds a {vocab.level} vocabulary (lowercase={vocab.lowercase}); "
                 f"delete it to rebuild a {level} one"
             )

@@ -163,6 +163,15 @@ def build_model(model_config: Mapping, info):
     return SequenceModel(**model_kwargs(model_config, info))
 
 
+def load_model(config, info):
+    """``build_model(config.model, info)``; a bad option (a cell option of the wrong type or out of range) is
+    a config error. The cell is built here, so its options are checked before anything runs."""
+    try:
+        return build_model(config.model, info)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"invalid config:\n  - model: {e}") from e
+
+
 def make_adapter(config, info, model) -> Adapter:
     """The loop's adapter for this config and task: ``TBPTT`` (``train.tbptt``, language models only),
     ``EncoderDecoder`` (seq2seq), ``Captioner`` (captioning), ``Transcriber`` (ctc), else the plain

@@ -109,14 +109,15 @@ def default_config() -> ConfigDict:
     c.train = ConfigDict()
     c.train.steps = 1000
     c.train.batch_size = 32  # per seed, global over devices
-    c.train.eval_every = 0  # 0 = evaluate only at the end
-    c.train.eval_batches = 0  # 0 = the whole test split
+    c.train.eval_every = 0  # evaluate on the validation split every n steps; 0 = only at the end
+    c.train.eval_batches = 0  # batches per evaluation (validation, and test at the end); 0 = the whole split
     c.train.eval_batch_size = 0  # 0 = train.batch_size
     c.train.log_every = 50
     c.train.checkpoint_every = 0  # 0 = only at the end
     c.train.keep_checkpoints = 2  # the last k are kept (plus the best one if best_metric is set)
-    c.train.best_metric = ""  # e.g. 'eval/loss'; '' = do not track a best checkpoint
+    c.train.best_metric = ""  # e.g. 'eval/loss' (validation); the best checkpoint is tested; '' = the last
     c.train.best_mode = "min"  # checkpointing.BEST_MODES
+    c.train.early_stop_patience = 0  # stop after n evaluations without a new best_metric; 0 = never
     c.train.nonfinite = "stop"  # stop: raise on NaN/Inf loss or gradient; skip: drop that update, count it
     c.train.progress = True  # tqdm progress bar
     c.train.watchdog_s = 900.0  # stop a run with no progress for this long (x3 while compiling); 0 = off
@@ -240,10 +241,12 @@ def apply_overrides(config: ConfigDict, overrides: Mapping[str, Any]) -> ConfigD
         node, path, ok = config, "", True
         for part in parents:
             path += part
-            if not isinstance(node, ConfigDict) or part not in node or not isinstance(node[part], ConfigDict):
-                problems.append(
-                    unknown_key(path, node) if isinstance(node, ConfigDict) else f"{path} is no dict"
-                )
+            if part not in node:  # node is a ConfigDict: the loop descends only into those
+                problems.append(unknown_key(path, node))
+                ok = False
+                break
+            if not isinstance(node[part], ConfigDict):
+                problems.append(f"{path}={node[part]!r} has no keys: set it directly ({path}=VALUE)")
                 ok = False
                 break
             node, path = node[part], path + "."

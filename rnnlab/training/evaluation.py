@@ -1,7 +1,9 @@
-"""Evaluation of K stacked parameter sets on a task's test split: the loss-based metrics (every
-``train.eval_every`` steps, and by ``rnnlab eval``) and the adapter's end-of-run metrics.
+"""Evaluation of K stacked parameter sets on a task's split: the loss-based metrics (on 'validation' every
+``train.eval_every`` steps; on 'test' once, at the end of a run, and by ``rnnlab eval``) and the adapter's
+end-of-run metrics (on 'test').
 
-Shapes: **K** seeds, **B** batch. Results are ``{'eval/<name>': [K]}`` arrays.
+Shapes: **K** seeds, **B** batch. Results are ``{'<prefix>/<name>': [K]}`` arrays, the prefix naming the split
+(``split_prefix``): 'eval/' for validation (the split model selection reads), 'test/' for test.
 """
 
 from __future__ import annotations
@@ -17,9 +19,16 @@ from rnnlab.training import losses, sharding
 from rnnlab.training.adapters import Adapter
 from rnnlab.training.steps import EvalStep
 
+PREFIXES = {"validation": "eval", "test": "test"}
+
+
+def split_prefix(split: str) -> str:
+    """The metric prefix of ``split``: 'eval' (validation), 'test', else the split's own name."""
+    return PREFIXES.get(split, split)
+
 
 class Evaluator:
-    """Metrics of ``params`` (leaves ``[K, ...]``, placed by ``dp``) on the test split of ``task``.
+    """Metrics of ``params`` (leaves ``[K, ...]``, placed by ``dp``) on a split of ``task``.
 
     Args:
       adapter: how the model is called and where test batches come from.
@@ -43,8 +52,8 @@ class Evaluator:
         self.batch_size, self.num_batches = batch_size, num_batches
         self._step = dp.compile_eval(EvalStep(adapter.forward, loss))
 
-    def __call__(self, params, num_seeds: int, split: str = "test") -> dict[str, np.ndarray]:
-        """Mean metrics over the evaluated batches: ``{'eval/<name>': [K]}``."""
+    def __call__(self, params, num_seeds: int, split: str = "validation") -> dict[str, np.ndarray]:
+        """Mean metrics over the evaluated batches: ``{'<split_prefix(split)>/<name>': [K]}``."""
         carry = self.adapter.initial_carry(self.batch_size, num_seeds)
         totals = None
         for i, batch in enumerate(self.adapter.eval_batches(self.task, self.batch_size, split)):
@@ -54,15 +63,17 @@ class Evaluator:
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
         if totals is None:
             raise ValueError(f"the {split!r} split of task {self.task.info.name!r} is empty")
-        return {f"eval/{k}": np.asarray(v) for k, v in self.loss.finalize(jax.device_get(totals)).items()}
+        prefix = split_prefix(split)
+        return {f"{prefix}/{k}": np.asarray(v) for k, v in self.loss.finalize(jax.device_get(totals)).items()}
 
     def final(self, params, num_seeds: int) -> dict[str, np.ndarray]:
-        """The adapter's end-of-run metrics of every seed: ``{'eval/<name>': [K]}`` (often none)."""
+        """The adapter's end-of-run metrics of every seed, on the test split: ``{'test/<name>': [K]}`` (often
+        none). ``params``: leaves ``[K, ...]`` on one device."""
         per_seed = [
             self.adapter.final_metrics(self.task, jax.tree.map(lambda x: x[k], params), self.batch_size)  # noqa: B023
             for k in range(num_seeds)
         ]
-        return {f"eval/{name}": np.array([m[name] for m in per_seed]) for name in per_seed[0]}
+        return {f"test/{name}": np.array([m[name] for m in per_seed]) for name in per_seed[0]}
 
 
 def summary(step: int, seeds: Sequence[int], values: dict[str, np.ndarray]) -> dict[str, Any]:

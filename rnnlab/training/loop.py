@@ -9,11 +9,21 @@ a resumed run reproduces metrics.jsonl exactly when ``checkpoint_every`` is a mu
 Non-finite values are checked on the host at every record and before every checkpoint (no per-step sync):
 the bad update is never applied, and with ``nonfinite='stop'`` the run raises naming the first bad step.
 
+Model selection reads the 'validation' split only: the evaluations during training ('eval/...', every
+``train.eval_every`` steps and at the end), the best checkpoint (``train.best_metric``) and early stopping
+(after ``train.early_stop_patience`` evaluations without a new best; Prechelt 1998, "Early stopping - but
+when?"). The 'test' split is evaluated once, at the end, on the selected checkpoint (the best if
+``best_metric`` is set, else the last), so that its score is not itself selected: 'test/...', with the
+adapter's end-of-run metrics (e.g. BLEU).
+
+Nothing is written before every input has been checked (``rnnlab.training.preflight``).
+
 Files in ``workdir``: ``config.json`` (the resolved config), ``metrics.jsonl`` (deterministic: one record per
-logged step and seed, keys 'train/...', 'eval/...'), ``tb/seed_<s>/`` (TensorBoard, also steps/s),
-``checkpoints/<step>/`` (see ``rnnlab.training.checkpointing``), ``final_metrics.json`` (when the run ends),
-``provenance.json`` (versions, machine, command, times: ``rnnlab.training.provenance``), ``hang_p<i>.txt``
-(every thread's stack, when the watchdog stopped a run that made no progress: ``rnnlab.training.watchdog``).
+logged step and seed, keys 'train/...', 'eval/...', and 'test/...' at the last step), ``tb/seed_<s>/``
+(TensorBoard, also steps/s), ``checkpoints/<step>/`` (see ``rnnlab.training.checkpointing``),
+``final_metrics.json`` (when the run ends), ``provenance.json`` (versions, machine, command, times:
+``rnnlab.training.provenance``), ``hang_p<i>.txt`` (every thread's stack, when the watchdog stopped a run that
+made no progress: ``rnnlab.training.watchdog``).
 """
 
 from __future__ import annotations
@@ -30,7 +40,16 @@ import numpy as np
 
 from rnnlab.analysis import diagnostics
 from rnnlab.models import count_params
-from rnnlab.training import builders, checkpointing, losses, multihost, provenance, sharding, watchdog
+from rnnlab.training import (
+    builders,
+    checkpointing,
+    losses,
+    multihost,
+    preflight,
+    provenance,
+    sharding,
+    watchdog,
+)
 from rnnlab.training import config as config_lib
 from rnnlab.training import metrics as metrics_lib
 from rnnlab.training.evaluation import Evaluator, summary
@@ -81,9 +100,9 @@ class _Run:
         self.adapter = builders.make_adapter(config, task.info, model)
         self.loss = losses.get_loss(task.info)
         self.dp = sharding.DataParallel(config.parallel)
-        step = make_train_step(self.adapter.forward, self.loss, config.optim, tc.steps)
-        self.train_step = self.dp.compile_train(step)
-        self.init = make_init(model, step.tx, example_args(task.info))
+        self.step = make_train_step(self.adapter.forward, self.loss, config.optim, tc.steps)
+        self.train_step = self.dp.compile_train(self.step)
+        self.init = make_init(model, self.step.tx, example_args(task.info))
         self.evaluator = Evaluator(
             self.adapter, self.loss, task, self.dp, tc.eval_batch_size or tc.batch_size, tc.eval_batches
         )
@@ -106,16 +125,26 @@ class _Run:
         state = self.init(keys)
         return state.replace(carry=self.adapter.initial_carry(self.config.train.batch_size, len(self.seeds)))
 
+    def abstract_state(self) -> TrainState:
+        """The state's shapes (``jax.ShapeDtypeStruct`` leaves, replicated; nothing runs)."""
+        return jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.dp.replicated),
+            jax.eval_shape(self.fresh_state, seed_keys(self.seeds)),
+        )
+
+    def check(self) -> None:
+        """The preflight of the model on this task: its splits, one abstract train step on the next batch's
+        shapes."""
+        preflight.check_splits(self.task)
+        batch = stack_seeds([preflight.peek(it) for it in self.iterators])
+        preflight.check_train_step(self.step, self.abstract_state(), batch, self.task.info.name)
+
     def initial_state(self) -> tuple[TrainState, int]:
         """A fresh state, or the newest intact checkpoint's (with the iterators' positions) and its step."""
         keys = seed_keys(self.seeds)
         if self.ckpt.latest_step() is None:
             return self.fresh_state(keys), 0
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.dp.replicated),
-            jax.eval_shape(self.fresh_state, keys),
-        )
-        restored = self.ckpt.restore_latest_intact(abstract)
+        restored = self.ckpt.restore_latest_intact(self.abstract_state())
         if restored is None:  # every checkpoint was damaged (and set aside)
             return self.fresh_state(keys), 0
         state, data, step = restored
@@ -124,6 +153,31 @@ class _Run:
             it.set_state(s)
         return state, step
 
+    def selected(self, state, step: int) -> tuple[Any, int]:
+        """The parameters model selection picked, placed by ``dp``, and their step: the best checkpoint's
+        (by ``train.best_metric`` on the validation split) if set, else ``state``'s (the last)."""
+        best = self.ckpt.best_step()
+        if best is None or best == step:
+            return state.params, step
+        restored, _, _ = self.ckpt.restore(self.abstract_state(), best)
+        return self.dp.put_state(restored).params, best
+
+    def stop_early(self, step: int) -> bool:
+        """Whether ``train.early_stop_patience`` evaluations have passed without a new best checkpoint."""
+        tc = self.config.train
+        best = self.ckpt.best_step()
+        return (
+            bool(tc.early_stop_patience)
+            and best is not None
+            and step - best >= tc.early_stop_patience * tc.eval_every
+        )
+
+    def test(self, params) -> dict[str, np.ndarray]:
+        """The selected ``params`` (placed by ``dp``) on the test split: ``{'test/<name>': [K]}``, the
+        adapter's end-of-run metrics included."""
+        k = len(self.seeds)
+        return {**self.evaluator(params, k, "test"), **self.evaluator.final(self.dp.get_state(params), k)}
+
     def next_batch(self) -> dict[str, np.ndarray]:
         return stack_seeds([next(it) for it in self.iterators])
 
@@ -131,8 +185,9 @@ class _Run:
         data = checkpointing.data_state(step, [it.get_state() for it in self.iterators])
         self.ckpt.save(step, self.dp.get_state(state), data, self.config_json, metrics=metrics)
 
-    def evaluate(self, state) -> dict[str, np.ndarray]:
-        return self.evaluator(state.params, len(self.seeds))
+    def evaluate(self, params) -> dict[str, np.ndarray]:
+        """``params`` (placed by ``dp``) on the validation split: ``{'eval/<name>': [K]}``."""
+        return self.evaluator(params, len(self.seeds), "validation")
 
     def diagnostics(self, step, state, batch, writer) -> None:
         canonical = self.dp.get_state(state)
@@ -170,36 +225,38 @@ def train_and_evaluate(
       task: a task to use instead of ``rnnlab.tasks.get_task(config.task.name, **config.task.params)``.
 
     Returns:
-      Final metrics: 'step', 'eval/<name>' and 'train/<name>' (means over seeds) and 'per_seed'
+      Final metrics: 'step' (the last step: ``train.steps``, or where early stopping stopped), 'selected_step'
+      (the checkpoint model selection picked), 'eval/<name>' (its validation metrics), 'test/<name>' (its test
+      metrics), 'train/<name>' (the last train record), all means over seeds, 'early_stopped', and 'per_seed'
       (``{seed: {name: value}}``). Also written to ``workdir/final_metrics.json``.
 
     Raises:
-      ValueError: invalid config (every problem listed; nothing written).
+      ValueError: invalid config, task parameters or cell options (every config problem listed; nothing
+        written), or a workdir holding a run with another config.
+      NotADirectoryError: ``workdir`` is a file.
       NonFiniteError: a NaN/Inf loss or gradient with ``train.nonfinite='stop'``.
       rnnlab.training.checkpointing.CheckpointError: an unreadable checkpoint in ``workdir``.
     """
     sharding.initialize_distributed()
     config = config_lib.resolve(config)
     config_lib.validate(config, num_devices=sharding.num_data_devices(config.parallel))
+    preflight.check_workdir(workdir)
     task = task if task is not None else builders.load_task(config)
-    model = model if model is not None else builders.build_model(config.model, task.info)
+    model = model if model is not None else builders.load_model(config, task.info)
     if config.diagnostics.every and not extra_metrics:
         extra_metrics = [default_diagnostics(model, task.info, config)]
     config_path = os.path.join(workdir, CONFIG_FILE)
-    if os.path.exists(config_path):
-        with open(config_path) as f:
-            diffs = config_lib.config_diff(json.load(f), config)
-        if diffs:
-            raise ValueError(
-                f"{workdir} holds a run with a different config ({'; '.join(diffs)}); use another "
-                "--workdir, or delete this one to start over"
-            )
+    preflight.check_saved_config(workdir, CONFIG_FILE, config)
 
     run = _Run(config, workdir, task, model, extra_metrics)
     final_path = os.path.join(workdir, FINAL_FILE)
-    if os.path.exists(final_path) and run.ckpt.latest_step() == config.train.steps:
+    if os.path.exists(final_path):
         with open(final_path) as f:
-            return json.load(f)
+            final = json.load(f)
+        latest = run.ckpt.latest_step()
+        if latest == final.get("step") and (latest == config.train.steps or final.get("early_stopped")):
+            return final
+    run.check()
     with run.dog, provenance.Session(workdir, enabled=run.is_main) as session:
         state, start = run.initial_state()
         if run.is_main:
@@ -214,16 +271,23 @@ def train_and_evaluate(
             config.train.steps, start, enabled=config.train.progress and run.is_main
         )
         try:
-            state, eval_out, last_train = _loop(run, state, start, writer, progress)
-            run.dog.doing("final evaluation", config.train.steps)
-            final = run.evaluator.final(run.dp.get_state(state).params, len(run.seeds))
+            state, step, eval_out, last_train = _loop(run, state, start, writer, progress)
+            run.dog.doing("final evaluation", step)
+            params, selected = run.selected(state, step)
+            if selected != step:  # the validation metrics of the checkpoint that is tested
+                eval_out = run.evaluate(params)
+            test_out = run.test(params)
+            if writer is not None:
+                for k, seed in enumerate(run.seeds):
+                    writer.write(step, seed, {name: v[k] for name, v in test_out.items()})
         finally:
             progress.close()
             if writer is not None:
                 writer.close()
             run.ckpt.close()
-    result = summary(config.train.steps, run.seeds, {**eval_out, **final})
+    result = summary(step, run.seeds, {**eval_out, **test_out})
     result.update(last_train)
+    result.update(selected_step=int(selected), early_stopped=step < config.train.steps)
     if run.is_main:
         with open(final_path, "w") as f:
             json.dump(result, f, indent=2, sort_keys=True)
@@ -231,8 +295,8 @@ def train_and_evaluate(
 
 
 def _loop(run: _Run, state, start: int, writer, progress):
-    """Steps ``start`` .. ``train.steps``; returns the final state, the last eval metrics ``{name: [K]}`` and
-    the last train record's means over seeds."""
+    """Steps ``start`` .. ``train.steps`` (or until early stopping); returns the final state, its step, the
+    last validation metrics ``{name: [K]}`` and the last train record's means over seeds."""
     tc = run.config.train
     diagnose = bool(run.extra_metrics and run.config.diagnostics.every)
     state = run.dp.put_state(state)
@@ -241,7 +305,8 @@ def _loop(run: _Run, state, start: int, writer, progress):
     eval_out: dict[str, np.ndarray] = {}
     tick = time.perf_counter()
     step = start
-    while step < tc.steps:
+    stop = run.stop_early(start)  # resumed after early stopping had decided
+    while step < tc.steps and not stop:
         run.dog.doing("train step", step + 1)
         batch = run.next_batch()
         if step == 0 and diagnose:
@@ -255,8 +320,10 @@ def _loop(run: _Run, state, start: int, writer, progress):
         if diagnose and step % run.config.diagnostics.every == 0:
             run.dog.doing("diagnostics", step)
             run.diagnostics(step, state, batch, writer)
-        is_last = step == tc.steps
-        do_eval = is_last or (tc.eval_every and step % tc.eval_every == 0)
+        do_eval = step == tc.steps or (tc.eval_every and step % tc.eval_every == 0)
+        # before this step's checkpoint ranks it: true unless this evaluation is a new best
+        may_stop = bool(do_eval) and run.stop_early(step)
+        is_last = step == tc.steps or may_stop
         do_ckpt = (
             is_last
             or (tc.checkpoint_every and step % tc.checkpoint_every == 0)
@@ -270,7 +337,7 @@ def _loop(run: _Run, state, start: int, writer, progress):
             pending, tick = [], now
         if do_eval:
             run.dog.doing("evaluation", step)
-            eval_out = run.evaluate(state)
+            eval_out = run.evaluate(state.params)
             if writer is not None:
                 for k, seed in enumerate(run.seeds):
                     writer.write(step, seed, {name: v[k] for name, v in eval_out.items()})
@@ -283,10 +350,11 @@ def _loop(run: _Run, state, start: int, writer, progress):
                 {**last_train, **{k: float(np.mean(v)) for k, v in eval_out.items()}} if do_eval else None
             )
             run.save(step, state, ckpt_metrics)
+        stop = may_stop and run.stop_early(step)
     if not eval_out:  # resumed at the very end: evaluate what was restored
         run.dog.doing("evaluation", step)
-        eval_out = run.evaluate(state)
-    return state, eval_out, last_train
+        eval_out = run.evaluate(state.params)
+    return state, step, eval_out, last_train
 
 
 def _log(pending, step, seeds, writer, progress, elapsed) -> dict[str, float]:

