@@ -15,7 +15,10 @@ initial state). Baseline (test split): always the most frequent train caption, e
 Expected: exact match well above 0.9 (each digit read right, in order).
 """
 
+from rnnlab.seq2seq import ATTENTIONS
 from rnnlab.training.config import default_config
+
+ARGS = ATTENTIONS  # FILE.py:ARG (rnnlab.experiment): the attention
 
 
 def get_config(arg: str | None = None):

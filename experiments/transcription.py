@@ -20,6 +20,8 @@ nothing: 1.0.
 
 from rnnlab.training.config import default_config
 
+ARGS = ()  # FILE.py:ARG (rnnlab.experiment): none
+
 
 def get_config(arg: str | None = None):
     c = default_config()

@@ -16,6 +16,8 @@ ordered frames learns: what it learns is the order, not a frame's appearance.
 
 from rnnlab.training.config import default_config
 
+ARGS = ()  # FILE.py:ARG (rnnlab.experiment): none
+
 CLIPS = {"num_eval": 1000, "canvas": (48, 48), "num_frames": (6, 10)}
 
 

@@ -103,7 +103,7 @@ def _cli(capsys, *argv):
 def test_captioning_trains_and_captions_files_and_a_grid(data, tmp_path, capsys):
     workdir = str(tmp_path / "run")
     result = train_and_evaluate(_tiny("captioning.py", data), workdir)
-    assert {"eval/exact_match_greedy", "eval/bleu_beam"} <= set(result)
+    assert {"test/exact_match_greedy", "test/bleu_beam"} <= set(result)
     task = get_task("digit_captions", data_dir=data, num_eval=8)
     image = next(task.iterator("test", 1, 0))["inputs"][0]
     np.save(tmp_path / "strip.npy", image[:, :60])  # narrower than the model's width: padded
@@ -122,7 +122,7 @@ def test_captioning_trains_and_captions_files_and_a_grid(data, tmp_path, capsys)
 def test_transcription_trains_and_transcribes_frames(data, tmp_path, capsys):
     workdir = str(tmp_path / "run")
     result = train_and_evaluate(_tiny("transcription.py", data), workdir)
-    assert {"eval/label_error_rate", "eval/label_error_rate_greedy", "eval/label_error_rate_beam"} <= set(
+    assert {"test/label_error_rate", "test/label_error_rate_greedy", "test/label_error_rate_beam"} <= set(
         result
     )
     batch = next(get_task("digit_ctc", data_dir=data, num_eval=8).iterator("test", 1, 0))
@@ -131,7 +131,7 @@ def test_transcription_trains_and_transcribes_frames(data, tmp_path, capsys):
     digits, path = out.rstrip("\n").split("\t")
     assert path.endswith("frames.npy") and set(digits) <= set("0123456789")
     scores = json.loads(_cli(capsys, "predict", "--workdir", workdir, "--evaluate"))
-    assert scores["label_error_rate_greedy"] == pytest.approx(result["eval/label_error_rate_greedy"])
+    assert scores["label_error_rate_greedy"] == pytest.approx(result["test/label_error_rate_greedy"])
     assert "best_constant/label_error_rate" in scores["baselines"]
 
 
@@ -153,7 +153,7 @@ def test_video_trains_and_classifies_a_clip(data, tmp_path, capsys):
 def test_ner_with_characters_case_and_crf_trains_and_tags(data, tmp_path, capsys):
     workdir = str(tmp_path / "run")
     result = train_and_evaluate(_tiny("ner.py", data), workdir)
-    assert {"eval/entity_f1", "eval/entity_precision", "eval/entity_recall"} <= set(result)
+    assert {"test/entity_f1", "test/entity_precision", "test/entity_recall"} <= set(result)
     out = _cli(capsys, "predict", "--workdir", workdir, "--best", "Obama visits New York")
     assert [p.split("/")[0] for p in out.split()] == ["Obama", "visits", "New", "York"]
     scores = json.loads(_cli(capsys, "predict", "--workdir", workdir, "--best", "--evaluate"))
