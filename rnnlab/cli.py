@@ -3,7 +3,8 @@
     rnnlab train --config experiments/adding.py[:ARG] --workdir DIR [--config.model.cell=gru ...]
     rnnlab eval  --workdir DIR [--step N | --best] [--split test|validation|train]
     rnnlab sweep --config experiments/adding.py --workdir DIR [--seeds 0,1,2] [--config.x.y=v ...]
-    rnnlab experiment FILE[:ARG] [FILE[:ARG] ...] --workdir DIR [--seeds 0,1,2]   (rnnlab.experiment)
+    rnnlab experiment FILE[:ARG] [FILE[:ARG] ...] --workdir DIR [--seeds 0,1,2] [--jobs N]
+        (rnnlab.experiment)
     rnnlab report RUN_DIR [RUN_DIR ...] [--out DIR]                (rnnlab.analysis.report)
     rnnlab data list
     rnnlab data prepare NAME [--data-dir DIR]
@@ -188,6 +189,13 @@ def _add_experiment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", action="append", default=[], help="experiment file (repeatable)")
     p.add_argument("--workdir", required=True)
     p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train up to N points of a grid at once, each in its own process (output lines prefixed with "
+        "the point's name; results are those of --jobs 1)",
+    )
 
 
 def _run_experiment(args, overrides) -> int:
@@ -197,7 +205,7 @@ def _run_experiment(args, overrides) -> int:
     if not specs:
         raise ValueError("experiment needs at least one experiment file (FILE[:ARG] or --config FILE[:ARG])")
     seeds = _seeds(args.seeds)
-    print(experiment.run_experiments(specs, args.workdir, overrides=overrides, seeds=seeds))
+    print(experiment.run_experiments(specs, args.workdir, overrides=overrides, seeds=seeds, jobs=args.jobs))
     return 0
 
 
