@@ -46,7 +46,8 @@ def train_counting(config, workdir):
             raise RuntimeError(f"injected crash at step {CRASH_STEP}")
         return {}
 
-    print(f"training {os.path.basename(workdir)}")  # a line on stdout, next to the progress bar on stderr
+    fraction = os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION")
+    print(f"training {os.path.basename(workdir)}, memory fraction {fraction}")  # stdout; the bar is on stderr
     return train_and_evaluate(config, workdir, extra_metrics=[hook])
 
 
@@ -88,7 +89,8 @@ def test_two_jobs_give_the_metrics_of_one_and_prefix_every_line(grid_file, seque
         )
     captured = capsys.readouterr()
     child = (captured.out + captured.err).splitlines()
-    assert "[tiny/a] training a" in child and "[tiny/b] training b" in child  # the children's stdout
+    assert "[tiny/a] training a, memory fraction 0.375" in child  # stdout, a share of the GPU each
+    assert "[tiny/b] training b, memory fraction 0.375" in child
     assert any(line.startswith("[tiny/b] train: 100%") for line in child)  # the last state of a progress bar
     assert all(line.startswith(("[tiny/a] ", "[tiny/b] ")) for line in child), child
     point_lines = [line for line in lines if not line.startswith(("\n", "|"))]

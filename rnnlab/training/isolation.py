@@ -10,7 +10,9 @@ not started at all.
 running point only waits for it). With ``jobs > 1`` every line a point's process writes to stdout or stderr
 reaches the parent's stream whole, prefixed ``[name] `` (a progress bar shows only its last state), so that
 the output of points running together stays readable. Parallel points share nothing but the machine: their
-results are those of ``jobs=1``.
+results are those of ``jobs=1``. Each of them gets ``XLA_PYTHON_CLIENT_MEM_FRACTION = 0.75 / jobs`` unless the
+environment sets it: JAX on a GPU otherwise preallocates 75% of its memory in the first process, and the
+others fail to start.
 """
 
 from __future__ import annotations
@@ -60,11 +62,16 @@ class Outcome:
         return self.status
 
 
-def _child(train_fn: Callable, config_json: dict, workdir: str, conn, out=None, err=None) -> None:
+def _child(
+    train_fn: Callable, config_json: dict, workdir: str, conn, env: dict[str, str], out=None, err=None
+) -> None:
     """Runs in the child process: trains, then sends ``(status, result or message)`` to the parent.
 
-    ``out``, ``err``: write ends of pipes that take the place of the process's stdout and stderr (file
-    descriptors 1 and 2, so that what C++ writes goes there too)."""
+    ``env``: environment variables to set where unset (before JAX starts a backend). ``out``, ``err``: write
+    ends of pipes that take the place of the process's stdout and stderr (file descriptors 1 and 2, so that
+    what C++ writes goes there too)."""
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
     if out is not None:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -122,10 +129,10 @@ def _emit(prefix: str, line: bytes, stream: str) -> None:
             out.flush()
 
 
-def _attempt(config, workdir: str, train_fn: Callable, prefix: str = "") -> Outcome:
+def _attempt(config, workdir: str, train_fn: Callable, prefix: str, env: dict[str, str]) -> Outcome:
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
-    args = [train_fn, config_lib.to_json_dict(config), workdir, send]
+    args = [train_fn, config_lib.to_json_dict(config), workdir, send, env]
     pumps, ends = [], []
     if prefix:  # the child's stdout and stderr come back through pipes, line by line
         for stream in ("stdout", "stderr"):
@@ -162,6 +169,7 @@ def run_isolated(
     log: Callable[[str], Any] = print,
     train_fn=train_and_evaluate,
     prefix: str = "",
+    env: dict[str, str] | None = None,
 ) -> Outcome:
     """Trains ``config`` in ``workdir`` in a child process; a run the watchdog stopped is retried (resuming
     from its last checkpoint) up to ``retries`` times.
@@ -174,6 +182,7 @@ def run_isolated(
       train_fn: ``(config, workdir) -> final metrics``, a module-level function (it is pickled into the
         child); tests inject a hang with it.
       prefix: when given, each line the child writes to stdout / stderr is written by this process, prefixed.
+      env: environment variables the child sets where they are unset.
     """
     done = finished_result(config, workdir)
     if done is not None:
@@ -181,7 +190,7 @@ def run_isolated(
     start, resumed = time.perf_counter(), has_checkpoint(workdir)
     hangs = 0
     while True:
-        outcome = _attempt(config, workdir, train_fn, prefix)
+        outcome = _attempt(config, workdir, train_fn, prefix, dict(env or {}))
         if outcome.status != "hung" or hangs + 1 > retries:
             outcome.hangs = hangs + (outcome.status == "hung")
             outcome.resumed, outcome.wall_s = resumed, time.perf_counter() - start
@@ -234,5 +243,6 @@ def run_many(
 
     if jobs == 1:
         return [one(i) for i in range(len(points))]
+    kwargs["env"] = {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.75 / jobs:.3g}"}  # a share of each GPU
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(one, range(len(points))))
