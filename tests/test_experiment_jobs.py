@@ -98,6 +98,9 @@ def test_two_jobs_give_the_metrics_of_one_and_prefix_every_line(grid_file, seque
     assert "| tiny/a | finished |" in lines[-1] and "| tiny/b | finished |" in lines[-1]  # the status table
 
 
+# ~1 min (3 runs in their processes); also shown, faster: test_experiments (a finished point is skipped),
+# test_watchdog (a stopped point resumes from its checkpoint), test_checkpoint (SIGKILL, then resume).
+@pytest.mark.slow
 def test_a_second_command_skips_finished_points_and_resumes_a_half_finished_one(
     grid_file, sequential, tmp_path
 ):
