@@ -3,7 +3,8 @@
     rnnlab train --config experiments/adding.py[:ARG] --workdir DIR [--config.model.cell=gru ...]
     rnnlab eval  --workdir DIR [--step N | --best] [--split test|validation|train]
     rnnlab sweep --config experiments/adding.py --workdir DIR [--seeds 0,1,2] [--config.x.y=v ...]
-    rnnlab experiment FILE[:ARG] [FILE[:ARG] ...] --workdir DIR [--seeds 0,1,2]   (rnnlab.experiment)
+    rnnlab experiment FILE[:ARG] [FILE[:ARG] ...] --workdir DIR [--seeds 0,1,2] [--jobs N]
+        (rnnlab.experiment)
     rnnlab report RUN_DIR [RUN_DIR ...] [--out DIR]                (rnnlab.analysis.report)
     rnnlab data list
     rnnlab data prepare NAME [--data-dir DIR]
@@ -21,8 +22,9 @@
 ``--config.model.rnn.remat_chunk=128``).
 
 A subcommand is ``COMMANDS[name] = (add_arguments(parser), run(args, overrides) -> exit code)``; to add one,
-write the two functions and register them. Each command imports what it runs when it runs (so that, e.g.,
-``rnnlab data list`` does not load the training stack).
+write the two functions and register them (those that use a trained run directory are in
+``rnnlab.cli_apps``). Each command imports what it runs when it runs (so that, e.g., ``rnnlab data list`` does
+not load the training stack).
 
 Exit codes: 0 success; 2 a bad input (flags, config, experiment argument, task parameter, cell option, paths,
 data that cannot be prepared): one line ``error: ...`` naming the value and the fix, no traceback, nothing
@@ -37,6 +39,8 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+
+from rnnlab import cli_apps
 
 OVERRIDE_PREFIX = "--config."
 # What bad user input raises (a value, a path; also rnnlab.tasks.DataError): the message says it all.
@@ -69,7 +73,7 @@ def parse_overrides(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
 
 
 # --------------------------------------------------------------------------------------------------------
-# train / eval
+# train
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
@@ -86,36 +90,6 @@ def _run_train(args, overrides) -> int:
     config = experiment.load_config(args.config, overrides)
     result = train_and_evaluate(config, args.workdir)
     print(json.dumps({k: v for k, v in result.items() if k != "per_seed"}, indent=1, sort_keys=True))
-    return 0
-
-
-def _add_eval(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workdir", required=True)
-    _add_checkpoint(p, "the one training tested: --best if the run has train.best_metric, else the latest")
-    p.add_argument("--eval_batches", type=int, default=None, help="0 = the whole split")
-    p.add_argument(
-        "--split",
-        default="test",
-        help="test (default; metrics test/...), validation (eval/..., what model selection saw) or train",
-    )
-
-
-def _add_checkpoint(p: argparse.ArgumentParser, default: str = "the latest") -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--step", type=int, default=None, help=f"checkpoint step (default: {default})")
-    g.add_argument("--best", action="store_true", help="the best checkpoint by train.best_metric")
-
-
-def _step(args) -> int | str | None:
-    """``--step N`` / ``--best`` -> the ``step`` of ``rnnlab.apps.runs.load_run``."""
-    return "best" if getattr(args, "best", False) else args.step
-
-
-def _run_eval(args, overrides) -> int:
-    from rnnlab.apps.runs import evaluate_run
-
-    result = evaluate_run(args.workdir, step=_step(args), eval_batches=args.eval_batches, split=args.split)
-    print(json.dumps(result, indent=1, sort_keys=True))
     return 0
 
 
@@ -215,6 +189,13 @@ def _add_experiment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", action="append", default=[], help="experiment file (repeatable)")
     p.add_argument("--workdir", required=True)
     p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train up to N points of a grid at once, each in its own process (output lines prefixed with "
+        "the point's name; results are those of --jobs 1)",
+    )
 
 
 def _run_experiment(args, overrides) -> int:
@@ -224,7 +205,7 @@ def _run_experiment(args, overrides) -> int:
     if not specs:
         raise ValueError("experiment needs at least one experiment file (FILE[:ARG] or --config FILE[:ARG])")
     seeds = _seeds(args.seeds)
-    print(experiment.run_experiments(specs, args.workdir, overrides=overrides, seeds=seeds))
+    print(experiment.run_experiments(specs, args.workdir, overrides=overrides, seeds=seeds, jobs=args.jobs))
     return 0
 
 
@@ -254,122 +235,20 @@ def _run_data(args, overrides) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------
-# predict (rnnlab.apps.predict)
-
-
-def _add_predict(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "texts",
-        nargs="*",
-        metavar="INPUT",
-        help="texts to classify (prints P(positive) for a binary classifier) or tag (whitespace tokens; "
-        "prints token/TAG); files for runs on images or frames: PNG / .npy images to caption, .npy frames "
-        "[T, D] or images to transcribe (CTC), .npy clips [T, H, W] to classify; none: one per stdin line",
-    )
-    p.add_argument("--workdir", required=True)
-    _add_checkpoint(p)
-    p.add_argument("--beam", type=int, default=0, help="captioning / CTC: beam size (0 = greedy)")
-    p.add_argument("--grid", default=None, help="captioning: write test images with their captions here")
-    p.add_argument(
-        "--evaluate",
-        action="store_true",
-        help="print the application score on --split as JSON: entity P/R/F1 (taggers), MSE/MAE vs naive "
-        "and seasonal-naive forecasts (forecasters), accuracy vs majority class (classifiers), label "
-        "error rates (CTC), exact match / BLEU (captioning) next to trivial baselines",
-    )
-    p.add_argument("--split", default="test", help="split for --evaluate (default: test)")
-
-
-def _run_predict(args, overrides) -> int:
-    from rnnlab.apps import figures, predict
-    from rnnlab.apps.runs import load_run
-
-    if args.evaluate or args.grid:
-        if args.texts:
-            raise ValueError("--evaluate and --grid take no INPUT")
-        if args.grid:
-            print(figures.caption_grid(load_run(args.workdir, _step(args)), args.grid, beam_size=args.beam))
-            return 0
-        result = predict.evaluate_app(args.workdir, split=args.split, step=_step(args), beam_size=args.beam)
-        print(json.dumps(result, indent=1, sort_keys=True))
-        return 0
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    run = load_run(args.workdir, _step(args))
-    for line in predict.predict_lines(run, texts, beam_size=args.beam):
-        print(line)
-    return 0
-
-
-# --------------------------------------------------------------------------------------------------------
-# complete / translate (rnnlab.apps.generate)
-
-
-def _add_complete(p: argparse.ArgumentParser) -> None:
-    p.add_argument("prompt", help="text to continue")
-    p.add_argument("--workdir", required=True, help="a language-model run")
-    p.add_argument("--length", type=int, default=200, help="tokens to generate")
-    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
-    p.add_argument(
-        "--top-k", "--top_k", dest="top_k", type=int, default=0, help="the k likeliest tokens; 0: all"
-    )
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    _add_checkpoint(p)
-
-
-def _run_complete(args, overrides) -> int:
-    from rnnlab.apps import generate
-    from rnnlab.apps.runs import load_run
-
-    run = load_run(args.workdir, _step(args))
-    kwargs = {"length": args.length, "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed}
-    continuation = generate.complete(run, args.prompt, **kwargs)
-    print(args.prompt + ("" if run.task.vocab.level == "char" else " ") + continuation)
-    return 0
-
-
-def _add_translate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to translate (none: one per stdin line)")
-    p.add_argument("--workdir", required=True, help="a seq2seq run")
-    p.add_argument("--beam", type=int, default=0, help="beam size (0 = greedy)")
-    _add_checkpoint(p)
-    p.add_argument(
-        "--evaluate",
-        action="store_true",
-        help="print exact match / BLEU and sacreBLEU (greedy and --beam, default 4) on the test split next "
-        "to the copy, most-frequent and nearest-neighbour baselines, as JSON",
-    )
-
-
-def _run_translate(args, overrides) -> int:
-    from rnnlab.apps import generate
-    from rnnlab.apps.runs import load_run
-
-    run = load_run(args.workdir, _step(args))
-    if args.evaluate:
-        result = generate.evaluate_translation(run, beam_size=args.beam or 4)
-        print(json.dumps(result, indent=1, sort_keys=True))
-        return 0
-    texts = args.texts or [line.strip() for line in sys.stdin if line.strip()]
-    for out in generate.translate(run, texts, beam_size=args.beam):
-        print(out)
-    return 0
-
-
-# --------------------------------------------------------------------------------------------------------
 
 TAKE_OVERRIDES = ("train", "sweep", "experiment")  # the others read a run's config.json, or none
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
     "train": (_add_train, _run_train),
-    "eval": (_add_eval, _run_eval),
+    "eval": (cli_apps.add_eval, cli_apps.run_eval),
     "sweep": (_add_sweep, _run_sweep),
     "experiment": (_add_experiment, _run_experiment),
     "report": (_add_report, _run_report),
     "data": (_add_data, _run_data),
-    "predict": (_add_predict, _run_predict),
-    "complete": (_add_complete, _run_complete),
-    "translate": (_add_translate, _run_translate),
-    "caption": (_add_predict, _run_predict),
-    "transcribe": (_add_predict, _run_predict),
+    "predict": (cli_apps.add_predict, cli_apps.run_predict),
+    "complete": (cli_apps.add_complete, cli_apps.run_complete),
+    "translate": (cli_apps.add_translate, cli_apps.run_translate),
+    "caption": (cli_apps.add_predict, cli_apps.run_predict),
+    "transcribe": (cli_apps.add_predict, cli_apps.run_predict),
 }
 HELP = {
     "train": "train (and evaluate) one config; resumes from --workdir",

@@ -11,14 +11,18 @@ An experiment file (``experiments/<name>.py``) defines
   ``'name'`` (the run directory's name; derived from the overrides when absent);
 * ``REPORT`` (optional): ``'training'`` (default: curves, diagnostics and a final-metrics table) or
   ``'gradient_flow'`` (gradient norm against distance at initialisation and after training, decay rates), or
-  ``'scaling'``: a scaling study, not a grid of runs: ``get_config(arg)`` gives the measurement settings and
-  ``get_sweep(arg)`` a list of ``rnnlab.scaling.Point`` (see ``rnnlab.scaling.run_study``).
+  a study, not a grid of runs, measured in this process (``STUDIES``): ``'scaling'``: ``get_config(arg)``
+  gives the measurement settings and ``get_sweep(arg)`` a list of ``rnnlab.scaling.Point`` (see
+  ``rnnlab.scaling.run_study``); ``'depth_vs_time'``: ``get_config(arg)`` gives the study's settings (see
+  ``rnnlab.analysis.depth.run_study``).
 
-``run_experiments([spec, ...], workdir)`` validates every run of every file before running any of them, runs
-each in ``workdir/<experiment>/<run>`` in its own process (``rnnlab.training.isolation``: finished runs are
-skipped, unfinished ones resume, a run the watchdog stopped is retried once), and writes ``workdir/report.md``
-with its plots; runs stopped by the non-finite guard, retried after a hang, or failed are listed in the status
-output and the report.
+``run_experiments([spec, ...], workdir, jobs=N)`` validates every run of every file before running any of
+them, runs each in ``workdir/<experiment>/<run>`` in its own process, up to N of a grid at once
+(``rnnlab.training.isolation``: finished runs are skipped, unfinished ones resume, a run the watchdog stopped
+is retried once; with N > 1 each output line starts with the run's name), and writes ``workdir/report.md``
+with its plots. A table of every run (status: finished, skipped, resumed, retried, nonfinite or failed; wall
+time; main validation metric) ends the output and is in the report; runs stopped by the non-finite guard,
+retried after a hang, or failed are also listed in the report's notes.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ from rnnlab.analysis import report, report_runs
 from rnnlab.apps import figures
 from rnnlab.training import config as config_lib
 from rnnlab.training import train_and_evaluate
-from rnnlab.training.isolation import run_isolated
+from rnnlab.training.isolation import run_many
 
-REPORT_KINDS = ("training", "gradient_flow", "scaling")
+STUDIES = ("scaling", "depth_vs_time")  # REPORT kinds that are not grids of training runs
+REPORT_KINDS = ("training", "gradient_flow", *STUDIES)
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -177,42 +182,49 @@ def run_experiments(
     *,
     overrides: Mapping[str, Any] | None = None,
     seeds: Sequence[int] | None = None,
+    jobs: int = 1,
     log=print,
     train_fn=train_and_evaluate,
 ) -> str:
     """Runs every grid of ``specs`` and writes ``workdir/report.md``; returns the report's path.
 
-    ``train_fn``: as in ``rnnlab.training.isolation.run_isolated`` (tests).
+    ``jobs``: how many points of a grid train at once, each in its own process (the results do not depend
+    on it). ``train_fn``: as in ``rnnlab.training.isolation.run_isolated`` (tests).
 
     Raises:
       RuntimeError: after the report is written, when a run failed or hung twice (the message lists them;
         the same command resumes them).
     """
+    if jobs < 1:
+        raise ValueError(f"jobs (--jobs) must be at least 1; got {jobs}")
     plans = [(spec, experiment_name(spec), report_kind(spec)) for spec in specs]
-    plans = [(s, e, k, [] if k == "scaling" else grid(s, overrides, seeds)) for s, e, k in plans]
+    plans = [(s, e, k, [] if k in STUDIES else grid(s, overrides, seeds)) for s, e, k in plans]
     validate_all([(f"{exp}/{name}", cfg) for _, exp, _, runs in plans for name, cfg in runs])
-    if any(kind == "scaling" for *_, kind, _ in plans) and (overrides or seeds):
+    studies = sorted({kind for *_, kind, _ in plans if kind in STUDIES})
+    if studies and (overrides or seeds):
         raise ValueError(
-            "scaling studies take no --config.* overrides or --seeds: edit the file's get_config"
+            f"{' and '.join(studies)} studies take no --config.* overrides or --seeds: edit the file's "
+            "get_config"
         )
-    sections, timings, all_runs = [], [], []
+    sections, timings, all_runs, rows = [], [], [], []
     notes: dict[str, list[str]] = {key: [] for key in _NOTES}
     for spec, exp, kind, runs in plans:
-        run_dirs = []
         start = time.perf_counter()
-        if kind == "scaling":
-            sections.extend(_scaling_sections(spec, os.path.join(workdir, exp), exp, log))
-        for i, (name, cfg) in enumerate(runs):
-            run_dir = os.path.join(workdir, exp, name)
-            run_dirs.append(run_dir)
-            log(f"[{exp} {i + 1}/{len(runs)}] {name}")
-            out = run_isolated(cfg, run_dir, log=log, train_fn=train_fn)
-            _note(out, f"`{exp}/{name}`", notes, log)
+        if kind in STUDIES:
+            sections.extend(_study_sections(kind, spec, os.path.join(workdir, exp), exp, log))
+            timings.append((exp, time.perf_counter() - start))
+            continue
+        run_dirs = [os.path.join(workdir, exp, name) for name, _ in runs]
+        points = [(f"{exp}/{name}", cfg, d) for (name, cfg), d in zip(runs, run_dirs, strict=True)]
+        outcomes = run_many(
+            points, jobs=jobs, log=log, done=lambda i, out, say: say(_status_line(out)), train_fn=train_fn
+        )
+        for (label, cfg, run_dir), out in zip(points, outcomes, strict=True):
+            _note(out, f"`{label}`", notes)
+            rows.append((label, out.summary, out.wall_s, _main_metric(cfg, out.result)))
             if out.status == "finished":  # captions / attention maps of the trained model, for the report
                 figures.write_figures(run_dir)
         timings.append((exp, time.perf_counter() - start))
-        if kind == "scaling":
-            continue
         out_dir = os.path.join(workdir, exp)
         runs_loaded = report_runs.read_runs(run_dirs)
         all_runs.extend(runs_loaded)
@@ -223,13 +235,16 @@ def run_experiments(
     intro = (
         f"Experiments: {', '.join(f'`{s}`' for s in specs)}. Wall time on this machine: "
         + ", ".join(f"{exp} {sec / 60:.1f} min" for exp, sec in timings)
-        + "."
+        + (f" ({jobs} runs at a time)." if jobs > 1 else ".")
     )
     for key, heading in _NOTES.items():
         if notes[key]:
             intro += f"\n\n{heading}:\n" + "\n".join(f"- {line}" for line in notes[key])
+    if rows:
+        sections.append(report.Section("runs", _STATUS_TEXT + "\n\n" + status_table(rows)))
+        log("\n" + status_table(rows))
     sections.extend(report.provenance_sections(all_runs))
-    published = any(kind != "scaling" for *_, kind, _ in plans)  # the literature is about training results
+    published = any(kind not in STUDIES for *_, kind, _ in plans)  # the literature is about training results
     path = report.write_report(
         workdir, *sections, title="rnnlab experiment report", intro=intro, published=published
     )
@@ -248,26 +263,81 @@ _NOTES = {
 }
 
 
-def _note(out, label: str, notes: dict[str, list[str]], log) -> None:
-    """The status line of one finished point, and its entry in the report's notes."""
-    if out.hangs and out.status != "hung":
-        notes["retried"].append(f"{label}: stopped {out.hangs} time(s), then {out.status}")
+def _status_line(out) -> str:
+    """What a point's log says when it ends."""
     if out.status in ("finished", "skipped"):
         shown = {k: v for k, v in out.result.items() if k.startswith("eval/") and isinstance(v, float)}
         done = "finished, skipped: " if out.status == "skipped" else ""
-        log("  " + done + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
-    elif out.status == "nonfinite":  # a result too (e.g. an exploding IRNN): report it, go on
+        return "  " + done + ", ".join(f"{k}={v:.4g}" for k, v in shown.items())
+    if out.status == "nonfinite":
+        return f"  stopped: {out.message}"
+    return f"  FAILED: {_why(out)}"
+
+
+def _why(out) -> str:
+    return f"hung {out.hangs} times ({out.message})" if out.status == "hung" else out.message
+
+
+def _note(out, label: str, notes: dict[str, list[str]]) -> None:
+    """A point's entry in the report's notes, if it needs one."""
+    if out.hangs and out.status != "hung":
+        notes["retried"].append(f"{label}: stopped {out.hangs} time(s), then {out.status}")
+    if out.status == "nonfinite":  # a result too (e.g. an exploding IRNN): report it, go on
         notes["nonfinite"].append(f"{label}: {out.message}")
-        log(f"  stopped: {out.message}")
-    else:
-        why = f"hung {out.hangs} times ({out.message})" if out.status == "hung" else out.message
-        notes["failed"].append(f"{label}: {why}")
-        log(f"  FAILED: {why}")
+    elif out.status not in ("finished", "skipped"):
+        notes["failed"].append(f"{label}: {_why(out)}")
 
 
-def _scaling_sections(spec: str, out_dir: str, title: str, log) -> list:
-    """Measures a scaling study (``REPORT = 'scaling'``) in ``out_dir``; its report sections."""
+def _study_sections(kind: str, spec: str, out_dir: str, title: str, log) -> list:
+    """Measures a study (``REPORT`` in ``STUDIES``) in ``out_dir``; its report sections."""
     path, arg = split_spec(spec)
     module = load_module(path)
-    config, points = _call(module.get_config, arg), _call(module.get_sweep, arg)
-    return scaling.run_study(config, points, out_dir, title=title, log=log)
+    config = _call(module.get_config, arg)
+    if kind == "depth_vs_time":
+        from rnnlab.analysis import depth  # written alongside; only studies of this kind need it
+
+        return depth.run_study(config, out_dir, title=title, log=log)
+    return scaling.run_study(config, _call(module.get_sweep, arg), out_dir, title=title, log=log)
+
+
+# The validation metric a run is summarised by when ``train.best_metric`` is not set: the first of these
+# that the run reports (task scores before losses).
+MAIN_METRICS = (
+    "entity_f1",
+    "exact_match",
+    "label_error_rate",
+    "bits_per_char",
+    "perplexity",
+    "accuracy",
+    "mse_over_baseline",
+    "mse",
+    "loss",
+)
+_STATUS_TEXT = (
+    "Every run of the grids: finished (trained now), skipped (finished before), resumed (from a checkpoint "
+    "an earlier command left), retried (after the watchdog stopped it), nonfinite (stopped by the non-finite "
+    "guard), failed; its wall time (0 when skipped), and its main validation metric (`train.best_metric`, "
+    "else the first of " + ", ".join(MAIN_METRICS) + " it reports)."
+)
+
+
+def _main_metric(config, result: Mapping[str, Any] | None) -> tuple[str, float] | None:
+    """``(name, value)`` of the validation metric that summarises a run, or None without a result."""
+    if not result:
+        return None
+    names = [config.train.best_metric] if config.train.best_metric else []
+    names += [f"eval/{m}" for m in MAIN_METRICS] + sorted(k for k in result if k.startswith("eval/"))
+    return next(((n, result[n]) for n in names if isinstance(result.get(n), float)), None)
+
+
+def status_table(rows: Sequence[tuple[str, str, float, tuple[str, float] | None]]) -> str:
+    """A Markdown table of ``(run, status, wall seconds, (metric, value) or None)`` rows."""
+    lines = ["| run | status | wall time | main metric |", "|---|---|---|---|"]
+    for label, status, wall_s, metric in rows:
+        shown = f"{metric[0]} = {metric[1]:.4g}" if metric else "-"
+        lines.append(f"| {label} | {status} | {_duration(wall_s)} | {shown} |")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
