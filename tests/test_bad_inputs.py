@@ -119,7 +119,7 @@ CLI_ROWS = [
     (
         "predict-evaluate-text",
         ["predict", "--workdir", "{RUN}", "--evaluate", "x"],
-        "--evaluate takes no TEXT",
+        "--evaluate and --grid take no INPUT",
     ),
     # other commands
     (

@@ -28,10 +28,15 @@ from rnnlab.tasks.vocab import detokenize
 from rnnlab.training import captioning, transcription
 from rnnlab.training.seq2seq import decode_ids, translation_metrics
 
+_KIND_NAMES = {"lm": "language-model", "ctc": "CTC transcription"}
+
 
 def _check_kind(run: LoadedRun, kind: str, what: str) -> None:
     if run.task.info.kind != kind:
-        raise ValueError(f"{what} needs a {kind} run; {run.task.info.name!r} is {run.task.info.kind!r}")
+        raise ValueError(
+            f"{what} needs a {_KIND_NAMES.get(kind, kind)} run; "
+            f"{run.task.info.name!r} is {run.task.info.kind!r}"
+        )
 
 
 # ------------------------------------------------------------------------------------------------ LM

@@ -163,6 +163,11 @@ def predict(run: LoadedRun, inputs: Sequence[str], *, beam_size: int = 0) -> lis
         return [generate.label_text(run, x) for x in generate.transcribe(run, frames, beam_size=beam_size)]
     if info.input_shape is not None and len(info.input_shape) == 3:
         return list(classify_clips(run, inputs))
+    if info.kind != "classification":
+        raise ValueError(
+            f"predict reads texts, images, frames or clips; {info.name!r} is {info.kind}: use "
+            "`rnnlab predict --evaluate` or `rnnlab eval` for its scores"
+        )
     probs = class_probabilities(run, inputs)
     return list(probs[:, 1]) if probs.shape[-1] == 2 else list(probs)
 
