@@ -61,7 +61,7 @@ def get_config(arg: str | None = None):
         c.model.crf = False
     elif arg == "conll2003":
         c.task.name = "conll2003"
-        c.task.params = {"min_count": 2, "max_length": 80, "chars": True, "case": True}
+        c.task.params = {"min_count": 2, "max_length": 80}  # the TFDS catalog task: words only (+ CRF)
         c.model.hidden_size = 128
         c.model.embed_dim = 100
         c.train.steps = 3000

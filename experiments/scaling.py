@@ -21,6 +21,7 @@ from ml_collections import ConfigDict
 from rnnlab.scaling import expand
 
 REPORT = "scaling"
+ARGS = ("quick", "memory")  # FILE.py:ARG (rnnlab.experiment); none: the full sweep
 GATED = ("xla", "fused", "cudnn", "remat")  # 'cudnn' is recorded as n/a off GPUs
 LINEAR = ("xla", "associative")
 

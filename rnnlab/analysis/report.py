@@ -153,6 +153,16 @@ def training_sections(runs: Sequence[Run], out_dir: str, *, title: str = "") -> 
                 [(loss, "loss curves")],
             )
         )
+    norms = plot_loss_curves(runs, png("grad_norm.png"), key="grad_norm", splits=("train",))
+    if norms:
+        sections.append(
+            Section(
+                pre + "gradient norm",
+                "Global gradient norm before clipping against training step (a run stopped by the "
+                "non-finite guard ends at its last finite record).",
+                [(norms, "gradient norm curves")],
+            )
+        )
     grads = {r.label(): c for r in runs if (c := last_list(r, "grad_norm_t"))}
     jacs = {r.label(): c for r in runs if (c := last_list(r, "jac_norm_t"))}
     figs = [

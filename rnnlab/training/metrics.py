@@ -54,7 +54,8 @@ class MetricWriter:
       tensorboard: also write TensorBoard event files.
       resume_step: on restart, records with ``step > resume_step`` (written after the last checkpoint by the
         killed run) are dropped from ``metrics.jsonl`` and the TensorBoard event files, so both end up as if
-        the run had never stopped; None (a fresh start) deletes both.
+        the run had never stopped (so are the 'test/...' records of a finished run whose steps are extended);
+        None (a fresh start) deletes both.
     """
 
     def __init__(self, workdir: str, *, tensorboard: bool = True, resume_step: int | None = None):
@@ -63,7 +64,12 @@ class MetricWriter:
         self._tensorboard = tensorboard
         self._tb: dict[int, Any] = {}
         if resume_step is not None and os.path.exists(self.path):
-            kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= resume_step]
+            kept = [
+                r
+                for r in read_jsonl(self.path)
+                if r.get("step", 0) < resume_step
+                or (r.get("step", 0) == resume_step and not any(k.startswith("test/") for k in r))
+            ]  # a test record at resume_step is the end of a shorter run that is now extended
             with open(self.path, "w") as f:
                 f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in kept)
         elif resume_step is None and os.path.exists(self.path):
