@@ -124,7 +124,8 @@ def test_tanh_decays_below_one_at_small_init_and_never_faster_than_the_bound():
         assert np.all(norms[:-1] <= r * norms[1:] * (1 + 1e-5))
         assert depth.geometric_rate(norms) < r + 1e-6
     assert depth.geometric_rate([0.125, 0.25, 0.5, 1.0]) == pytest.approx(0.5)
-    assert depth.geometric_rate([0.0, 1.0]) == 0.0
+    assert depth.geometric_rate([0.0, 1e-3, 1e-2, 0.1, 1.0]) == pytest.approx(0.1)  # underflowed end left out
+    assert np.isnan(depth.geometric_rate([0.0, 1.0]))
 
 
 @pytest.mark.slow

@@ -19,8 +19,9 @@ L = sum_b <h_L[b], v> with a random unit vector v, so ||dL/dh_L|| = 1 per exampl
 (step's) value is ||dL/dh_l|| averaged over the B examples, then the geometric mean over K seeds. Both
 loops add a zero probe to the state after every layer / step (``rnnlab.RNN(..., probes=...)`` for the
 RNNs) and read all L gradients from one backward pass. The decay rate per layer (step) is the geometric
-mean of the ratios ||dL/dh_{l-1}|| / ||dL/dh_l||, i.e. (||dL/dh_1|| / ||dL/dh_L||)^(1/(L-1)); < 1: the
-gradient vanishes, > 1: it explodes. The least-squares factor of ``rnnlab.analysis.gradients`` is shown next
+mean of the ratios ||dL/dh_{l-1}|| / ||dL/dh_l||, i.e. (||dL/dh_1|| / ||dL/dh_L||)^(1/(L-1)) (over the
+distances where the norm is >= 1e-30: float32 underflows below); < 1: the gradient vanishes, > 1: it
+explodes. The least-squares factor of ``rnnlab.analysis.gradients`` is shown next
 to it.
 
 ``run_study(config, out_dir, title=...)`` is the ``REPORT = 'depth_vs_time'`` experiment
@@ -136,7 +137,7 @@ def init_cell(name: str, key: Array, x: Array, **options):
 
 # ---------------------------------------------------------------------------- one initialisation
 def _settings(config) -> tuple:
-    """The hashable settings of a measurement (static under jit; seed and radius are traced)."""
+    """The settings of a measurement that fix the shapes (seed and radius only change values)."""
     return tuple(
         config[k] for k in ("width", "depth", "batch_size", "input_size", "recurrent_init", "gate_bias")
     )
@@ -147,8 +148,9 @@ def _scaled(params, radius: Array):
     return {**params, "recurrent_kernel": radius * params["recurrent_kernel"]}
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _measure(settings: tuple, key: Array, radius: Array) -> dict[str, Array]:
+def _init(settings: tuple, key: Array, radius: Array):
+    """``(x [B, T, D], readout [H], h0 [B, H], {net: params})`` of one initialisation (eager: under one jit
+    with the three cells' ``init`` XLA:CPU hung, every thread waiting, at H = 64, L = 100)."""
     h, n, b, d, recurrent_init, gate_bias = settings
     k_x, k_v, k_rnn, k_deep, k_gate, k_lstm, k_gru = jax.random.split(key, 7)
     x = jax.random.normal(k_x, (b, n, d))
@@ -156,43 +158,62 @@ def _measure(settings: tuple, key: Array, radius: Array) -> dict[str, Array]:
     readout = readout / jnp.linalg.norm(readout)
     common = {"hidden_size": h, "recurrent_init": recurrent_init}  # radius 1, then scaled
 
-    tanh_cell, tanh_params = init_cell("rnn", k_rnn, x, **common)
-    tanh_params = _scaled(tanh_params, radius)
+    tanh_params = _scaled(init_cell("rnn", k_rnn, x, **common)[1], radius)
     w = tanh_params["recurrent_kernel"]
     h0 = jnp.tanh(x[:, 0] @ tanh_params["input"]["kernel"] + tanh_params["input"]["bias"])
     init = recurrent_initializer(recurrent_init, 1.0)
     draw = lambda key: radius * jax.vmap(lambda k: init(k, (h, h)))(jax.random.split(key, n))  # [L, H, H]
     untied = {"w": draw(k_deep).at[0].set(w), "b": jnp.zeros((n, h))}
-    tied = {"w": jnp.broadcast_to(w, (n, h, h)), "b": jnp.zeros((n, h))}
-    highway = {**untied, "w_t": draw(k_gate), "b_t": jnp.full((n, h), -gate_bias)}
-    lstm_cell, lstm_params = init_cell("lstm", k_lstm, x, forget_bias=gate_bias, **common)
-    gru_cell, gru_params = init_cell("gru", k_gru, x, **common)
-    lstm_params, gru_params = _scaled(lstm_params, radius), _scaled(gru_params, radius)
-    return {
-        "deep tanh (untied)": deep_grad_norms("tanh", untied, h0, readout),
-        "deep tanh (tied)": deep_grad_norms("tanh", tied, h0, readout),
-        "tanh RNN": rnn_grad_norms(tanh_cell, tanh_params, x, readout),
-        "highway": deep_grad_norms("highway", highway, h0, readout),
-        "LSTM": rnn_grad_norms(lstm_cell, lstm_params, x, readout),
-        "GRU": rnn_grad_norms(gru_cell, gru_params, x, readout),
+    params = {
+        "deep tanh (untied)": untied,
+        "deep tanh (tied)": {"w": jnp.broadcast_to(w, (n, h, h)), "b": jnp.zeros((n, h))},
+        "tanh RNN": tanh_params,
+        "highway": {**untied, "w_t": draw(k_gate), "b_t": jnp.full((n, h), -gate_bias)},
+        "LSTM": _scaled(init_cell("lstm", k_lstm, x, forget_bias=gate_bias, **common)[1], radius),
+        "GRU": _scaled(init_cell("gru", k_gru, x, **common)[1], radius),
     }
+    return x, readout, h0, params
+
+
+# Each net is compiled on its own (and once per shape: seeds and radii only change values).
+_deep_norms = jax.jit(deep_grad_norms, static_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _rnn_norms(name: str, options: tuple, params, x: Array, readout: Array) -> Array:
+    return rnn_grad_norms(get_cell(name, **dict(options)), params, x, readout)
 
 
 def measure(config, seed: int, radius: float | None = None) -> dict[str, np.ndarray]:
     """``{net: [L] ||dL/dh|| in layer / time order}`` for every net of :data:`NETS`, one initialisation
     (``seed``) at spectral radius ``radius`` (default ``config.radius``); one compilation per shape."""
     radius = config.radius if radius is None else radius
-    out = _measure(_settings(config), jax.random.PRNGKey(seed), jnp.float32(radius))
+    x, readout, h0, params = _init(_settings(config), jax.random.PRNGKey(seed), jnp.float32(radius))
+    common = (("hidden_size", config.width), ("recurrent_init", config.recurrent_init))
+    out = {
+        "deep tanh (untied)": _deep_norms("tanh", params["deep tanh (untied)"], h0, readout),
+        "deep tanh (tied)": _deep_norms("tanh", params["deep tanh (tied)"], h0, readout),
+        "tanh RNN": _rnn_norms("rnn", common, params["tanh RNN"], x, readout),
+        "highway": _deep_norms("highway", params["highway"], h0, readout),
+        "LSTM": _rnn_norms("lstm", (*common, ("forget_bias", config.gate_bias)), params["LSTM"], x, readout),
+        "GRU": _rnn_norms("gru", common, params["GRU"], x, readout),
+    }
     return {net: np.asarray(out[net], np.float64) for net in NETS}
 
 
+FLOOR = 1e-30  # float32 underflows (subnormals below ~1e-38): rates use the distances where ||dL/dh|| >= this
+
+
 def geometric_rate(norms) -> float:
-    """The geometric mean of ||g_{l-1}|| / ||g_l|| over the curve ``norms: [L]`` (layer / time order):
-    (norms[0] / norms[-1])^(1/(L-1)); 0 when the far end underflowed to 0, NaN for fewer than 2 entries."""
+    """The geometric mean of ||g_{l-1}|| / ||g_l|| along ``norms: [L]`` (layer / time order, the last entry
+    at distance 0), over the distances where the norm is >= :data:`FLOOR`: (norms[j] / norms[-1])^(1/(L-1-j))
+    with j the farthest such index. NaN when fewer than 2 entries qualify."""
     norms = np.asarray(norms, np.float64)
-    if norms.size < 2 or not np.isfinite(norms[[0, -1]]).all() or norms[-1] <= 0:
+    ok = np.flatnonzero(np.isfinite(norms) & (norms >= FLOOR))
+    if norms.size < 2 or ok.size < 2 or ok[-1] != norms.size - 1:
         return math.nan
-    return float((norms[0] / norms[-1]) ** (1.0 / (norms.size - 1)))
+    j = int(ok[0])
+    return float((norms[j] / norms[-1]) ** (1.0 / (norms.size - 1 - j)))
 
 
 def rate_rows(curves: Mapping[str, np.ndarray], seed: int, **extra) -> list[dict]:
@@ -204,7 +225,7 @@ def rate_rows(curves: Mapping[str, np.ndarray], seed: int, **extra) -> list[dict
             "unit": "step" if net.endswith(("RNN", "LSTM", "GRU")) else "layer",
             "seed": seed,
             "rate per layer/step (geometric mean)": geometric_rate(c),
-            "rate (least-squares fit)": float(fit_decay_rate(jnp.asarray(c))),
+            "rate (least-squares fit)": float(fit_decay_rate(jnp.asarray(c), jnp.asarray(c >= FLOOR))),
             "||dL/dh|| at distance L-1": float(c[0]),
         }
         for net, c in curves.items()
@@ -272,12 +293,13 @@ def run_study(config: ml_collections.ConfigDict, out_dir: str, *, title: str, lo
             f,
             indent=1,
         )
-    main = [r for r in rows if r["radius"] == config.radius]
+    main = [{k: v for k, v in r.items() if k != "radius"} for r in rows if r["radius"] == config.radius]
     by_radius = [{k: v for k, v in r.items() if not k.startswith(("rate (", "||"))} for r in rows]
     body = (
         f"Gradient of a loss on the last state, ||dL/dh||, through {config.depth} feed-forward layers and "
         f"through {config.depth} time steps of RNNs at initialisation ({what}; mean ± std over seeds). "
-        "Rate: the geometric mean of ||dL/dh_(l-1)|| / ||dL/dh_l|| (< 1: vanishing). The tied deep tanh net "
+        "Rate: the geometric mean of ||dL/dh_(l-1)|| / ||dL/dh_l|| over the distances where ||dL/dh|| >= "
+        "1e-30 (float32 underflows below; < 1: vanishing). The tied deep tanh net "
         "is the tanh RNN without inputs; the untied one draws a fresh matrix per layer from the same "
         "initialiser (its first layer IS the RNN's matrix); the highway net uses the same matrices plus a "
         "carry gate, the LSTM the same initialiser per gate block "
