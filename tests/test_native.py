@@ -1,0 +1,186 @@
+"""The compiled CPU kernels (backend 'native') equal the XLA time loop, and rnnlab works without them.
+
+float64 against the XLA scan to rounding (forward, gradients w.r.t. parameters, inputs, carry and probes;
+masking, reverse, gate slope, H not a multiple of the 16-unit groups); float32 within float32 rounding; the
+team size does not change a bit; K vmapped seeds equal K separate calls; without a compiler (or with
+RNNLAB_NATIVE=0) the time loop picks the JAX kernels. Tests that need the kernels skip where they cannot be
+built.
+
+Shape legend: B batch, T time, D input features, H hidden size, K seeds.
+"""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rnnlab
+from rnnlab.fused import native
+from rnnlab.scan import Backend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+B, T, D, H = 7, 6, 3, 20  # B: one full 6-row tile and a tail; H: one full 16-unit group and a partial one
+
+
+@pytest.fixture
+def built():
+    if not native.available():
+        pytest.skip("the native kernels could not be built here (no C++ compiler?)")
+
+
+def _data(dtype, seed=0):
+    k = jax.random.split(jax.random.PRNGKey(seed), 4)
+    x = jax.random.normal(k[0], (B, T, D), dtype)
+    h0 = 0.5 * jax.random.normal(k[1], (B, H), dtype)
+    c0 = 0.5 * jax.random.normal(k[2], (B, H), dtype)
+    w_y = jax.random.normal(k[3], (B, T, H), dtype)
+    return x, h0, c0, w_y
+
+
+def _perturbed(params):
+    """Non-zero biases and b_hn, so every gradient term is exercised."""
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(3), len(leaves))
+    return jax.tree.unflatten(
+        tree, [p + 0.3 * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys, strict=True)]
+    )
+
+
+def _loss_and_grads(name, backend, dtype, lengths=None, reverse=False, probes=False, **options):
+    x, h0, c0, w_y = _data(dtype)
+    cell = rnnlab.get_cell(name, hidden_size=H, param_dtype=dtype, **options)
+    layer = rnnlab.RNN(cell, reverse=reverse, backend=backend)
+    carry = (c0, h0) if name == "lstm" else h0
+    params = _perturbed(layer.init(jax.random.PRNGKey(1), x))
+    assert layer.plan(probes=probes, dtype=dtype).backend == backend
+    pr = rnnlab.zero_probes(carry, T) if probes else None
+
+    def loss(params, x, carry, pr):
+        final, y = layer.apply(params, x, lengths, carry, pr)
+        value = jnp.sum(w_y * jnp.sin(y)) + sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree.leaves(final))
+        return value, (final, y)
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3), has_aux=True))(params, x, carry, pr)
+
+
+LOOPS = {
+    "full": {},
+    "lengths-reverse": {"lengths": (6, 3, 0, 1, 6, 5, 2), "reverse": True},
+    "lengths-probes": {"lengths": (6, 4, 1, 0, 2, 6, 3), "probes": True},
+    "slope": {"gate_slope": 2.5},
+}
+
+
+@pytest.mark.parametrize("loop", LOOPS, ids=list(LOOPS))
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_native_equals_xla_in_float64(built, name, loop):
+    opts = dict(LOOPS[loop])
+    if "lengths" in opts:
+        opts["lengths"] = jnp.array(opts["lengths"])
+    with jax.enable_x64(True):
+        got = _loss_and_grads(name, "native", jnp.float64, **opts)
+        want = _loss_and_grads(name, "xla", jnp.float64, **opts)
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12), got, want)
+    if "lengths" in opts:  # padded outputs are exactly 0
+        y = np.asarray(got[0][1][1])
+        for b, n in enumerate(np.asarray(opts["lengths"])):
+            assert not y[b, n:].any()
+    if opts.get("probes"):
+        assert all(np.abs(p).max() > 0 for p in jax.tree.leaves(got[1][3]))
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_native_equals_xla_in_float32(built, name):
+    lengths = jnp.array(LOOPS["lengths-reverse"]["lengths"])
+    got = _loss_and_grads(name, "native", jnp.float32, lengths=lengths, reverse=True)
+    want = _loss_and_grads(name, "xla", jnp.float32, lengths=lengths, reverse=True)
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=2e-4, atol=2e-5), got, want)
+
+
+def _lstm_grads(max_threads, x, params):
+    """Gradients of a weighted LSTM output sum through ``native.lstm_sequence`` (time-major x)."""
+    w_ih, b, w_hh = params
+    h0 = jnp.zeros((x.shape[1], w_hh.shape[0]), x.dtype)
+
+    def loss(params, x):
+        c, h, ys = native.lstm_sequence(*params, x, h0, h0, max_threads=max_threads)
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(c * h)
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, x)
+
+
+def _lstm_params(key, d, h, k=None):
+    lead = () if k is None else (k,)
+    ks = jax.random.split(key, 3)
+    return (
+        0.3 * jax.random.normal(ks[0], (*lead, d, 4 * h)),
+        0.1 * jax.random.normal(ks[1], (*lead, 4 * h)),
+        0.2 * jax.random.normal(ks[2], (*lead, h, 4 * h)),
+    )
+
+
+def test_team_size_changes_no_bit(built):
+    """Large enough for a two-thread team (>= 2^17 multiply-adds per step); one thread gives the same bits."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (5, 16, 8))
+    params = _lstm_params(jax.random.PRNGKey(1), 8, 64)
+    one, two = _lstm_grads(1, x, params), _lstm_grads(2, x, params)
+    jax.tree.map(np.testing.assert_array_equal, one, two)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_vmapped_seeds_equal_separate_calls(built, name):
+    """K = 3 seeds through vmap (whole seeds per thread in one call) equal one call per seed."""
+    k, h = 3, 16
+    x = jax.random.normal(jax.random.PRNGKey(0), (k, 4, 5, 2))
+    if name == "lstm":
+        params = _lstm_params(jax.random.PRNGKey(1), 2, h, k)
+        grads = lambda p, x: _lstm_grads(0, x, p)
+    else:
+        ks = jax.random.split(jax.random.PRNGKey(1), 4)
+        params = tuple(
+            0.3 * jax.random.normal(kk, (k, *shape)) for kk, shape in zip(ks, [(2, 3 * h), (3 * h,), (h, 3 * h), (h,)])
+        )
+
+        def grads(p, x):
+            def loss(p, x):
+                h_t, ys = native.gru_sequence(*p, x, jnp.zeros((x.shape[1], h)))
+                return jnp.sum(jnp.sin(ys)) + jnp.sum(h_t**2)
+
+            return jax.value_and_grad(loss, argnums=(0, 1))(p, x)
+
+    together = jax.jit(jax.vmap(grads))(params, x)
+    for s in range(k):
+        alone = jax.jit(grads)(jax.tree.map(lambda a: a[s], params), x[s])
+        jax.tree.map(lambda u, v: np.testing.assert_allclose(u[s], v, rtol=1e-6, atol=1e-6), together, alone)
+
+
+def test_auto_picks_native_on_cpu_and_fused_elsewhere(built):
+    for name in ("lstm", "gru"):
+        cell = rnnlab.get_cell(name, hidden_size=H)
+        assert rnnlab.RNN(cell).plan(platform="cpu").backend is Backend.NATIVE
+        assert rnnlab.RNN(cell).plan(platform="gpu").backend is Backend.FUSED
+        assert rnnlab.RNN(cell).plan(platform="cpu", dtype=jnp.bfloat16).backend is Backend.FUSED
+    peephole = rnnlab.get_cell("lstm", hidden_size=H, peephole=True)
+    assert rnnlab.RNN(peephole, backend="native").plan(platform="cpu").backend is Backend.XLA
+
+
+def _plan_in_subprocess(env: dict) -> str:
+    code = "import rnnlab; print(rnnlab.RNN(rnnlab.get_cell('lstm', hidden_size=8)).plan(platform='cpu').backend)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"RNNLAB_NATIVE": "0"}, {"CXX": "/bin/false"}],
+    ids=["switched-off", "compiler-fails"],
+)
+def test_without_the_kernels_the_loop_uses_the_jax_ones(tmp_path, env):
+    assert _plan_in_subprocess({**env, "RNNLAB_CACHE_DIR": str(tmp_path)}) == "fused"
