@@ -4,9 +4,10 @@ The library is built with the system's C++ compiler (``$CXX``, else ``c++``, ``g
 the FFI headers jaxlib ships (``jax.ffi.include_dir()``), for this machine's CPU (``-march=native``), into a
 cache directory (``$RNNLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/rnnlab`` or ``~/.cache/rnnlab``), once per
 (sources, compiler, jax version, CPU): a later process loads it in milliseconds. Concurrent first uses (pytest
-workers) wait on a file lock for one build. Without a compiler, with a failing build, or with
-``RNNLAB_NATIVE=0``, :func:`load` returns False and the time loop uses its JAX kernels: nothing requires a
-compiler.
+workers) wait on a file lock for one build. Without a compiler (a ``$CXX`` that is set is the only one tried),
+with a failing build, or with ``RNNLAB_NATIVE=0``, :func:`load` returns False and the time loop uses its JAX
+kernels: nothing requires a compiler. Why it returned False goes to the ``rnnlab.fused.build`` logger (a
+failed build as a warning, the others at INFO).
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ import ctypes
 import fcntl
 import functools
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import jax
 
+log = logging.getLogger(__name__)
 SOURCE_DIR = Path(__file__).parent / "csrc"
 TARGETS = tuple(
     f"rnnlab_{cell}_{direction}_{dtype}"
@@ -44,10 +46,10 @@ def cache_dir() -> Path:
 
 
 def _compiler() -> str | None:
-    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
+    """``$CXX`` if it is set (and None if it is not a program), else the first of c++, g++, clang++."""
+    if os.environ.get("CXX"):
+        return shutil.which(os.environ["CXX"])
+    return next((shutil.which(name) for name in ("c++", "g++", "clang++") if shutil.which(name)), None)
 
 
 def _cpu_signature() -> str:
@@ -77,7 +79,7 @@ def _build(cxx: str, path: Path) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building the same library
         if path.exists():
             return
-        print(f"rnnlab: compiling the CPU LSTM/GRU kernels once into {path} ...", file=sys.stderr, flush=True)
+        log.warning("rnnlab: compiling the CPU LSTM/GRU kernels once into %s ...", path)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
         os.close(fd)
         cmd = [cxx, *FLAGS, "-isystem", jax.ffi.include_dir(), str(SOURCE_DIR / "rnn_cpu.cc"), "-o", tmp]
@@ -93,9 +95,11 @@ def _build(cxx: str, path: Path) -> None:
 def load() -> bool:
     """Builds (if needed) and loads the kernels, registering their FFI targets; False if unavailable."""
     if os.environ.get("RNNLAB_NATIVE", "1") == "0":
+        log.info("rnnlab: RNNLAB_NATIVE=0, the CPU kernels are off; using the JAX ones")
         return False
     cxx = _compiler()
     if cxx is None:
+        log.info("rnnlab: no C++ compiler (CXX=%r), using the JAX kernels", os.environ.get("CXX"))
         return False
     try:
         path = _library_path(cxx)
@@ -103,7 +107,7 @@ def load() -> bool:
             _build(cxx, path)
         lib = ctypes.CDLL(str(path))
     except (OSError, RuntimeError, subprocess.SubprocessError) as e:
-        print(f"rnnlab: CPU kernels unavailable, using the JAX ones ({e})", file=sys.stderr)
+        log.warning("rnnlab: CPU kernels unavailable, using the JAX ones (%s)", e)
         return False
     for name in TARGETS:
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
