@@ -2,12 +2,13 @@
 
 Shape legend: B batch, T time, D input features, H hidden size, G gates (LSTM 4, GRU 3).
 
-:mod:`rnnlab.scan` asks :func:`kernel_for` ``(backend, cell)`` for a :class:`SequenceKernel` and never looks at
-concrete cell classes. Registered here, for :class:`~rnnlab.cells.LSTMCell` and :class:`~rnnlab.cells.GRUCell`:
+:mod:`rnnlab.scan` asks :func:`kernel_for` ``(backend, cell)`` for a :class:`SequenceKernel` and never looks
+at concrete cell classes. Registered here, for :class:`~rnnlab.cells.LSTMCell` and
+:class:`~rnnlab.cells.GRUCell`:
 
 * ``'fused'``: custom VJPs written in JAX (:mod:`rnnlab.fused.vjp`), any platform and dtype;
 * ``'native'``: the same passes as compiled C++ through ``jax.ffi`` (:mod:`rnnlab.fused.native`), CPU,
-  float32/float64, where a C++ compiler could build them (:mod:`rnnlab.fused.build`); the CPU default;
+  float32/float64, where a C++ compiler could build them (:mod:`rnnlab.fused.build`); opt-in;
 * ``'cudnn'`` (LSTM only): cuDNN through ``jax.experimental.rnn.lstm`` (:mod:`rnnlab.fused.cudnn`), GPU,
   float32.
 

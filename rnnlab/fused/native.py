@@ -216,7 +216,8 @@ def _gru_bwd(slope, threads, res, cts):
     drz, dan, dhn, dh0, dp = _call(
         "gru_backward", results, gates, h_seq, h0, m, dys, dh_t, w_hh, slope=slope, threads=threads
     )
-    # d(r, z) meet both kernels; d(n) splits into the input part (dan) and the reset-gated recurrent part (dhn).
+    # d(r, z) meet both kernels; d(n) splits into the input part (dan) and the reset-gated recurrent part
+    # (dhn).
     dw_hh = jnp.concatenate([_prev_outer(h0, h_seq, drz), _prev_outer(h0, h_seq, dhn)], axis=-1)
     dw_ih = jnp.concatenate([_outer_sum(xs, drz), _outer_sum(xs, dan)], axis=-1)
     db = jnp.concatenate([jnp.sum(drz, axis=(0, 1)), jnp.sum(dan, axis=(0, 1))])
@@ -231,7 +232,7 @@ _gru.defvjp(_gru_fwd, _gru_bwd)
 
 
 def _cast(params, carry, xs):
-    """Everything in the compute dtype (the kernels take one dtype; inputs may be promoted, e.g. under x64)."""
+    """Everything in the compute dtype (the kernels take one dtype; inputs may be promoted, e.g. x64)."""
     dtype = jnp.result_type(xs, *jax.tree.leaves(params), *jax.tree.leaves(carry))
     cast = lambda tree: jax.tree.map(lambda a: a.astype(dtype), tree)
     return cast(params), cast(carry), xs.astype(dtype)
@@ -244,7 +245,15 @@ def run_lstm(cell, params, carry, xs, mask, probes, *, unroll, hoisted):
     probes = None if probes is None else _cast({}, probes, xs)[1]
     inp = params["input"]
     c, h, ys = lstm_sequence(
-        inp["kernel"], inp["bias"], params["recurrent_kernel"], xs, c0, h0, mask, probes, gate_slope=cell.gate_slope
+        inp["kernel"],
+        inp["bias"],
+        params["recurrent_kernel"],
+        xs,
+        c0,
+        h0,
+        mask,
+        probes,
+        gate_slope=cell.gate_slope,
     )
     return (c, h), ys
 

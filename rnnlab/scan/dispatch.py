@@ -45,13 +45,13 @@ class Defaults:
 # CPU, measured on a 2-core AVX2 machine (README "Speed", benchmarks/bench_rnn.py; PERF-FACTS): projecting
 # inside the loop was 15-30% faster than hoisting at every benchmarked shape (D <= 64); a sequential lax.scan
 # of a linear recurrence was 1.6-2.4x faster than associative_scan and used 1.7-3.1x less memory; the fused
-# kernel took 5-20% less time than differentiating the XLA scan (LSTM and GRU), and the compiled C++ kernels
-# (native, where they build) were faster again than every other path, PyTorch's included (README "Speed").
-# GPU/TPU, not measured here: one large hoisted matmul and the O(log T)-depth associative scan are what
-# parallel hardware rewards; the fused kernel stays the default there and cuDNN is opt-in
-# (backend='cudnn'), until measured.
+# kernel took 5-20% less time than differentiating the XLA scan (LSTM and GRU). The compiled C++ kernels
+# (backend='native') are opt-in: in one interleaved bench run (benchmarks/RESULTS-native.md) they were slower
+# than 'fused' on some shapes (the rule: default only if faster on every benchmarked shape). GPU/TPU, not
+# measured here: one large hoisted matmul and the O(log T)-depth associative scan are what parallel hardware
+# rewards; the fused kernel stays the default there and cuDNN is opt-in (backend='cudnn'), until measured.
 AUTO = {
-    "cpu": Defaults(hoist=False, associative=False, kernels=(Backend.NATIVE, Backend.FUSED)),
+    "cpu": Defaults(hoist=False, associative=False, kernels=(Backend.FUSED,)),
     "gpu": Defaults(hoist=True, associative=True, kernels=(Backend.FUSED,)),
     "tpu": Defaults(hoist=True, associative=True, kernels=(Backend.FUSED,)),
 }
@@ -161,10 +161,11 @@ def resolve(
     ``mode='associative'`` (linear cells) always runs associative; ``'auto'`` does where :data:`AUTO` says,
     unless ``collect`` (gate statistics need the per-step cell). Otherwise a whole-sequence kernel runs when
     one is registered for the cell's class under the requested backend (``'auto'``: the platform's
-    ``kernels`` in order; ``'native'`` falls back to ``'fused'``, ``'cudnn'`` to ``'auto'``) and accepts the cell's options, the platform, the compute
-    ``dtype`` (default ``cell.param_dtype``) and ``probes``, and neither ``remat`` nor ``collect`` is asked
-    for: kernels are single custom-VJP calls (nothing to checkpoint, no per-step gates). Everything else
-    runs the XLA scan. ``remat_chunk`` implies ``remat`` and projects inside each chunk.
+    ``kernels`` in order; ``'native'`` falls back to ``'fused'``, ``'cudnn'`` to ``'auto'``) and accepts the
+    cell's options, the platform, the compute ``dtype`` (default ``cell.param_dtype``) and ``probes``, and
+    neither ``remat`` nor ``collect`` is asked for: kernels are single custom-VJP calls (nothing to
+    checkpoint, no per-step gates). Everything else runs the XLA scan. ``remat_chunk`` implies ``remat`` and
+    projects inside each chunk.
 
     Raises:
       ValueError: an invalid option, or one the cell cannot run with (see :func:`check`).
