@@ -101,6 +101,33 @@ def test_native_equals_xla_in_float32(built, name):
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=2e-4, atol=2e-5), got, want)
 
 
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_native_gradients_match_finite_differences(built, name):
+    """Reverse-mode gradients of the raw kernels (mask and probes on) against central differences, float64."""
+    from jax.test_util import check_grads
+
+    t, b, d, h = 4, 3, 2, 5
+    with jax.enable_x64(True):
+        ks = jax.random.split(jax.random.PRNGKey(0), 8)
+        g = 4 if name == "lstm" else 3
+        w_ih, bias = 0.5 * jax.random.normal(ks[0], (d, g * h)), 0.3 * jax.random.normal(ks[1], (g * h,))
+        w_hh, b_hn = 0.5 * jax.random.normal(ks[2], (h, g * h)), 0.3 * jax.random.normal(ks[3], (h,))
+        xs, h0 = jax.random.normal(ks[4], (t, b, d)), 0.5 * jax.random.normal(ks[5], (b, h))
+        p = 0.1 * jax.random.normal(ks[6], (t, b, h))
+        mask = jnp.arange(t)[:, None] < jnp.array([4, 2, 1])[None, :]
+        if name == "lstm":
+            f = lambda w_ih, bias, w_hh, xs, h0, p: native.lstm_sequence(
+                w_ih, bias, w_hh, xs, h0, -h0, mask, (p, -p), gate_slope=1.5
+            )
+            args = (w_ih, bias, w_hh, xs, h0, p)
+        else:
+            f = lambda w_ih, bias, w_hh, b_hn, xs, h0, p: native.gru_sequence(
+                w_ih, bias, w_hh, b_hn, xs, h0, mask, p, gate_slope=1.5
+            )
+            args = (w_ih, bias, w_hh, b_hn, xs, h0, p)
+        check_grads(f, args, order=1, modes=["rev"], eps=1e-6, atol=1e-7, rtol=1e-6)
+
+
 def _lstm_grads(max_threads, x, params):
     """Gradients of a weighted LSTM output sum through ``native.lstm_sequence`` (time-major x)."""
     w_ih, b, w_hh = params
