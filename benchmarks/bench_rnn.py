@@ -1,7 +1,9 @@
-"""Training-step throughput of LSTM/GRU layers: rnnlab (xla / fused backends) vs Flax vs PyTorch.
+"""Training-step throughput of LSTM/GRU layers: rnnlab (xla / fused / native backends) vs Flax vs PyTorch.
 
 rnnlab rows: ``RNN(cell, backend=...)`` with the input projection hoisted out of the loop (``hoist=True``) or
-computed inside it (``hoist=False``, as Flax and PyTorch-on-CPU do; rnnlab's CPU default).
+computed inside it (``hoist=False``, as Flax and PyTorch-on-CPU do; rnnlab's CPU default). The ``native``
+row (compiled C++ kernels, ``rnnlab.fused.native``) appears where they build. The row of the implementation
+that ``RNN(cell)`` picks by default carries " (default)" in its name, so a script can read its ratios.
 
 A training step is the forward pass plus gradients w.r.t. every parameter and the input; the loss is
 ``sum(y)``. Throughput is tokens/s = B*T / (seconds per step). Implementations are timed **interleaved**:
@@ -91,14 +93,30 @@ def torch_available() -> bool:
     return True
 
 
+def default_row_name() -> str:
+    """The bench name of what ``RNN(cell)`` runs by default on this platform (LSTM and GRU agree)."""
+    import rnnlab
+
+    plan = rnnlab.RNN(rnnlab.get_cell("lstm", hidden_size=8)).plan()
+    return f"rnnlab ({plan.backend.value}{'' if plan.hoist else ', hoist=False'})"
+
+
 def implementations(use_torch: bool = True) -> list[Impl]:
+    from rnnlab.fused import native
+
     impls = [
         Impl("rnnlab (xla)", _rnnlab("xla")),
         Impl("rnnlab (fused)", _rnnlab("fused")),
         Impl("rnnlab (xla, hoist=False)", _rnnlab("xla", hoist=False), cells=("lstm",)),
         Impl("rnnlab (fused, hoist=False)", _rnnlab("fused", hoist=False)),
-        Impl("Flax RNN(OptimizedLSTMCell / GRUCell)", _flax, reference="flax"),
     ]
+    if native.available():
+        impls.append(Impl("rnnlab (native, hoist=False)", _rnnlab("native", hoist=False)))
+    default = default_row_name()
+    for impl in impls:
+        if impl.name == default:
+            impl.name += " (default)"
+    impls.append(Impl("Flax RNN(OptimizedLSTMCell / GRUCell)", _flax, reference="flax"))
     if use_torch and torch_available():
         impls.append(Impl("PyTorch nn.LSTM / nn.GRU", _torch, reference="torch"))
     return impls

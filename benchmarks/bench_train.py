@@ -19,7 +19,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
-def _setup(seeds, mode="none", length=100, hidden=64, batch_size=64, cell="lstm"):
+def _setup(seeds, mode="none", length=100, hidden=64, batch_size=64, cell="lstm", backend="auto"):
     import jax  # pylint: disable=import-outside-toplevel
 
     from rnnlab.tasks import get_task  # pylint: disable=import-outside-toplevel
@@ -32,6 +32,7 @@ def _setup(seeds, mode="none", length=100, hidden=64, batch_size=64, cell="lstm"
 
     config = default_config()
     config.model.cell, config.model.hidden_size = cell, hidden
+    config.model.rnn.backend = backend
     task = get_task("adding", length=length)
     model = builders.build_model(config.model, task.info)
     train_step = make_train_step(Adapter(model).forward, losses.get_loss(task.info), config.optim, 1000)
@@ -59,7 +60,7 @@ def bench_seeds_vmap(k: int = 8, steps: int = 20, **model) -> dict[str, float]:
     """Seed-steps/s of K seeds vmapped in one program vs K separate single-seed runs (one after another).
 
     Returns:
-      ``{'vmap_seed_steps_per_s', 'separate_seed_steps_per_s', 'speedup'}``.
+      ``{'k', 'backend', 'vmap_seed_steps_per_s', 'separate_seed_steps_per_s', 'speedup'}``.
     """
     step, state, batch = _setup(list(range(k)), **model)
     t_vmap, _ = _time_steps(step, state, batch, steps)
@@ -70,6 +71,7 @@ def bench_seeds_vmap(k: int = 8, steps: int = 20, **model) -> dict[str, float]:
         t_sep += t
     return {
         "k": k,
+        "backend": model.get("backend", "auto"),
         "vmap_seed_steps_per_s": k * steps / t_vmap,
         "separate_seed_steps_per_s": k * steps / t_sep,
         "speedup": t_sep / t_vmap,
@@ -112,11 +114,13 @@ def main() -> None:
         print(json.dumps(_sharded_worker(int(sys.argv[2]), int(sys.argv[3]))))
         return
     steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 20
-    print(
-        json.dumps(
-            {"seeds_vmap": bench_seeds_vmap(steps=steps), "sharded": bench_sharded_devices(steps=steps)}
-        )
-    )
+    from rnnlab.fused import native  # pylint: disable=import-outside-toplevel
+
+    out = {"seeds_vmap": bench_seeds_vmap(steps=steps)}  # the default backend
+    for backend in ("fused", "native") if native.available() else ("fused",):
+        out[f"seeds_vmap_{backend}"] = bench_seeds_vmap(steps=steps, backend=backend)
+    out["sharded"] = bench_sharded_devices(steps=steps)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

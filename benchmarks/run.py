@@ -94,7 +94,12 @@ def train_section(quick: bool):
     except (subprocess.SubprocessError, ValueError, IndexError) as e:
         print(f"_skipped: benchmarks/bench_train.py failed ({type(e).__name__}: {str(e)[:300]})_")
         return
-    names = {"seeds_vmap": "K=8 seeds: vmap vs separate runs", "sharded": "sharded step: 1 vs 2 devices"}
+    names = {
+        "seeds_vmap": "K=8 seeds: vmap vs separate runs (default backend)",
+        "seeds_vmap_fused": "K=8 seeds: vmap vs separate runs (backend='fused')",
+        "seeds_vmap_native": "K=8 seeds: vmap vs separate runs (backend='native')",
+        "sharded": "sharded step: 1 vs 2 devices",
+    }
     print(_dict_table({names.get(k, k): v for k, v in results.items() if v}))
 
 

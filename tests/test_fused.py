@@ -161,10 +161,12 @@ def test_gate_statistics_fall_back_to_xla():
 
 def test_backend_errors_name_the_valid_choices():
     x = jnp.ones((B, T, D))
-    with pytest.raises(ValueError, match="unknown backend 'cuda'; valid: auto, xla, fused, cudnn"):
+    with pytest.raises(ValueError, match="unknown backend 'cuda'; valid: auto, xla, fused, native, cudnn"):
         rnnlab.RNN(_cell("lstm"), backend="cuda").init(jax.random.PRNGKey(0), x)
     with pytest.raises(ValueError, match="backend='fused' supports LSTMCell, GRUCell, not MinGRUCell"):
         rnnlab.RNN(_cell("mingru"), backend="fused").init(jax.random.PRNGKey(0), x)
+    with pytest.raises(ValueError, match="backend='native' supports LSTMCell, GRUCell, not MinGRUCell"):
+        rnnlab.RNN(_cell("mingru"), backend="native").init(jax.random.PRNGKey(0), x)
     with pytest.raises(ValueError, match="backend='cudnn' supports LSTMCell, not GRUCell.*'xla' or 'auto'"):
         rnnlab.RNN(_cell("gru"), backend="cudnn").init(jax.random.PRNGKey(0), x)
 

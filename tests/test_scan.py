@@ -337,7 +337,7 @@ def test_collecting_gates_runs_the_per_step_loop(name):
         ({"unroll": 0}, "unroll must be a positive integer"),
         ({"hoist": "yes"}, "hoist must be True, False or 'auto'"),
         ({"remat_chunk": -1}, r"remat_chunk must be an integer >= 0"),
-        ({"backend": "tpu"}, "unknown backend 'tpu'; valid: auto, xla, fused, cudnn"),
+        ({"backend": "tpu"}, "unknown backend 'tpu'; valid: auto, xla, fused, native, cudnn"),
     ],
 )
 def test_loop_options_fail_with_a_clear_error(options, fragment):

@@ -4,7 +4,7 @@ Shape legend: B batch, T time, D input features, H hidden size, G gates.
 
 ``RNN(cell)`` runs any cell over ``x: [B, T, D]``. Its knobs ``mode``, ``backend``, ``hoist``, ``remat`` /
 ``remat_chunk`` and ``unroll`` are turned ONCE, by :func:`resolve`, into a :class:`Plan` for the platform at
-hand (the ``'auto'`` choices come from the table :data:`AUTO`). The plan runs one of four implementations,
+hand (the ``'auto'`` choices come from the table :data:`AUTO`). The plan runs one of five implementations,
 pure array functions of the cell's parameters (the cell becomes ``project(params, x)`` and
 ``step(params, carry, xp_t)``):
 
@@ -14,6 +14,8 @@ pure array functions of the cell's parameters (the cell becomes ``project(params
   (:func:`associative_linear_scan`);
 * ``Backend.FUSED``: a whole-sequence kernel with a hand-written backward pass, found in :mod:`rnnlab.fused`'s
   registry for the cell's class (LSTM, GRU);
+* ``Backend.NATIVE``: the same LSTM/GRU kernels compiled from C++ and called through ``jax.ffi`` (CPU,
+  opt-in, where a compiler is present, :mod:`rnnlab.fused.native`);
 * ``Backend.CUDNN``: cuDNN's LSTM through ``jax.experimental.rnn.lstm`` (GPU, float32 only).
 
 All of them share:

@@ -24,11 +24,12 @@ class Backend(enum.StrEnum):
     XLA = "xla"
     ASSOCIATIVE = "associative"
     FUSED = "fused"
+    NATIVE = "native"
     CUDNN = "cudnn"
 
 
 MODES = ("auto", "sequential", "associative")
-BACKENDS = ("auto", "xla", "fused", "cudnn")
+BACKENDS = ("auto", "xla", "fused", "native", "cudnn")
 OPTION_NAMES = ("backend", "mode", "hoist", "unroll", "remat", "remat_chunk")
 
 
@@ -38,19 +39,21 @@ class Defaults:
 
     hoist: bool  # compute x W_ih for all steps before the loop
     associative: bool  # run linear cells with associative_scan
-    kernel: Backend  # the whole-sequence backend used where the cell has one
+    kernels: tuple[Backend, ...]  # whole-sequence backends, the first that has and accepts the cell wins
 
 
 # CPU, measured on a 2-core AVX2 machine (README "Speed", benchmarks/bench_rnn.py; PERF-FACTS): projecting
 # inside the loop was 15-30% faster than hoisting at every benchmarked shape (D <= 64); a sequential lax.scan
 # of a linear recurrence was 1.6-2.4x faster than associative_scan and used 1.7-3.1x less memory; the fused
-# kernel took 5-20% less time than differentiating the XLA scan (LSTM and GRU). GPU/TPU, not measured here:
-# one large hoisted matmul and the O(log T)-depth associative scan are what parallel hardware rewards; the
-# fused kernel stays the default there and cuDNN is opt-in (backend='cudnn'), until measured.
+# kernel took 5-20% less time than differentiating the XLA scan (LSTM and GRU). The compiled C++ kernels
+# (backend='native') are opt-in: in one interleaved bench run (benchmarks/RESULTS-native.md) they were slower
+# than 'fused' on some shapes (the rule: default only if faster on every benchmarked shape). GPU/TPU, not
+# measured here: one large hoisted matmul and the O(log T)-depth associative scan are what parallel hardware
+# rewards; the fused kernel stays the default there and cuDNN is opt-in (backend='cudnn'), until measured.
 AUTO = {
-    "cpu": Defaults(hoist=False, associative=False, kernel=Backend.FUSED),
-    "gpu": Defaults(hoist=True, associative=True, kernel=Backend.FUSED),
-    "tpu": Defaults(hoist=True, associative=True, kernel=Backend.FUSED),
+    "cpu": Defaults(hoist=False, associative=False, kernels=(Backend.FUSED,)),
+    "gpu": Defaults(hoist=True, associative=True, kernels=(Backend.FUSED,)),
+    "tpu": Defaults(hoist=True, associative=True, kernels=(Backend.FUSED,)),
 }
 
 
@@ -135,7 +138,7 @@ def check(cell: RecurrentCell, options: LoopOptions) -> None:
             f"mode='associative' needs a linear cell (lru, mingru), not {type(cell).__name__}; "
             "use mode='sequential'."
         )
-    if options.backend in ("fused", "cudnn") and fused.kernel_for(options.backend, cell) is None:
+    if options.backend in ("fused", "native", "cudnn") and fused.kernel_for(options.backend, cell) is None:
         have = ", ".join(c.__name__ for c in fused.cell_classes(options.backend))
         raise ValueError(
             f"backend={options.backend!r} supports {have}, not {type(cell).__name__}; "
@@ -158,10 +161,11 @@ def resolve(
     ``mode='associative'`` (linear cells) always runs associative; ``'auto'`` does where :data:`AUTO` says,
     unless ``collect`` (gate statistics need the per-step cell). Otherwise a whole-sequence kernel runs when
     one is registered for the cell's class under the requested backend (``'auto'``: the platform's
-    ``kernel``; ``'cudnn'`` falls back to it) and accepts the cell's options, the platform, the compute
-    ``dtype`` (default ``cell.param_dtype``) and ``probes``, and neither ``remat`` nor ``collect`` is asked
-    for: kernels are single custom-VJP calls (nothing to checkpoint, no per-step gates). Everything else
-    runs the XLA scan. ``remat_chunk`` implies ``remat`` and projects inside each chunk.
+    ``kernels`` in order; ``'native'`` falls back to ``'fused'``, ``'cudnn'`` to ``'auto'``) and accepts the
+    cell's options, the platform, the compute ``dtype`` (default ``cell.param_dtype``) and ``probes``, and
+    neither ``remat`` nor ``collect`` is asked for: kernels are single custom-VJP calls (nothing to
+    checkpoint, no per-step gates). Everything else runs the XLA scan. ``remat_chunk`` implies ``remat`` and
+    projects inside each chunk.
 
     Raises:
       ValueError: an invalid option, or one the cell cannot run with (see :func:`check`).
@@ -174,7 +178,12 @@ def resolve(
         return Plan(Backend.ASSOCIATIVE, hoist=True, unroll=options.unroll)
     hoist = auto.hoist if options.hoist == "auto" else bool(options.hoist)
     remat = bool(options.remat or options.remat_chunk)
-    wanted = {"auto": [auto.kernel], "fused": [Backend.FUSED], "cudnn": [Backend.CUDNN, auto.kernel]}
+    wanted = {
+        "auto": auto.kernels,
+        "fused": (Backend.FUSED,),
+        "native": (Backend.NATIVE, Backend.FUSED),
+        "cudnn": (Backend.CUDNN, *auto.kernels),
+    }
     dtype = cell.param_dtype if dtype is None else dtype
     for backend in [] if (remat or collect) else wanted.get(options.backend, []):
         kernel = fused.kernel_for(backend.value, cell)

@@ -43,9 +43,11 @@ class RNN(nn.Module):
         GPU/TPU). The associative scan always hoists; ``remat_chunk`` projects per chunk.
       backend: ``'auto'`` (a whole-sequence kernel where the cell has one and it applies, else ``'xla'``),
         ``'xla'`` (differentiate the ``lax.scan``), ``'fused'`` (LSTM/GRU custom VJP; falls back to ``'xla'``
-        for peephole/CIFG LSTMs, ``remat`` and gate collection; forward-mode AD needs ``'xla'``) or
-        ``'cudnn'`` (the LSTM through cuDNN, on a GPU in float32, without probes, peepholes, CIFG or a
-        gate_slope other than 1; elsewhere it falls back to what ``'auto'`` picks).
+        for peephole/CIFG LSTMs, ``remat`` and gate collection; forward-mode AD needs ``'xla'``),
+        ``'native'`` (the same kernels compiled from C++ through ``jax.ffi``; CPU, float32/64, opt-in; where
+        no compiler built them, ``'fused'``) or ``'cudnn'`` (the LSTM through cuDNN, on a GPU in float32,
+        without probes, peepholes, CIFG or a gate_slope other than 1; elsewhere it falls back to what
+        ``'auto'`` picks).
 
     The knobs are resolved by :func:`resolve` (see :meth:`plan`); an invalid value fails at the first call.
     """
@@ -147,7 +149,7 @@ def _run(plan: Plan, cell, fns, params, carry, xs, mask, pt, collect: bool):
         if mask is not None:
             ys = jnp.where(mask[..., None], ys, jnp.zeros_like(ys))
         return final, ys, None
-    if plan.backend in (Backend.FUSED, Backend.CUDNN):
+    if plan.backend in (Backend.FUSED, Backend.NATIVE, Backend.CUDNN):
         kernel = fused.kernel_for(plan.backend.value, cell)
         final, ys = kernel.run(cell, params, carry, xs, mask, pt, unroll=plan.unroll, hoisted=plan.hoist)
         return final, ys, None

@@ -1,27 +1,21 @@
-"""Whole-sequence kernels for LSTM and GRU, and the registry through which the time loop finds them.
+"""The fused LSTM and GRU in JAX: one custom VJP over the whole sequence, on any platform.
 
 Shape legend: B batch, T time, D input features, H hidden size, G gates (LSTM 4, GRU 3). All arrays are
 time-major.
 
-:func:`kernel_for` maps ``(backend, cell)`` to a :class:`SequenceKernel`; :mod:`rnnlab.scan` asks it and never
-looks at concrete cell classes. Registered here: ``'fused'`` for :class:`~rnnlab.cells.LSTMCell` and
-:class:`~rnnlab.cells.GRUCell` (the custom VJPs below) and ``'cudnn'`` for the LSTM (cuDNN through
-``jax.experimental.rnn.lstm``, GPU and float32 only).
-
-The fused kernels, one custom VJP over the whole sequence. Why: differentiating ``lax.scan`` over a cell
-makes JAX accumulate dW_hh (``[H, G*H]``) inside the backward loop, one small rank-B update per step. Here
-the backward loop carries only the state gradients (dc, dh), emits the gate pre-activation gradients
-``dz: [T, B, G*H]``, and after the loop
+Why: differentiating ``lax.scan`` over a cell makes JAX accumulate dW_hh (``[H, G*H]``) inside the backward
+loop, one small rank-B update per step. Here the backward loop carries only the state gradients (dc, dh),
+emits the gate pre-activation gradients ``dz: [T, B, G*H]``, and after the loop
 
 * ``dW_hh = sum_t h_{t-1}^T dz_t`` is ONE ``[H, T*B] x [T*B, G*H]`` matmul, and
 * ``dxp = dz`` comes out stacked, so the input kernel's gradient (taken by JAX through the hoisted input
   projection outside this kernel) is one matmul too.
 
 With ``input_kernel`` the projection ``x_t W_ih + b`` runs inside the forward loop instead (no
-``[T, B, G*H]`` input array; ``RNN(hoist=False)``, the CPU default) and its gradients are still matmuls after
-the backward loop. The forward pass saves only the post-activation gates and the carries (LSTM: i, f, g, o,
-c_{t-1}, h_t; GRU: r, z, n, h_{t-1} W_hn + b_hn, h_t) and the backward pass adds the stacked ``dz``.
-Measured speed and memory against the XLA scan, Flax and PyTorch: README.md, "Speed".
+``[T, B, G*H]`` input array) and its gradients are still matmuls after the backward loop. The forward pass
+saves only the post-activation gates and the carries (LSTM: i, f, g, o, c_{t-1}, h_t; GRU: r, z, n,
+h_{t-1} W_hn + b_hn, h_t) and the backward pass adds the stacked ``dz``. On CPU the compiled kernels of
+:mod:`rnnlab.fused.native` do the same in one call per pass (opt-in, ``backend='native'``).
 
 The forward equations are :func:`rnnlab.cells.gated.lstm_update` and :func:`~rnnlab.cells.gated.gru_update`
 (the cells' own; LSTM gates ``(i, f, g, o)``, GRU reset-after ``(r, z, n)``, sigmoid slope ``gate_slope``);
@@ -33,16 +27,12 @@ Peephole and CIFG LSTMs are not covered (the time loop falls back to its XLA pat
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from functools import partial
 
 import jax
 import jax.numpy as jnp
-from jax.experimental import rnn as jax_rnn
 
-from rnnlab.cells.base import RecurrentCell
-from rnnlab.cells.gated import GRUCell, LSTMCell, gru_update, lstm_update
+from rnnlab.cells.gated import gru_update, lstm_update
 
 Array = jax.Array
 
@@ -292,109 +282,25 @@ def _gru_bwd(slope, unroll, res, cts):
 _gru.defvjp(_gru_fwd, _gru_bwd)
 
 
-# -------------------------------------------------------------------------------------------------- registry
-
-
-@dataclasses.dataclass(frozen=True)
-class SequenceKernel:
-    """A whole-sequence implementation of one cell class for one backend of the time loop.
-
-    Attributes:
-      run: ``run(cell, params, carry, xs, mask, probes, *, unroll, hoisted) -> (final_carry, ys)``, with
-        ``xs`` the projected inputs ``[T, B, G*H]`` if ``hoisted``, else the raw inputs ``[T, B, D]``;
-        ``mask: [T, B]`` or None; ``probes`` carry-shaped with ``[T, B, H]`` leaves, or None;
-        ``ys: [T, B, H]``, 0 on masked steps.
-      accepts: ``accepts(cell, *, platform, dtype, probes) -> bool``: whether the kernel covers this cell's
-        options on ``platform`` ('cpu', 'gpu', 'tpu') in compute ``dtype`` (with probes if ``probes``); the
-        time loop falls back to its XLA scan where it does not.
-      hoist: the only input projection the kernel takes (False: raw inputs, it projects them itself), or
-        None when it takes both.
-    """
-
-    run: Callable
-    accepts: Callable[..., bool]
-    hoist: bool | None = None
-
-
-_KERNELS: dict[tuple[str, type], SequenceKernel] = {}
-
-
-def register(backend: str, cell_class: type[RecurrentCell], kernel: SequenceKernel) -> None:
-    """Make ``kernel`` the ``backend`` implementation of ``cell_class`` (and of its subclasses)."""
-    _KERNELS[(backend, cell_class)] = kernel
-
-
-def kernel_for(backend: str, cell: RecurrentCell) -> SequenceKernel | None:
-    """The ``backend`` kernel registered for ``cell``'s class or its nearest base class, or None."""
-    for cls in type(cell).__mro__:
-        if (backend, cls) in _KERNELS:
-            return _KERNELS[(backend, cls)]
-    return None
+# ------------------------------------------------------------------------------ the registry's entry points
 
 
 def _projection(cell, params, unroll: int, hoisted: bool) -> dict:
-    """Keyword arguments shared by the fused kernels: the slope, unroll, and the in-loop projection."""
+    """Keyword arguments shared by the two kernels: the slope, unroll, and the in-loop projection."""
     opts = {"gate_slope": cell.gate_slope, "unroll": unroll}
     if not hoisted:
         opts.update(input_kernel=params["input"]["kernel"], input_bias=params["input"]["bias"])
     return opts
 
 
-def _run_lstm(cell, params, carry, xs, mask, probes, *, unroll, hoisted):
+def run_lstm(cell, params, carry, xs, mask, probes, *, unroll, hoisted):
+    """:class:`~rnnlab.fused.registry.SequenceKernel` ``run`` of the LSTM (see there)."""
     opts = _projection(cell, params, unroll, hoisted)
     c, h, ys = lstm_sequence(params["recurrent_kernel"], xs, carry[0], carry[1], mask, probes, **opts)
     return (c, h), ys
 
 
-def _run_gru(cell, params, carry, xs, mask, probes, *, unroll, hoisted):
+def run_gru(cell, params, carry, xs, mask, probes, *, unroll, hoisted):
+    """:class:`~rnnlab.fused.registry.SequenceKernel` ``run`` of the GRU (see there)."""
     opts = _projection(cell, params, unroll, hoisted)
     return gru_sequence(params["recurrent_kernel"], params["recurrent_bias"], xs, carry, mask, probes, **opts)
-
-
-def _plain_lstm(cell) -> bool:
-    return not (cell.peephole or cell.cifg)
-
-
-def _run_lstm_cudnn(cell, params, carry, xs, mask, probes, *, unroll, hoisted):
-    """The LSTM through cuDNN (``jax.experimental.rnn.lstm``) on raw inputs ``xs: [T, B, D]``."""
-    del cell, probes, unroll, hoisted  # accepted only without probes; cuDNN projects the inputs itself
-    c0, h0 = carry
-    t, b = xs.shape[:2]
-    if t == 0:
-        return carry, jnp.zeros((0, *h0.shape), h0.dtype)
-    kernel, bias, w_hh = params["input"]["kernel"], params["input"]["bias"], params["recurrent_kernel"]
-    d, hs = kernel.shape[0], w_hh.shape[0]
-    # cuDNN's packed layout (jax.experimental.rnn's docstring): W_ih [4H, D], W_hh [4H, H], b_ih, b_hh, gates
-    # (i, f, g, o) as here; our single bias goes into b_ih.
-    weights = jnp.concatenate([kernel.T.ravel(), w_hh.T.ravel(), bias, jnp.zeros_like(bias)])
-    lengths = jnp.full((b,), t, jnp.int32) if mask is None else mask.sum(0).astype(jnp.int32)
-    # cuDNN needs lengths >= 1: an empty sequence runs one step, then keeps its initial carry (below).
-    y, h_n, c_n = jax_rnn.lstm(
-        jnp.swapaxes(xs, 0, 1), h0[None], c0[None], weights, jnp.maximum(lengths, 1), d, hs, 1, 0.0, False
-    )
-    ys = jnp.swapaxes(y, 0, 1)
-    if mask is not None:
-        ys = jnp.where(mask[..., None], ys, jnp.zeros_like(ys))
-    empty = (lengths == 0)[:, None]
-    return (jnp.where(empty, c0, c_n[0]), jnp.where(empty, h0, h_n[0])), ys
-
-
-def _cudnn_accepts(cell, *, platform, dtype, probes) -> bool:
-    """cuDNN's LSTM: GPU, float32, no probes, and only the standard equations (no peephole/CIFG, slope 1)."""
-    return (
-        platform == "gpu"
-        and dtype == jnp.float32
-        and not probes
-        and _plain_lstm(cell)
-        and cell.gate_slope == 1.0
-    )
-
-
-register("fused", LSTMCell, SequenceKernel(_run_lstm, lambda cell, **_: _plain_lstm(cell)))
-register("fused", GRUCell, SequenceKernel(_run_gru, lambda cell, **_: True))
-register("cudnn", LSTMCell, SequenceKernel(_run_lstm_cudnn, _cudnn_accepts, hoist=False))
-
-
-def cell_classes(backend: str) -> list[type[RecurrentCell]]:
-    """The cell classes with a registered ``backend`` kernel."""
-    return [cls for name, cls in _KERNELS if name == backend]
