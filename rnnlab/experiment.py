@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rnnlab import scaling
-from rnnlab.analysis import report, report_runs
+from rnnlab.analysis import depth, report, report_runs
 from rnnlab.apps import figures
 from rnnlab.training import config as config_lib
 from rnnlab.training import train_and_evaluate
@@ -294,8 +294,6 @@ def _study_sections(kind: str, spec: str, out_dir: str, title: str, log) -> list
     module = load_module(path)
     config = _call(module.get_config, arg)
     if kind == "depth_vs_time":
-        from rnnlab.analysis import depth  # written alongside; only studies of this kind need it
-
         return depth.run_study(config, out_dir, title=title, log=log)
     return scaling.run_study(config, _call(module.get_sweep, arg), out_dir, title=title, log=log)
 

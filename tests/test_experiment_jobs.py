@@ -5,12 +5,9 @@ own module."""
 
 import json
 import os
-import sys
-import types
 
 import pytest
 
-import rnnlab.analysis
 from rnnlab import cli, experiment
 from rnnlab.analysis import report
 from rnnlab.training import config as config_lib
@@ -180,10 +177,7 @@ def test_depth_vs_time_is_dispatched_to_the_depth_study(tmp_path, monkeypatch):
         log("measuring")
         return [report.Section(f"{title}: depth against time", "measured")]
 
-    fake = types.ModuleType("rnnlab.analysis.depth")
-    fake.run_study = run_study
-    monkeypatch.setitem(sys.modules, "rnnlab.analysis.depth", fake)
-    monkeypatch.setattr(rnnlab.analysis, "depth", fake, raising=False)
+    monkeypatch.setattr(experiment.depth, "run_study", run_study)
     path = tmp_path / "depth.py"
     path.write_text(DEPTH_STUDY)
     lines = []

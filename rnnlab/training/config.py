@@ -74,7 +74,7 @@ def default_config() -> ConfigDict:
     c.model.char_features = 50  # features per token from its characters
     c.model.case_dim = 8  # tagging tasks with case=True: case-class embedding size
     c.model.rnn = ConfigDict()  # the time loop of every layer (rnnlab.RNN)
-    c.model.rnn.backend = "auto"  # rnnlab.scan.BACKENDS: auto | fused (custom-VJP LSTM/GRU) | xla
+    c.model.rnn.backend = "auto"  # rnnlab.scan.BACKENDS: auto | xla | fused | native | cudnn
     c.model.rnn.mode = "auto"  # rnnlab.scan.MODES: auto | sequential | associative (linear cells)
     c.model.rnn.hoist = "auto"  # input projection before the loop: auto | true | false
     c.model.rnn.unroll = 1  # lax.scan unroll (keep 1 on CPU)
