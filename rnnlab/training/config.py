@@ -60,6 +60,10 @@ def default_config() -> ConfigDict:
     c.model.cell_options = ConfigDict()  # extra keyword arguments of the cell
     c.model.bidirectional = False
     c.model.residual = False
+    c.model.block = (
+        "plain"  # rnnlab.blocks.BLOCKS: plain | lru (Orvieto et al. 2023) | mingru (Feng et al. 2024)
+    )
+    c.model.norm = "layer"  # the blocks' pre-norm, rnnlab.blocks.NORMS: layer | batch (current batch's stats)
     c.model.head = "auto"  # 'auto' (last for classification/regression, all otherwise) or models.HEADS
     c.model.embed_dim = 0  # embedding size for token inputs; 0 = the model's default
     c.model.dropout = 0.0
