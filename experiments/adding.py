@@ -24,10 +24,27 @@ CPU_CELLS = {
     "lstm_chrono": {"model.cell": "lstm"},  # get_config's cell options: chrono T_max tied to the length
     "gru": {"model.cell": "gru", "model.cell_options": {}},
 }
+# Linear recurrences inside the residual blocks of their papers (rnnlab/blocks.py): 2 blocks of H = 64.
+BLOCKS = {
+    "mingru_block": {  # Feng et al. 2024: LayerNorm -> minGRU -> residual, LayerNorm -> MLP -> residual
+        "model.cell": "mingru",
+        "model.block": "mingru",
+        "model.num_layers": 2,
+        "model.cell_options": {},
+    },
+    "lru_block": {  # Orvieto et al. 2023: BatchNorm -> LRU -> GELU -> GLU -> residual, near-real lambda
+        "model.cell": "lru",
+        "model.block": "lru",
+        "model.norm": "batch",
+        "model.num_layers": 2,
+        "model.cell_options": {"r_min": 0.9, "r_max": 0.999, "max_phase": 0.01},
+    },
+}
 ALL_CELLS = {
     **CPU_CELLS,
     "lru": {"model.cell": "lru", "model.cell_options": {"r_min": 0.9, "r_max": 0.999}},
     "mingru": {"model.cell": "mingru", "model.cell_options": {}},
+    **BLOCKS,
 }
 
 
@@ -69,6 +86,6 @@ def _points(cells, lengths):
 def get_sweep(arg: str | None = None):
     if arg and arg.isdigit():
         return [{}]
-    if arg == "cpu":
-        return _points(CPU_CELLS, (100, 200))
+    if arg == "cpu":  # the blocks at T = 100 only: make experiment (with gradient_flow) stays under 15 minutes
+        return _points(CPU_CELLS, (100, 200)) + _points(BLOCKS, (100,))
     return _points(ALL_CELLS, (50, 100, 200, 400))

@@ -16,7 +16,9 @@ from rnnlab.training import builders
 from rnnlab.training.config import apply_overrides, default_config, validate
 from rnnlab.training.optim import param_labels
 
-# The adding problem at T = 30 (Arjovsky et al. 2016); mse_over_baseline 1 = always predicting 1.
+# The adding problem at T = 30 (Arjovsky et al. 2016); mse_over_baseline 1 = always predicting 1. Measured
+# (/tmp/sci2/thresh.py, seeds 0, 1, 2 of _train_adding): lru 0.080, 0.088, 0.022; mingru 0.060, 0.048, 0.016;
+# BOUND = 0.3 leaves > 3x margin over the worst seed.
 LENGTH, HIDDEN, BATCH, STEPS, LR, BOUND = 30, 16, 32, 200, 3e-3, 0.3
 
 

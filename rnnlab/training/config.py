@@ -107,7 +107,7 @@ def default_config() -> ConfigDict:
     c.optim.clip = "global_norm"  # optim.CLIPS (Pascanu et al. 2013)
     c.optim.clip_value = 1.0  # max global norm, or max |g| per entry
     c.optim.weight_decay = 0.0  # non-recurrent matrices (ndim >= 2); decoupled for adamw, L2 otherwise
-    c.optim.recurrent_lr_scale = 1.0  # lr of params named 'recurrent_kernel' = scale * lr
+    c.optim.recurrent_lr_scale = 1.0  # lr of 'recurrent_kernel' params and the LRU's nu, theta, gamma, B
     c.optim.recurrent_weight_decay = 0.0
 
     c.train = ConfigDict()
