@@ -7,6 +7,11 @@ Heads: ``last`` (many-to-one from the cell's output at each sequence's last vali
 bidirectional models the backward direction's output at step 0; zeros for empty sequences), ``mean``
 (many-to-one from the masked mean of outputs), ``all`` (many-to-many: one prediction per step; padded steps
 give exactly the head's bias).
+
+Blocks: ``plain`` stacks bare RNN layers (:class:`~rnnlab.layers.StackedRNN`); ``lru`` and ``mingru``
+wrap each layer in the residual block of Orvieto et al. 2023 / Feng et al. 2024
+(:class:`~rnnlab.blocks.BlockStack`, unidirectional and residual by construction), where ``last`` reads the
+residual stream at each sequence's last valid step.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from rnnlab.blocks import BLOCKS, NORMS, BlockStack
 from rnnlab.cells import CellLike, cell_factory
 from rnnlab.layers import StackedRNN, masked_mean
 from rnnlab.scan import check, loop_options, zero_probes
@@ -38,6 +44,8 @@ class SequenceModel(nn.Module):
       head: ``last``, ``mean`` or ``all`` (module docstring); num_outputs: C.
       rnn_options: the time-loop options, a mapping with keys among ``backend, mode, hoist, unroll, remat,
         remat_chunk`` (validated on construction; see :class:`~rnnlab.scan.RNN`).
+      block: ``plain``, ``lru`` or ``mingru`` (module docstring); norm: the blocks' pre-norm, ``layer`` or
+        ``batch`` (see :mod:`rnnlab.blocks`; ignored by ``plain``).
 
     ``__call__(inputs, lengths=None, *, train=False, probes=None, initial_carries=None,
     return_carries=False)`` returns ``[B,C]`` (heads ``last``/``mean``) or ``[B,T,C]`` (head ``all``); with
@@ -56,6 +64,8 @@ class SequenceModel(nn.Module):
     num_outputs: int = 1
     dropout: float = 0.0
     rnn_options: Any = ()
+    block: str = "plain"
+    norm: str = "layer"
 
     def make_cell(self, **flax_kwargs):
         """A fresh cell of this model (``parent=None`` for a detached one)."""
@@ -64,6 +74,12 @@ class SequenceModel(nn.Module):
     def __post_init__(self):
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; valid heads: {', '.join(HEADS)}")
+        if self.block not in BLOCKS:
+            raise ValueError(f"unknown block {self.block!r}; valid blocks: {', '.join(BLOCKS)}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; valid norms: {', '.join(NORMS)}")
+        if self.block != "plain" and (self.bidirectional or self.residual):
+            raise ValueError(f"block={self.block!r} is unidirectional and always residual")
         # Fail here, not at the first call: the cell, its options, and the time-loop options it can run with.
         check(self.make_cell(parent=None), loop_options(self.rnn_options))
         super().__post_init__()
@@ -99,15 +115,28 @@ class SequenceModel(nn.Module):
                     f"inputs must be float [B, T, D], got shape {inputs.shape}; for token ids set vocab_size."
                 )
             x = inputs.astype(jnp.promote_types(inputs.dtype, jnp.float32))
-        stack = StackedRNN(
-            cell_factory(self.cell, self.hidden_size, self.cell_options),
-            self.num_layers,
-            self.bidirectional,
-            self.residual,
-            self.dropout,
-            self.rnn_options,
-            name="rnn",
-        )
+        make_cell = cell_factory(self.cell, self.hidden_size, self.cell_options)
+        if self.block == "plain":
+            stack = StackedRNN(
+                make_cell,
+                self.num_layers,
+                self.bidirectional,
+                self.residual,
+                self.dropout,
+                self.rnn_options,
+                name="rnn",
+            )
+        else:
+            stack = BlockStack(
+                make_cell,
+                self.make_cell(parent=None).hidden_size,
+                kind=self.block,
+                num_layers=self.num_layers,
+                norm=self.norm,
+                dropout=self.dropout,
+                rnn_options=self.rnn_options,
+                name="rnn",
+            )
         carries, y, last = stack(
             x, lengths, train=train, initial_carries=initial_carries, probes=probes, return_last=True
         )

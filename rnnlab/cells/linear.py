@@ -20,6 +20,11 @@ minGRU (Feng et al. 2024, "Were RNNs all we needed?")::
     h_t = (1 - z_t) * h_{t-1} + z_t * h~_t;   y_t = h_t
 
 Parameters ``input/kernel [D, 2H]`` (z first, then h~), ``input/bias [2H]``. No PyTorch built-in to map to.
+
+With a zero gate bias the retention 1 - z_t is ~0.5 (h forgets by half each step). ``chrono_tmax`` applies
+the chrono initialisation of Tallec & Ollivier 2018 ("Can recurrent neural networks warp time?") to the
+minGRU gate: b_z = -log(u) / beta with u ~ U[1, T_max - 1], so that at zero input the retention is
+1 - 1/tau with the time constant tau = 1 + u uniform in [2, T_max] (the LSTM's ``chrono_tmax`` convention).
 """
 
 from __future__ import annotations
@@ -110,20 +115,43 @@ class LRUCell(RecurrentCell):
         return h, self.readout(h, xp)
 
 
+def mingru_bias_init(hidden_size: int, chrono_tmax: float | None, gate_slope: float):
+    """Bias initializer for minGRU's ``input/bias [2H]``: the gate's chrono bias (see the module docstring),
+    zeros for h~ (and for the gate without ``chrono_tmax``)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        if chrono_tmax is None:
+            return jnp.zeros(shape, dtype)
+        u = jax.random.uniform(key, (hidden_size,), dtype, 1.0, chrono_tmax - 1.0)
+        return jnp.concatenate([-jnp.log(u) / gate_slope, jnp.zeros((hidden_size,), dtype)])
+
+    return init
+
+
 class MinGRUCell(RecurrentCell):
     """minGRU; see the module docstring."""
 
     gate_slope: float = 1.0
+    chrono_tmax: float | None = None
     param_dtype: Any = jnp.float32
     linear = True
 
     def __post_init__(self):
         if not self.gate_slope > 0:
             raise ValueError(f"gate_slope must be > 0, got {self.gate_slope!r}")
+        if self.chrono_tmax is not None and not self.chrono_tmax > 2:
+            raise ValueError(
+                f"chrono_tmax must be > 2 (the longest dependency, in steps), got {self.chrono_tmax!r}"
+            )
         super().__post_init__()
 
     def setup(self):
-        self.input_dense = nn.Dense(2 * self.hidden_size, name="input", param_dtype=self.param_dtype)
+        self.input_dense = nn.Dense(
+            2 * self.hidden_size,
+            name="input",
+            param_dtype=self.param_dtype,
+            bias_init=mingru_bias_init(self.hidden_size, self.chrono_tmax, self.gate_slope),
+        )
 
     def project_inputs(self, x):
         return self.input_dense(x)

@@ -50,6 +50,8 @@ def model_kwargs(model_config: Mapping, info) -> dict[str, Any]:
         "num_outputs": info.num_outputs,
         "dropout": model_config["dropout"],
         "rnn_options": config_lib.rnn_options(model_config),
+        "block": model_config["block"],
+        "norm": model_config["norm"],
     }
 
 

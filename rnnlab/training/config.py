@@ -60,6 +60,10 @@ def default_config() -> ConfigDict:
     c.model.cell_options = ConfigDict()  # extra keyword arguments of the cell
     c.model.bidirectional = False
     c.model.residual = False
+    c.model.block = (
+        "plain"  # rnnlab.blocks.BLOCKS: plain | lru (Orvieto et al. 2023) | mingru (Feng et al. 2024)
+    )
+    c.model.norm = "layer"  # the blocks' pre-norm, rnnlab.blocks.NORMS: layer | batch (current batch's stats)
     c.model.head = "auto"  # 'auto' (last for classification/regression, all otherwise) or models.HEADS
     c.model.embed_dim = 0  # embedding size for token inputs; 0 = the model's default
     c.model.dropout = 0.0
@@ -103,7 +107,7 @@ def default_config() -> ConfigDict:
     c.optim.clip = "global_norm"  # optim.CLIPS (Pascanu et al. 2013)
     c.optim.clip_value = 1.0  # max global norm, or max |g| per entry
     c.optim.weight_decay = 0.0  # non-recurrent matrices (ndim >= 2); decoupled for adamw, L2 otherwise
-    c.optim.recurrent_lr_scale = 1.0  # lr of params named 'recurrent_kernel' = scale * lr
+    c.optim.recurrent_lr_scale = 1.0  # lr of 'recurrent_kernel' params and the LRU's nu, theta, gamma, B
     c.optim.recurrent_weight_decay = 0.0
 
     c.train = ConfigDict()

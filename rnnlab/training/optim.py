@@ -5,7 +5,9 @@ Every factory returns an ``optax.GradientTransformation``; ``make_optimizer`` co
     clip (global: the norm is over ALL parameters)
       -> partition {'default': opt(lr, wd), 'recurrent': opt(lr * recurrent_lr_scale, recurrent_wd)}
 
-Recurrent weights are the parameters named ``recurrent_kernel`` (the cells' convention). Weight decay only
+Recurrent weights are the parameters named ``recurrent_kernel`` (the cells' convention) and the LRU's
+``nu_log``, ``theta_log``, ``gamma_log`` and input matrix ``B`` (Orvieto et al. 2023 train these at a smaller
+learning rate without weight decay; the public minimal-LRU uses 0.5x). Weight decay only
 touches matrices (``ndim >= 2``); biases, gains and LRU's diagonal parameters are never decayed.
 """
 
@@ -19,6 +21,7 @@ import jax.numpy as jnp
 import optax
 
 RECURRENT_NAME = "recurrent_kernel"
+LRU_RECURRENT = ("nu_log", "theta_log", "gamma_log", "B")  # rnnlab.cells.linear.LRUCell's names
 
 
 def _lookup(registry: Mapping, name: str, what: str):
@@ -236,12 +239,14 @@ def make_base_optimizer(
 
 
 def param_labels(params) -> object:
-    """'recurrent' for leaves named ``recurrent_kernel``, 'default' for the rest (a pytree like
-    ``params``)."""
+    """'recurrent' for leaves named ``recurrent_kernel`` or an LRU cell's ``LRU_RECURRENT`` (directly under a
+    ``cell`` scope), 'default' for the rest (a pytree like ``params``)."""
 
     def label(path, _):
         names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
-        return "recurrent" if RECURRENT_NAME in names else "default"
+        lru = len(names) >= 2 and names[-2] == "cell" and names[-1] in LRU_RECURRENT
+        lru = lru or (len(names) >= 3 and names[-3:-1] == ["cell", "B"])
+        return "recurrent" if RECURRENT_NAME in names or lru else "default"
 
     return jax.tree_util.tree_map_with_path(label, params)
 

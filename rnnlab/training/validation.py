@@ -9,7 +9,7 @@ from typing import Any
 
 from ml_collections import ConfigDict, FieldReference
 
-from rnnlab import cells, encoders, models, scan, seq2seq, taggers, tasks
+from rnnlab import blocks, cells, encoders, models, scan, seq2seq, taggers, tasks
 from rnnlab.training import checkpointing, optim, sharding
 
 FREE_FORM = ("model.cell_options", "task.params")
@@ -86,6 +86,8 @@ def value_problems(config: ConfigDict, schema: ConfigDict, num_devices: int | No
     choice("parallel", sharding.MODES)
     choice("model.cell", sorted(cells.CELLS))
     choice("model.head", ("auto", *models.HEADS))
+    choice("model.block", blocks.BLOCKS)
+    choice("model.norm", blocks.NORMS)
     choice("model.attention", seq2seq.ATTENTIONS)
     choice("model.encoder", encoders.ENCODERS)
     choice("model.char_encoder", taggers.CHAR_ENCODERS)
@@ -106,6 +108,11 @@ def value_problems(config: ConfigDict, schema: ConfigDict, num_devices: int | No
                 f"model.cell_options {', '.join(unknown)} unknown to cell {get('model.cell')!r} "
                 f"(valid: {', '.join(cells.cell_options(get('model.cell')))})"
             )
+    if get("model.block") != "plain" and (get("model.bidirectional") or get("model.residual")):
+        problems.append(
+            f"model.block={get('model.block')!r} is unidirectional and always residual: set "
+            "model.bidirectional=False and model.residual=False"
+        )
     if get("train.tbptt") and get("parallel") == "pmap":
         problems.append(
             "train.tbptt needs parallel='sharded' or 'none' (pmap keeps one state copy per device)"
