@@ -6,9 +6,9 @@ marked values of a length-T sequence. Predicting 1 always gives MSE 1/6 (``mse_o
     rnnlab experiment experiments/adding.py --workdir results/adding_full             # T in 50..400
 
 ``arg``: an integer T (one config, the default cell), ``cpu`` (T in {100, 200}: rnn, lstm with forget bias 1
-and chrono, gru; T = 100: the minGRU and LRU blocks; 3 seeds trained together with vmap) or nothing (the full grid, T in {50, 100, 200,
-400}, every cell, 3 seeds). Runtime on 2 CPU cores: ``cpu`` 6.6 minutes measured (shared machine); the full
-grid about 1.5 hours (estimated). Expected: the tanh RNN stays at the baseline (ratio ~1) for T >= 100 while
+and chrono, gru; T = 100: the minGRU and LRU blocks; 3 seeds trained together with vmap) or nothing (the full
+grid, T in {50, 100, 200, 400}, every cell, 3 seeds). The full grid takes about 2 hours on 2 CPU cores
+(estimated). Expected: the tanh RNN stays at the baseline (ratio ~1) for T >= 100 while
 GRU and chrono-initialised LSTM go well below it (ratio < 0.1) at T = 200 within 600 steps. Measured results
 are in README.md.
 
@@ -105,7 +105,7 @@ def get_sweep(arg: str | None = None):
     if arg and arg.isdigit():
         return [{}]
     if arg == "cpu":  # the blocks at T = 100 only, without diagnostics: make experiment stays <= 15 minutes
-        cells = {k: v for k, v in CPU_CELLS.items() if k != "irnn"}  # its divergence: gradient_flow, exploding
+        cells = {k: v for k, v in CPU_CELLS.items() if k != "irnn"}  # diverges: see gradient_flow, exploding
         blocks = {k: {**v, "diagnostics.every": 0} for k, v in BLOCKS.items()}
         return _points(cells, (100, 200)) + _points(blocks, (100,))
     return _points(ALL_CELLS, (50, 100, 200, 400))
