@@ -63,9 +63,10 @@ class StackedRNN(nn.Module):
     (``[B,T,2H]`` if bidirectional). ``probes`` is a list of L carry-shaped probes (pairs for bidirectional
     layers). With ``return_last``, also the last layer's cells' outputs at each sequence's end (see
     :func:`final_outputs`; both directions concatenated), before any residual connection: ``[B, H]``
-    (``[B, 2H]``). A unidirectional layer of a cell whose output is its hidden state (no ``readout``) gives it
-    from the final carry (masking keeps it at each sequence's last valid step), so that a model reading only
-    the last output needs no ``[B,T,H]`` sequence: with chunked remat its memory stops growing with T.
+    (``[B, 2H]``). A unidirectional layer of a cell whose output is its hidden state (no ``readout``) gives
+    it, without probes, from the final carry (masking keeps it at each sequence's last valid step), so that a
+    model reading only the last output needs no ``[B,T,H]`` sequence: with chunked remat its memory stops
+    growing with T.
     """
 
     make_cell: Callable[..., RecurrentCell]
@@ -107,10 +108,8 @@ class StackedRNN(nn.Module):
             last = jnp.concatenate(
                 [final_outputs(out[..., :h], lengths), final_outputs(out[..., h:], lengths, reverse=True)], -1
             )
-        elif hasattr(
-            cell := self.make_cell(parent=None), "readout"
-        ):  # a linear cell: its output is a readout
-            last = final_outputs(out, lengths)
+        elif probes is not None or hasattr(cell := self.make_cell(parent=None), "readout"):
+            last = final_outputs(out, lengths)  # a readout (linear cells), or probes on padded steps stay 0
         else:  # the output is h_t, kept in the (masked) carry: the [B,T,H] sequence need not be stored
             last = cell.hidden(carries[-1]).astype(out.dtype)
             if lengths is not None:
