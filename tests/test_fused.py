@@ -281,3 +281,22 @@ def test_bench_quick_runs():
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| LSTM | 8, 64, 8, 32 | rnnlab (fused) |" in out.stdout
     assert "| GRU | 8, 64, 8, 32 | rnnlab (xla) |" in out.stdout
+
+
+@pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN runs on a GPU only")
+def test_cudnn_equals_the_scan_on_a_gpu():
+    """Where a GPU is present: the cuDNN LSTM's outputs and gradients equal the XLA scan's (float32)."""
+    cell = rnnlab.get_cell("lstm", 32)
+    x = jax.random.normal(jax.random.key(1), (4, 20, 8))
+    lengths = jnp.array([20, 13, 1, 7])
+    params = rnnlab.RNN(cell, backend="xla").init(jax.random.key(0), x, lengths)
+
+    def loss(p, backend):
+        _, y = rnnlab.RNN(cell, backend=backend).apply(p, x, lengths)
+        return jnp.sum(y**2), y
+
+    (lx, yx), gx = jax.value_and_grad(loss, has_aux=True)(params, "xla")
+    (lc, yc), gc = jax.value_and_grad(loss, has_aux=True)(params, "cudnn")
+    np.testing.assert_allclose(yc, yx, rtol=2e-3, atol=2e-4)
+    for a, b in zip(jax.tree.leaves(gc), jax.tree.leaves(gx), strict=True):
+        np.testing.assert_allclose(a, b, rtol=5e-3, atol=5e-4)
