@@ -2,12 +2,15 @@
 an LSTM training step at T = 16,384, B = 16, H = 128 fits in 256 MiB of XLA temp memory with chunked remat,
 while the plain scan's plan needs gigabytes (its activations grow with T)."""
 
+import pytest
+
 from rnnlab.scaling.points import Point
 from rnnlab.scaling.step import build
 
 MIB = 2**20
 
 
+@pytest.mark.slow  # ~60 s of compiling; README cites the measured scaling:memory report
 def test_chunked_remat_fits_256_mib_where_the_plain_scan_needs_gigabytes():
     cache = {}
     long = {"cell": "lstm", "length": 16384, "batch": 16, "hidden": 128}

@@ -51,6 +51,7 @@ def test_char_encoder_reads_each_token_alone_and_ignores_padding(kind):
     assert np.abs(out[0, 0] - out[0, 1]).max() > 1e-4
 
 
+@pytest.mark.slow  # ~30 s; the CRF itself is checked against enumeration in test_crf.py
 def test_crf_tagger_loss_and_tags_are_the_crfs():
     model = Tagger(10, 5, cell="gru", hidden_size=4, embed_dim=3, num_case=4, case_dim=2, crf=True)
     x = jnp.array([[2, 3, 4, 0], [5, 6, 0, 0]])
@@ -83,6 +84,7 @@ def _capitalised_names(n, t=8, seed=0):
     return np.ones((n, t), np.int32), case.astype(np.int32), tags.astype(np.int32)
 
 
+@pytest.mark.slow  # ~30 s: a learning test; the case classes are checked in test_tasks_ner_features.py
 def test_the_case_feature_lets_a_crf_tagger_find_names_the_words_cannot():
     words, case, tags = (jnp.asarray(a) for a in _capitalised_names(512))
     lengths = jnp.full((len(words),), words.shape[1], jnp.int32)
