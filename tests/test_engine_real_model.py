@@ -109,7 +109,6 @@ class CrashTask(NaNTask):
 
 
 @pytest.mark.default_opt
-@pytest.mark.slow  # ~20 s; resume = uninterrupted: the SIGKILL CLI test and test_integrity cover it
 def test_resume_after_crash_equals_uninterrupted(tmp_path):
     """Crash after the step-2 checkpoint, resume: the same final metrics and metrics.jsonl, byte for byte
     (the best checkpoint by validation loss is tested in both)."""

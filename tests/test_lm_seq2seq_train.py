@@ -249,7 +249,6 @@ def test_lm_trains_with_tbptt_then_complete_cli(tmp_path):
     assert evaluated["test/bits_per_char"] == pytest.approx(result["test/bits_per_char"], rel=1e-5)
 
 
-@pytest.mark.slow  # ~30 s; translate through the CLI is also in test_app_experiments (Bible)
 def test_seq2seq_trains_two_steps_then_translate_cli(tmp_path):
     workdir = str(tmp_path / "s2s")
     result = train_and_evaluate(tiny_config("test_tiny_translation", beam_size=2), workdir)
