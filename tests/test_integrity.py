@@ -5,6 +5,9 @@ checkpoint (or to step 0) and ends equal to an uninterrupted run, metrics.jsonl 
 import collections
 import os
 import shutil
+import signal
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -141,3 +144,26 @@ def test_intact_checkpoints_verify_and_an_old_one_without_manifest_loads_with_a_
     (step_dir / integrity.ORBAX_METADATA).write_text(meta.replace(integrity.DECLARATION, "other"))
     with pytest.warns(UserWarning, match="no integrity manifest"):
         assert load_run(str(work), model=TinyRNN()).step == 4
+
+
+def test_flushed_tensorboard_events_are_on_disk_when_the_process_is_killed(tmp_path):
+    """A checkpoint is written right after ``MetricWriter.flush()``: every event logged so far must then be
+    in the file, also when the process is killed the next instant (a killed run resumes after that
+    checkpoint and never writes those events again)."""
+    script = (
+        "import os, signal, sys, numpy as np\n"
+        "from rnnlab.training.metrics import MetricWriter\n"
+        "w = MetricWriter(sys.argv[1])\n"
+        "for step in range(1, 501):\n"
+        "    w.write(step, 0, {'train/loss': 1.0 / step, 'train/hist': np.arange(4.0) * step})\n"
+        "w.flush()\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert tb_steps(str(tmp_path)) == collections.Counter(
+        {(tag, s): 1 for s in range(1, 501) for tag in ("train/loss", "train/hist")}
+    )
+    (path,) = tbevents.event_files(str(tmp_path / "tb"))
+    values = [v for e in tbevents.read_events(path) if e.step == 7 for v in e.summary.value]
+    assert [v.simple_value for v in values if v.tag == "train/loss"] == [pytest.approx(1 / 7)]

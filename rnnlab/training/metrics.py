@@ -84,9 +84,7 @@ class MetricWriter:
 
     def _tb_writer(self, seed: int):
         if seed not in self._tb:
-            self._tb[seed] = tbevents.tensorboardx().SummaryWriter(
-                os.path.join(self._workdir, "tb", f"seed_{seed}")
-            )
+            self._tb[seed] = tbevents.EventWriter(os.path.join(self._workdir, "tb", f"seed_{seed}"))
         return self._tb[seed]
 
     def write(self, step: int, seed: int, values: Mapping[str, Any]) -> None:

@@ -10,8 +10,10 @@ short by the kill. Framing: ``uint64 length, uint32 masked_crc32c(length), data,
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import sys
+import time
 
 PREFIX = "events.out.tfevents"
 
@@ -61,12 +63,43 @@ def read_records(path: str) -> list[bytes]:
     return records
 
 
+def _frame(data: bytes) -> bytes:
+    header = struct.pack("<Q", len(data))
+    return header + struct.pack("<I", _crc(header)) + data + struct.pack("<I", _crc(data))
+
+
 def write_records(path: str, records: list[bytes]) -> None:
     with open(path, "wb") as f:
-        for data in records:
-            header = struct.pack("<Q", len(data))
-            f.write(header + struct.pack("<I", _crc(header)))
-            f.write(data + struct.pack("<I", _crc(data)))
+        f.writelines(_frame(data) for data in records)
+
+
+class EventWriter:
+    """Scalars and histograms appended to one event file, synchronously: after ``flush()`` every event
+    added is on disk. (tensorboardX's ``SummaryWriter`` hands events to a background thread through a queue
+    and its ``flush()`` does not wait for that queue, so a run killed right after a checkpoint could lose
+    the events logged before it — which resume would then never write again.)"""
+
+    def __init__(self, logdir: str):
+        os.makedirs(logdir, exist_ok=True)
+        name = f"{PREFIX}.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}"
+        self._file = open(os.path.join(logdir, name), "ab")  # noqa: SIM115  (open for the writer's lifetime)
+        self._add(file_version="brain.Event:2")
+
+    def _add(self, **fields) -> None:
+        event = tensorboardx().proto.event_pb2.Event(wall_time=time.time(), **fields)
+        self._file.write(_frame(event.SerializeToString()))
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self._add(step=step, summary=tensorboardx().summary.scalar(tag, value))
+
+    def add_histogram(self, tag: str, values, step: int) -> None:
+        self._add(step=step, summary=tensorboardx().summary.histogram(tag, values, "auto"))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def event_files(logdir: str) -> list[str]:
