@@ -17,6 +17,22 @@ for _flag in _FLAGS:  # an XLA_FLAGS already set is kept and extended
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+# One persistent compilation cache per test session, shared by the xdist workers and every subprocess they
+# start (the CLI, multi-host and experiment tests compile the same small programs again and again). The
+# controller imports this file first and sets the directory; the workers inherit it. Empty at the start of
+# every session, so a run's time never depends on an earlier run.
+if "RNNLAB_TEST_JAX_CACHE" not in os.environ and os.environ.get("RNNLAB_TEST_NO_JAX_CACHE") != "1":
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["RNNLAB_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="rnnlab-test-jax-cache-")
+    atexit.register(shutil.rmtree, os.environ["RNNLAB_TEST_JAX_CACHE"], True)
+if "RNNLAB_TEST_JAX_CACHE" in os.environ:
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["RNNLAB_TEST_JAX_CACHE"])
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
 
 def pytest_configure(config):
     config.addinivalue_line(
