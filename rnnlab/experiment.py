@@ -35,9 +35,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rnnlab import scaling
-from rnnlab.analysis import depth, report, report_runs
-from rnnlab.apps import figures
 from rnnlab.training import config as config_lib
 from rnnlab.training import train_and_evaluate
 from rnnlab.training.isolation import run_many
@@ -195,6 +192,11 @@ def run_experiments(
       RuntimeError: after the report is written, when a run failed or hung twice (the message lists them;
         the same command resumes them).
     """
+    # the report's modules (matplotlib, the studies) are imported here, not by `rnnlab train`'s load_config:
+    # every CLI run and every isolated point's process would pay ~1 s for them
+    from rnnlab.analysis import report, report_runs  # pylint: disable=import-outside-toplevel
+    from rnnlab.apps import figures  # pylint: disable=import-outside-toplevel
+
     if jobs < 1:
         raise ValueError(f"jobs (--jobs) must be at least 1; got {jobs}")
     plans = [(spec, experiment_name(spec), report_kind(spec)) for spec in specs]
@@ -293,6 +295,9 @@ def _study_sections(kind: str, spec: str, out_dir: str, title: str, log) -> list
     path, arg = split_spec(spec)
     module = load_module(path)
     config = _call(module.get_config, arg)
+    from rnnlab import scaling  # pylint: disable=import-outside-toplevel
+    from rnnlab.analysis import depth  # pylint: disable=import-outside-toplevel
+
     if kind == "depth_vs_time":
         return depth.run_study(config, out_dir, title=title, log=log)
     return scaling.run_study(config, _call(module.get_sweep, arg), out_dir, title=title, log=log)

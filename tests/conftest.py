@@ -39,3 +39,33 @@ def pytest_configure(config):
         "markers",
         "default_opt: also run at XLA's default optimisation level (tests/test_engine_real_model.py)",
     )
+
+
+# Modules ordered by their longest test, longest first (measured with `--durations=0`, quiet machine): a long
+# test that starts last keeps one worker busy while the others have nothing left to do. Tests keep their order
+# within a module (module-scoped fixtures are built once); modules not listed follow in collection order.
+LONGEST_FIRST = (
+    "test_multihost.py",
+    "test_engine_real_model.py",
+    "test_checkpoint.py",
+    "test_watchdog.py",
+    "test_app_experiments.py",
+    "test_experiments.py",
+    "test_experiment_jobs.py",
+    "test_reliability.py",
+    "test_lm_seq2seq_train.py",
+    "test_native.py",
+    "test_apps.py",
+    "test_blocks.py",
+    "test_scaling.py",
+    "test_scan.py",
+    "test_long_sequence_memory.py",
+    "test_ctc.py",
+    "test_captioning.py",
+    "test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from rnnlab import cli, experiment
-from rnnlab.analysis import report
+from rnnlab.analysis import depth, report
 from rnnlab.training import config as config_lib
 from rnnlab.training import isolation, train_and_evaluate
 
@@ -177,7 +177,7 @@ def test_depth_vs_time_is_dispatched_to_the_depth_study(tmp_path, monkeypatch):
         log("measuring")
         return [report.Section(f"{title}: depth against time", "measured")]
 
-    monkeypatch.setattr(experiment.depth, "run_study", run_study)
+    monkeypatch.setattr(depth, "run_study", run_study)
     path = tmp_path / "depth.py"
     path.write_text(DEPTH_STUDY)
     lines = []
