@@ -151,7 +151,20 @@ def assert_masked_equals_alone(module, params, x, lengths, initial_carry, **kwar
     """``module(x, lengths, initial_carry) -> (carry, y)`` on the padded batch equals each sequence run alone
     on its valid part: outputs on valid steps, exactly 0 on padded ones, final carry = carry after the last
     valid step, exactly the initial carry for length 0."""
-    carry, y = apply(module, params, x, jnp.asarray(lengths), initial_carry, **kwargs)
+    lengths = tuple(int(n) for n in lengths)
+
+    def batch_and_each_alone(params, x, lengths_arr, initial_carry):
+        """The padded batch and every non-empty sequence alone: one program, one compilation (they are
+        traced separately, so each alone-run is its own [1, n] loop, as with separate calls)."""
+        batch = call(module, params, x, lengths_arr, initial_carry, **kwargs)
+        alone = {
+            b: call(module, params, x[b : b + 1, :n], None, take(initial_carry, b), **kwargs)
+            for b, n in enumerate(lengths)
+            if n > 0
+        }
+        return batch, alone
+
+    (carry, y), alone = fast_jit(batch_and_each_alone)(params, x, jnp.asarray(lengths), initial_carry)
     for b, n in enumerate(lengths):
         assert np.all(np.asarray(y[b, n:]) == 0.0), f"padded outputs of sequence {b} are not exactly 0"
         if n == 0:
@@ -159,6 +172,6 @@ def assert_masked_equals_alone(module, params, x, lengths, initial_carry, **kwar
             for got, want in pairs:
                 np.testing.assert_array_equal(got, want)
             continue
-        carry_b, y_b = apply(module, params, x[b : b + 1, :n], None, take(initial_carry, b), **kwargs)
+        carry_b, y_b = alone[b]
         assert_trees_close(y[b : b + 1, :n], y_b)
         assert_trees_close(take(carry, b), carry_b)

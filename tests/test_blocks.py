@@ -26,7 +26,7 @@ def _train_adding(model, steps=STEPS, seed=0):
     """Adam with global-norm clipping, as experiments/adding.py; returns the test MSE / baseline (1/6)."""
     task = get_task("adding", length=LENGTH, num_eval=256)
     data = task.iterator("train", BATCH, seed=seed)
-    params = model.init(jax.random.key(seed), next(data)["inputs"])["params"]
+    params = fast_jit(model.init)(jax.random.key(seed), next(data)["inputs"])["params"]
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(LR))
 
     def loss(p, b):
@@ -96,27 +96,42 @@ def test_block_model_with_lengths_equals_each_sequence_alone(block):
     same sequence unpadded, each in a batch of one."""
     model = rnnlab.SequenceModel(cell="mingru", hidden_size=4, num_layers=2, block=block, num_outputs=2)
     x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 5, 3)), jnp.float32)
-    params = model.init(jax.random.key(0), x)
-    out = model.apply(params, x, jnp.asarray([5, 3]))
-    alone = [model.apply(params, x[b : b + 1, :n])[0] for b, n in enumerate((5, 3))]
-    np.testing.assert_allclose(out, jnp.stack(alone), rtol=1e-5, atol=1e-6)
+    params = fast_jit(model.init)(jax.random.key(0), x)
     batch = model.clone(norm="batch")
     padded = jnp.where(jnp.arange(5)[None, :, None] < 3, x[1:], 100.0)
-    np.testing.assert_allclose(
-        batch.apply(params, padded, jnp.asarray([3])), batch.apply(params, x[1:, :3]), rtol=1e-5, atol=1e-6
-    )
+
+    @fast_jit  # every call below in one program: one compilation, not one per eagerly dispatched op
+    def outputs(params, x, padded):
+        out = model.apply(params, x, jnp.asarray([5, 3]))
+        alone = [model.apply(params, x[b : b + 1, :n])[0] for b, n in enumerate((5, 3))]
+        return (
+            out,
+            jnp.stack(alone),
+            batch.apply(params, padded, jnp.asarray([3])),
+            batch.apply(params, x[1:, :3]),
+        )
+
+    out, alone, padded_out, unpadded_out = outputs(params, x, padded)
+    np.testing.assert_allclose(out, alone, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(padded_out, unpadded_out, rtol=1e-5, atol=1e-6)
 
 
 def test_head_last_reads_the_residual_stream_at_the_last_valid_step():
     model = rnnlab.SequenceModel(cell="lru", hidden_size=4, block="lru", num_layers=2, num_outputs=1)
     x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 6, 2)), jnp.float32)
     lengths = jnp.asarray([6, 2, 0])
-    params = model.init(jax.random.key(0), x)
+    params = fast_jit(model.init)(jax.random.key(0), x)
     stack = BlockStack(model.make_cell, 4, kind="lru", num_layers=2)
-    _, y = stack.apply({"params": params["params"]["rnn"]}, x, lengths)
-    head = params["params"]["head"]
-    want = jnp.stack([y[0, 5], y[1, 1], jnp.zeros(4)]) @ head["kernel"] + head["bias"]
-    np.testing.assert_allclose(model.apply(params, x, lengths), want, rtol=1e-5, atol=1e-6)
+
+    @fast_jit  # one program: one compilation, not one per eagerly dispatched op
+    def got_and_want(params, x):
+        _, y = stack.apply({"params": params["params"]["rnn"]}, x, lengths)
+        head = params["params"]["head"]
+        want = jnp.stack([y[0, 5], y[1, 1], jnp.zeros(4)]) @ head["kernel"] + head["bias"]
+        return model.apply(params, x, lengths), want
+
+    got, want = got_and_want(params, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_batch_stat_norm_uses_only_valid_steps():

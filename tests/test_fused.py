@@ -32,13 +32,30 @@ LOOPS = {
     "lengths-nohoist": ((2, 6, 5), False, False),
 }
 # Every loop variant for the standard cells; the gate options (which only change the step) on two of them.
+# Not slow: full, lengths-reverse, reverse-nohoist and lengths-nohoist meet every pair of (lengths, reverse,
+# hoist) values; 'lengths' (lengths, forward, hoisted) repeats pairs those cover, and the gate options on the
+# full loop repeat the step that their lengths-reverse case checks under a harder loop: both are `make
+# test-slow` only.
+SLOW_LOOPS = ("lengths",)
 CASES = [
-    pytest.param(name, {}, *loop, id=f"{name}-{loop_id}")
+    pytest.param(
+        name,
+        {},
+        *loop,
+        id=f"{name}-{loop_id}",
+        marks=[pytest.mark.slow] if loop_id in SLOW_LOOPS else [],
+    )
     for name in ("lstm", "gru")
     for loop_id, loop in LOOPS.items()
 ]
 CASES += [
-    pytest.param(name, options, *LOOPS[loop_id], id=f"{name}-{option_id}-{loop_id}")
+    pytest.param(
+        name,
+        options,
+        *LOOPS[loop_id],
+        id=f"{name}-{option_id}-{loop_id}",
+        marks=[pytest.mark.slow] if loop_id == "full" else [],
+    )
     for name, option_id, options in [
         ("lstm", "slope2.5-chrono", {"gate_slope": 2.5, "chrono_tmax": 8.0}),
         ("gru", "slope0.5", {"gate_slope": 0.5}),

@@ -20,6 +20,7 @@ from helpers import (
     assert_masked_equals_alone,
     assert_trees_close,
     call,
+    fast_jit,
     init_params,
     make_cell,
     rand,
@@ -129,9 +130,16 @@ def test_model_on_a_padded_batch_equals_the_model_on_each_truncated_sequence(hea
     model = _model(num_layers=2, head=head, bidirectional=bidirectional)
     x, lengths = rand((B, T, D), 3), (T, 2, 1)
     params = init_params(model, x)
-    out = apply(model, params, x, jnp.array(lengths))
+
+    @fast_jit  # the batch and each sequence alone in one program: one compilation instead of 1 + B
+    def batch_and_alone(params, x, lengths_arr):
+        return call(model, params, x, lengths_arr), [
+            call(model, params, x[b : b + 1, :n]) for b, n in enumerate(lengths)
+        ]
+
+    out, alones = batch_and_alone(params, x, jnp.array(lengths))
     for b, n in enumerate(lengths):
-        alone = apply(model, params, x[b : b + 1, :n])
+        alone = alones[b]
         if head == "all":
             assert_trees_close(out[b : b + 1, :n], alone)
             # documented: padded steps give exactly the head's bias
@@ -161,14 +169,21 @@ def test_last_head_reads_each_cells_output_at_the_last_valid_step(name, options,
     model = _model(cell=spec, cell_options=(), bidirectional=bidirectional)
     x, lengths = rand((B, T, D), 4), (T, 2, 0)
     params = init_params(model, x)
-    out = apply(model, params, x, jnp.array(lengths))
-    cell, layer, head = make_cell(name, **options), params["rnn"]["layer0"], params["head"]
+    cell, head = make_cell(name, **options), params["head"]
+
+    @fast_jit  # the model and the bare layers in one program: one compilation instead of two or three
+    def model_and_layers(params, x, lengths):
+        layer = params["rnn"]["layer0"]
+        if not bidirectional:
+            return call(model, params, x, lengths), call(rnnlab.RNN(cell), layer, x, lengths), None
+        fwd = call(rnnlab.RNN(cell), layer["forward"], x, lengths)
+        _, yb = call(rnnlab.RNN(cell, reverse=True), layer["backward"], x, lengths)
+        return call(model, params, x, lengths), fwd, yb
+
+    out, (carry, yf), yb = model_and_layers(params, x, jnp.array(lengths))
     if bidirectional:
-        carry, yf = apply(rnnlab.RNN(cell), layer["forward"], x, jnp.array(lengths))
-        _, yb = apply(rnnlab.RNN(cell, reverse=True), layer["backward"], x, jnp.array(lengths))
         feats = np.concatenate([_last_valid(yf, lengths), _last_valid(yb, lengths, reverse=True)], -1)
     else:
-        carry, yf = apply(rnnlab.RNN(cell), layer, x, jnp.array(lengths))
         feats = _last_valid(yf, lengths)
     assert_trees_close(out, feats @ head["kernel"] + head["bias"])
     raw_state = np.real(np.asarray(cell.hidden(carry)))[:, :H]
