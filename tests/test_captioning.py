@@ -31,26 +31,26 @@ def test_teacher_forcing_equals_step_by_step_decoding(attention, cell):
     dec_inputs = jnp.array([[1, 3, 4, 5], [1, 6, 2, 0], [1, 5, 0, 0]], jnp.int32)
     dec_lengths = jnp.array([4, 3, 2], jnp.int32)
 
-    @jax.jit
+    @jax.jit  # forced, stepped and the other image's logits in one program: one compilation
     def run(variables, images, dec_inputs, dec_lengths):
         forced = model.apply(variables, images, dec_inputs, dec_lengths)
+        other = model.apply(variables, images[::-1], dec_inputs, dec_lengths)
         carry = caption_init_carry(model, variables, images)
         step = caption_step_fn(model, variables)
         stepped = []
         for t in range(dec_inputs.shape[1]):
             carry, log_probs = step(carry, dec_inputs[:, t])
             stepped.append(log_probs)
-        return forced, jnp.stack(stepped, 1)
+        return forced, jnp.stack(stepped, 1), other
 
     variables = random_variables(model, 1, images, dec_inputs, dec_lengths)
-    forced, stepped = run(variables, images, dec_inputs, dec_lengths)
+    forced, stepped, other = run(variables, images, dec_inputs, dec_lengths)
     valid = np.arange(4)[None, :] < np.asarray(dec_lengths)[:, None]
     forced_lp = np.asarray(jax.nn.log_softmax(forced, -1))
     np.testing.assert_allclose(forced_lp[valid], np.asarray(stepped)[valid], atol=1e-5)
     bias = variables["params"]["decoder"]["out"]["bias"]
     np.testing.assert_array_equal(np.asarray(forced)[~valid], np.broadcast_to(bias, ((~valid).sum(), 7)))
     # The image matters: another image changes the logits from the first step on.
-    other = model.apply(variables, images[::-1], dec_inputs, dec_lengths)
     assert np.abs(np.asarray(other)[0, 0] - np.asarray(forced)[0, 0]).max() > 1e-3
 
 
@@ -59,11 +59,16 @@ def test_frame_encoder_is_the_image_encoder_on_every_frame():
     encoder = ConvEncoder((3,), out_dim=4)
     model = FrameEncoder(encoder)
     variables = random_variables(model, 0, frames)
-    out = model.apply(variables, frames)
-    inner = {"params": variables["params"]["encoder"]}
+
+    @jax.jit  # the model and the encoder on each frame in one program: one compilation, not one per op
+    def out_and_wants(variables, frames):
+        inner = {"params": variables["params"]["encoder"]}
+        wants = [encoder.apply(inner, frames[:, t]).reshape(2, -1) for t in range(3)]
+        return model.apply(variables, frames), wants
+
+    out, wants = out_and_wants(variables, frames)
     for t in range(3):
-        want = encoder.apply(inner, frames[:, t]).reshape(2, -1)
-        np.testing.assert_allclose(out[:, t], want, rtol=1e-6)
+        np.testing.assert_allclose(out[:, t], wants[t], rtol=1e-6)
     assert out.shape == (2, 3, 3 * 3 * 4)
 
 

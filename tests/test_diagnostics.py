@@ -37,10 +37,19 @@ def _init(model, batch, key=1):
     )
 
 
-def _slow_grad_norms(model, params, batch):
+def _slow_grad_norms(model, params, batch, g=None):
     """||dL/dh_t|| the slow way: the cell's equations unrolled in Python, one sequence at a time, with a
     perturbation delta_t added to h_t (the carry passed on to step t + 1; the output y_t is emitted before
-    it)."""
+    it). ``g``: :func:`_slow_grads` if already computed (e.g. inside a bigger jitted program)."""
+    if g is None:
+        g = jax.jit(functools.partial(_slow_grads, model))(params, batch)
+    norms = np.linalg.norm(np.asarray(g), axis=-1)  # [B, T]
+    valid = np.arange(T)[None] < np.asarray(batch["lengths"])[:, None]
+    return (norms * valid).sum(0) / valid.sum(0)
+
+
+def _slow_grads(model, params, batch):
+    """dL/d(delta_t) [B, T, H] for :func:`_slow_grad_norms` (traceable; ``batch["lengths"]`` concrete)."""
     cp, head = params["rnn"]["layer0"]["cell"], params["head"]
     w, b, u = cp["input"]["kernel"], cp["input"]["bias"], cp["recurrent_kernel"]
 
@@ -60,7 +69,6 @@ def _slow_grad_norms(model, params, batch):
 
     lengths = np.asarray(batch["lengths"])
 
-    @jax.jit
     def loss(deltas):  # deltas: [B, T, H]
         outs = []
         for s in range(B):
@@ -75,10 +83,7 @@ def _slow_grad_norms(model, params, batch):
             outs.append(feats @ head["kernel"] + head["bias"])
         return _mse(jnp.stack(outs), batch)
 
-    g = jax.grad(loss)(jnp.zeros((B, T, H)))
-    norms = np.linalg.norm(np.asarray(g), axis=-1)  # [B, T]
-    valid = np.arange(T)[None] < np.asarray(batch["lengths"])[:, None]
-    return (norms * valid).sum(0) / valid.sum(0)
+    return jax.grad(loss)(jnp.zeros((B, T, H)))
 
 
 @pytest.mark.parametrize("cell,head", [("lstm", "last"), ("rnn", "mean"), ("gru", "mean")])
@@ -86,10 +91,10 @@ def test_probe_grad_norms_equal_slow_perturbation_gradients(cell, head):
     model = SequenceModel(cell=cell, hidden_size=H, head=head, num_outputs=1)
     batch = _batch()
     params = _init(model, batch)
-    fast = jax.jit(functools.partial(dg.grad_norms_per_step, dg.model_loss_fn(model, _mse), model))(
-        params, batch
-    )
-    np.testing.assert_allclose(fast, _slow_grad_norms(model, params, batch), rtol=1e-4, atol=1e-7)
+    fast_norms = functools.partial(dg.grad_norms_per_step, dg.model_loss_fn(model, _mse), model)
+    # the probe norms and the slow gradients in one program: one compilation instead of two
+    fast, g = jax.jit(lambda params: (fast_norms(params, batch), _slow_grads(model, params, batch)))(params)
+    np.testing.assert_allclose(fast, _slow_grad_norms(model, params, batch, g), rtol=1e-4, atol=1e-7)
     # The probe is added to the carry after y_t is emitted, and both heads read outputs: the last step's
     # carry feeds nothing, so its gradient is exactly 0; every earlier step's is positive.
     assert np.all(np.asarray(fast)[:-1] > 0) and float(fast[-1]) == 0.0
@@ -148,22 +153,30 @@ def test_jacobian_products_equal_jacrev_of_the_unrolled_map(name):
         cell = get_cell(name, hidden_size=H, param_dtype=jnp.float64)
         cp = _random_cell_params(cell, D, 7)
         x = jax.random.normal(jax.random.key(8), (t_len, D), jnp.float64)
-        out = dg.cell_jacobian_products(cell, cp, x, return_products=True)
+        out = jax.jit(  # one compilation, not one per eagerly dispatched op
+            lambda cp, x: dg.cell_jacobian_products(cell, cp, x, return_products=True)
+        )(cp, x)
         step = lambda c, x_t: cell.apply({"params": cp}, c, x_t[None])[0]
         with_hidden = (lambda c, h: (c[0], h)) if name == "lstm" else (lambda c, h: h)
-        carries, c = [], cell.init_carry(None, (1,))
-        for t in range(t_len):
-            c = step(c, x[t])
-            carries.append(c)
 
-        def unrolled(h, t):  # h_t -> h_{T-1}, everything else of the carry after step t held
-            c = with_hidden(carries[t], h)
-            for s in range(t + 1, t_len):
-                c = step(c, x[s])
-            return cell.hidden(c)
+        @jax.jit  # every reference Jacobian in one program: one compilation, not one per eagerly run op
+        def references(x):
+            carries, c = [], cell.init_carry(None, (1,))
+            for t in range(t_len):
+                c = step(c, x[t])
+                carries.append(c)
 
+            def unrolled(h, t):  # h_t -> h_{T-1}, everything else of the carry after step t held
+                c = with_hidden(carries[t], h)
+                for s in range(t + 1, t_len):
+                    c = step(c, x[s])
+                return cell.hidden(c)
+
+            return [jax.jacrev(unrolled)(cell.hidden(carries[t]), t).reshape(H, H) for t in range(t_len)]
+
+        refs = references(x)
         for t in range(t_len):
-            ref = jax.jacrev(unrolled)(cell.hidden(carries[t]), t).reshape(H, H)
+            ref = refs[t]
             np.testing.assert_allclose(out["products"][t], ref, rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(out["norm"][t], np.linalg.norm(ref), rtol=1e-9)
             np.testing.assert_allclose(out["sigma_max"][t], np.linalg.norm(ref, 2), rtol=1e-9)
@@ -182,10 +195,16 @@ def test_layers_are_found_by_running_the_model():
         ("rnn/layer1/backward", True),
     ]
     np.testing.assert_array_equal(layers[0].inputs, batch["inputs"])
-    run = lambda la: rnnlab.RNN(la.cell, reverse=la.reverse).apply(
-        {"params": {"cell": la.params}}, batch["inputs"], batch["lengths"]
+    run = lambda la, p, x, lengths: rnnlab.RNN(la.cell, reverse=la.reverse).apply(
+        {"params": {"cell": p}}, x, lengths
     )[1]
-    below = jnp.concatenate([run(layers[0]), run(layers[1])], -1)  # layer 1 reads both directions of layer 0
+    below = jax.jit(  # the reference: both directions of layer 0 in one program (one compilation)
+        lambda p0, p1, x, lengths: jnp.concatenate(
+            [run(layers[0], p0, x, lengths), run(layers[1], p1, x, lengths)], -1
+        )
+    )(
+        layers[0].params, layers[1].params, batch["inputs"], batch["lengths"]
+    )  # layer 1 reads both directions of layer 0
     np.testing.assert_allclose(layers[2].inputs, below, rtol=1e-6)
     np.testing.assert_allclose(dg.layer_inputs(model, params, batch["inputs"], batch["lengths"], 1), below)
     stats = dg.gate_statistics(model, params, batch["inputs"], batch["lengths"])
@@ -283,7 +302,7 @@ def test_gate_statistics_equal_a_hand_computation_on_a_tiny_lstm():
 @pytest.mark.parametrize("init,radius", [("identity", 0.5), ("orthogonal", 1.3)])
 def test_spectral_radius_of_scaled_identity_and_orthogonal_kernels(init, radius):
     cell = get_cell("rnn", hidden_size=4, recurrent_init=init, radius=radius)
-    cp = cell.init(jax.random.key(0), cell.init_carry(None, (1,)), jnp.ones((1, 2)))["params"]
+    cp = jax.jit(cell.init)(jax.random.key(0), cell.init_carry(None, (1,)), jnp.ones((1, 2)))["params"]
     spec = dg.recurrent_spectrum(cell, cp)
     assert float(spec["spectral_radius"]) == pytest.approx(radius, rel=1e-5)
     assert float(spec["sigma_max"]) == pytest.approx(radius, rel=1e-5)
@@ -293,7 +312,7 @@ def test_spectral_radius_of_scaled_identity_and_orthogonal_kernels(init, radius)
 
 def test_spectrum_per_gate_block_with_the_sigmoid_bound_and_a_non_normal_matrix():
     cell = get_cell("lstm", hidden_size=3)
-    cp = cell.init(jax.random.key(0), cell.init_carry(None, (1,)), jnp.ones((1, 2)))["params"]
+    cp = jax.jit(cell.init)(jax.random.key(0), cell.init_carry(None, (1,)), jnp.ones((1, 2)))["params"]
     spec = dg.recurrent_spectrum(cell, cp)
     assert set(spec["blocks"]) == {"i", "f", "g", "o"}
     assert spec["blocks"]["f"]["pascanu_bound"] == 4.0 and spec["blocks"]["g"]["pascanu_bound"] == 1.0

@@ -16,7 +16,6 @@ from helpers import (
     D,
     H,
     T,
-    apply,
     assert_masked_equals_alone,
     assert_trees_close,
     call,
@@ -74,14 +73,24 @@ def test_single_step_and_single_sequence_equal_the_python_loop(name, options, mo
     x = rand((b, t, D), 1)
     params = init_params(rnn, x)
     carry0 = rand_carry(cell, b, 2)
-    carry, y = apply(rnn, params, x, None if lengths is None else jnp.array(lengths), carry0)
-    for i in range(b):
-        n = t if lengths is None else lengths[i]
+    ns = [t if lengths is None else lengths[i] for i in range(b)]
+
+    @fast_jit  # the loop and the Python reference loops in one program: one compilation, not one per op
+    def loop_and_references(params, x, lengths_arr, carry0):
+        refs = {
+            i: loop_cell(cell, params["cell"], x[i : i + 1, :n], take(carry0, i))
+            for i, n in enumerate(ns)
+            if n
+        }
+        return call(rnn, params, x, lengths_arr, carry0), refs
+
+    (carry, y), refs = loop_and_references(params, x, None if lengths is None else jnp.array(lengths), carry0)
+    for i, n in enumerate(ns):
         assert np.all(np.asarray(y[i, n:]) == 0.0)
         if n == 0:
             assert_trees_close(take(carry, i), take(carry0, i), rtol=0, atol=0)
             continue
-        ref_carry, ref_y = loop_cell(cell, params["cell"], x[i : i + 1, :n], take(carry0, i))
+        ref_carry, ref_y = refs[i]
         assert_trees_close(take(carry, i), ref_carry)
         assert_trees_close(y[i : i + 1, :n], ref_y)
 
@@ -112,9 +121,14 @@ def test_padded_probes_are_ignored():
     junk = jax.tree.map(lambda p: p + 1.0, rnnlab.zero_probes(cell.init_carry(None, (B,)), T))
     valid = (np.arange(T)[None, :] < np.array(LENGTHS)[:, None])[..., None]
     masked_junk = jax.tree.map(lambda p: p * valid, junk)
-    assert_trees_close(
-        apply(rnn, params, x, lengths, probes=junk), apply(rnn, params, x, lengths, probes=masked_junk)
+    both = fast_jit(  # both runs in one program: one compilation
+        lambda params, x, lengths, junk, masked_junk: (
+            call(rnn, params, x, lengths, probes=junk),
+            call(rnn, params, x, lengths, probes=masked_junk),
+        )
     )
+    with_junk, with_masked_junk = both(params, x, lengths, junk, masked_junk)
+    assert_trees_close(with_junk, with_masked_junk)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -127,17 +141,23 @@ def _outputs_and_grads(rnn, params, x, lengths, carry0, probes, seed=11):
     Jitted as a whole (one compilation instead of one per eagerly dispatched op); ``lengths`` is an argument,
     not a closed-over constant (see test_concrete_lengths_inside_jit).
     """
-    wy = rand((B, T, rnn.cell.hidden_size), seed)
-    wc = rand_carry(rnn.cell, B, seed + 1)
+    return _outputs_and_grads_of((rnn,), params, x, lengths, carry0, probes, seed)[0]
 
-    def loss(params, x, carry0, probes, lengths):
+
+def _outputs_and_grads_of(rnns, params, x, lengths, carry0, probes, seed=11):
+    """:func:`_outputs_and_grads` of several loops on the same inputs, in one program (one compilation)."""
+    wy = rand((B, T, rnns[0].cell.hidden_size), seed)
+    wc = rand_carry(rnns[0].cell, B, seed + 1)
+
+    def loss(params, x, carry0, probes, lengths, rnn):
         carry, y = call(rnn, params, x, lengths, carry0, probes)
         return dot(y, wy) + dot(carry, wc), (carry, y)
 
-    grads, aux = fast_jit(jax.grad(loss, argnums=(0, 1, 2, 3), has_aux=True))(
-        params, x, carry0, probes, lengths
-    )
-    return aux, grads
+    def all_grads(params, x, carry0, probes, lengths):
+        grad = jax.grad(loss, argnums=(0, 1, 2, 3), has_aux=True)
+        return [grad(params, x, carry0, probes, lengths, rnn) for rnn in rnns]
+
+    return [(aux, grads) for grads, aux in fast_jit(all_grads)(params, x, carry0, probes, lengths)]
 
 
 @pytest.mark.parametrize(
@@ -151,8 +171,8 @@ def test_associative_equals_sequential(name, options, lengths, reverse):
     assoc = rnnlab.RNN(cell, mode="associative", reverse=reverse)
     lengths = None if lengths is None else jnp.array(lengths)
     carry0, probes = rand_carry(cell, B, 3), rnnlab.zero_probes(cell.init_carry(None, (B,)), T)
-    (want, want_grads), (got, got_grads) = (
-        _outputs_and_grads(m, params, x, lengths, carry0, probes) for m in (seq, assoc)
+    (want, want_grads), (got, got_grads) = _outputs_and_grads_of(
+        (seq, assoc), params, x, lengths, carry0, probes
     )
     assert_trees_close(got, want)
     assert_trees_close(got_grads[:3], want_grads[:3], rtol=1e-9)  # params, x, initial carry (probes: below)
@@ -164,7 +184,7 @@ def test_associative_probe_gradients_equal_sequential(name, options):
     assoc = rnnlab.RNN(cell, mode="associative")
     lengths, carry0 = jnp.array(LENGTHS), rand_carry(cell, B, 3)
     probes = rnnlab.zero_probes(cell.init_carry(None, (B,)), T)
-    (_, want), (_, got) = (_outputs_and_grads(m, params, x, lengths, carry0, probes) for m in (seq, assoc))
+    (_, want), (_, got) = _outputs_and_grads_of((seq, assoc), params, x, lengths, carry0, probes)
     assert_trees_close(got[3], want[3], rtol=1e-9)
 
 
@@ -215,8 +235,9 @@ def test_associative_mode_with_loop_options_equals_sequential(option):
 
 def test_remat_chunk_without_remat_changes_nothing():
     cell, ref, x, params = _setup("gru", {})
-    want = apply(ref, params, x)
-    got = apply(rnnlab.RNN(cell, remat_chunk=3), params, x)
+    chunked = rnnlab.RNN(cell, remat_chunk=3)
+    # both in one program: one compilation
+    got, want = fast_jit(lambda params, x: (call(chunked, params, x), call(ref, params, x)))(params, x)
     assert_trees_close(got, want)
 
 
@@ -245,21 +266,30 @@ def test_probe_gradients_equal_loss_gradient_wrt_each_carry(name, options, mode,
         carry, y = call(rnn, params, x, jnp.array(lengths), x0, probes)
         return dot(y, wy) + dot(carry, wc)
 
-    got = fast_jit(jax.grad(loss))(rnnlab.zero_probes(one_carry, T))
+    # The slow way: each sequence b alone, a perturbation added to the carry after each step, in the order the
+    # cell reads the steps (reversed for reverse=True), differentiated w.r.t. each perturbation.
+    orders = [np.arange(n)[::-1] if reverse else np.arange(n) for n in lengths]
+
+    @fast_jit  # the probe gradients and every slow gradient in one program: one compilation, not one per op
+    def got_and_slow(zero_probes):
+        slow = []
+        for b, order in enumerate(orders):
+
+            def slow_loss(perts, b=b, order=order):
+                carry, y = loop_cell(cell, params["cell"], x[b : b + 1, order], take(x0, b), perts)
+                return dot(y, wy[b : b + 1, order]) + dot(carry, take(wc, b))
+
+            zeros = [jax.tree.map(jnp.zeros_like, take(one_carry, b)) for _ in order]
+            slow.append(jax.grad(slow_loss)(zeros))
+        return jax.grad(loss)(zero_probes), slow
+
+    got, slows = got_and_slow(rnnlab.zero_probes(one_carry, T))
 
     for b, n in enumerate(lengths):
-        # The slow way: sequence b alone, a perturbation added to the carry after each step, in the order
-        # the cell reads the steps (reversed for reverse=True), differentiated w.r.t. each perturbation.
-        order = np.arange(n)[::-1] if reverse else np.arange(n)
-
-        def slow_loss(perts, b=b, order=order):
-            carry, y = loop_cell(cell, params["cell"], x[b : b + 1, order], take(x0, b), perts)
-            return dot(y, wy[b : b + 1, order]) + dot(carry, take(wc, b))
-
-        zeros = [jax.tree.map(jnp.zeros_like, take(one_carry, b)) for _ in range(n)]
-        slow = jax.grad(slow_loss)(zeros)
-        for step, t in enumerate(order):
-            assert_trees_close(jax.tree.map(lambda g, b=b, t=t: g[b : b + 1, t], got), slow[step], rtol=1e-9)
+        for step, t in enumerate(orders[b]):
+            assert_trees_close(
+                jax.tree.map(lambda g, b=b, t=t: g[b : b + 1, t], got), slows[b][step], rtol=1e-9
+            )
         for leaf in jax.tree.leaves(got):
             assert np.all(np.asarray(leaf[b, n:]) == 0.0), "probe gradients on padded steps must be 0"
 
@@ -276,7 +306,9 @@ def _sigmoid(z):
 def test_lstm_gates_are_collected_per_step(reverse):
     _, rnn, x, params = _setup("lstm", {}, reverse=reverse)
     lengths = (T, 2, 1)
-    (_, y), state = rnn.apply({"params": params}, x, jnp.array(lengths), mutable=["intermediates"])
+    (_, y), state = fast_jit(  # one compilation, not one per eagerly dispatched op
+        lambda params, x, lengths: rnn.apply({"params": params}, x, lengths, mutable=["intermediates"])
+    )(params, x, jnp.array(lengths))
     gates = state["intermediates"]["gates"][0]
     np.testing.assert_array_equal(
         state["intermediates"]["mask"][0], np.arange(T)[None] < np.array(lengths)[:, None]
