@@ -127,34 +127,18 @@ def test_video_classifier_learns_the_direction_of_a_moving_digit():
     pools = ds.split_digits(labels, {"train": 0.5, "test": 0.5})
     kw = {"canvas": (9, 9), "num_frames": (3, 5), "directions": 4, "speeds": (1,)}
     train = ds.moving_digit_clips(images, pools["train"], 1024, seed=0, **kw)
-    data = tuple(jnp.asarray(a) for a in (train.frames, train.lengths, train.labels))
     test = ds.moving_digit_clips(images, pools["test"], 128, seed=1, **kw)
-    model = VideoClassifier(MLPEncoder((), out_dim=16), 4, frame_features=None, cell="gru", hidden_size=16)
-    opt = optax.adam(1e-2)
-
-    def loss_fn(params, x, ln, y):
-        logits = model.apply({"params": params}, x, ln)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-    @jax.jit
-    def step(params, opt_state, i):
-        idx = (i * 32 + jnp.arange(32)) % len(data[0])
-        grads = jax.grad(loss_fn)(params, *(a[idx] for a in data))
-        updates, opt_state = opt.update(grads, opt_state)
-        return optax.apply_updates(params, updates), opt_state
-
-    params = jax.jit(model.init)(jax.random.key(0), train.frames[:2], train.lengths[:2])["params"]
+    params, predict = _train_video_classifier(train, num_classes=4)
     assert set(params) == {"encoder", "sequence"}  # frame_features=None: no per-frame Dense
-    opt_state = opt.init(params)
-    for i in range(200):
-        params, opt_state = step(params, opt_state, i)
-    predict = jax.jit(lambda p, x, ln: jnp.argmax(model.apply({"params": p}, x, ln), -1))
-    accuracy = np.mean(np.asarray(predict(params, test.frames, test.lengths)) == test.labels)
+    accuracy = np.mean(np.asarray(predict(test.frames, test.lengths)) == test.labels)
     assert accuracy >= 0.9, accuracy
 
 
-def _train_video_classifier(clips, steps=200):
-    model = VideoClassifier(MLPEncoder((), out_dim=16), 2, frame_features=None, cell="gru", hidden_size=16)
+def _train_video_classifier(clips, num_classes=2, steps=200):
+    """A small GRU video classifier trained on ``clips``: params and jitted ``predict(x, lengths)``."""
+    model = VideoClassifier(
+        MLPEncoder((), out_dim=16), num_classes, frame_features=None, cell="gru", hidden_size=16
+    )
     data = tuple(jnp.asarray(a) for a in (clips.frames, clips.lengths, clips.labels))
     opt = optax.adam(1e-2)
 
@@ -174,7 +158,7 @@ def _train_video_classifier(clips, steps=200):
     opt_state = opt.init(params)
     for i in range(steps):
         params, opt_state = step(params, opt_state, i)
-    return jax.jit(lambda x, ln: jnp.argmax(model.apply({"params": params}, x, ln), -1))
+    return params, jax.jit(lambda x, ln: jnp.argmax(model.apply({"params": params}, x, ln), -1))
 
 
 def test_shuffled_frames_control_stays_at_chance_where_only_the_order_tells_the_class():
@@ -188,7 +172,7 @@ def test_shuffled_frames_control_stays_at_chance_where_only_the_order_tells_the_
     test = ds.moving_digit_clips(images, pools["test"], 400, seed=1, **kw)
     accuracy = {}
     for name, shuffle in (("ordered", lambda c, s: c), ("shuffled", ds.shuffle_frames)):
-        predict = _train_video_classifier(shuffle(train, 2))
+        _, predict = _train_video_classifier(shuffle(train, 2))
         held_out = shuffle(test, 3)
         accuracy[name] = float(np.mean(np.asarray(predict(held_out.frames, held_out.lengths)) == test.labels))
     assert accuracy["ordered"] >= 0.9 and abs(accuracy["shuffled"] - 0.5) < 0.1, accuracy
