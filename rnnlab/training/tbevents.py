@@ -1,10 +1,11 @@
-"""TensorBoard event files (TFRecord framing of ``Event`` protos), read and trimmed without TensorFlow.
+"""TensorBoard event files (TFRecord framing of ``Event`` protos): written, read, trimmed without TensorFlow.
 
 A resumed run continues from its last checkpoint, so the events a killed run wrote after that step are
 written again; TensorBoard would show both copies. ``truncate_after(logdir, step)`` rewrites every event file
 under ``logdir`` without the events past ``step`` (as ``metrics.jsonl`` is trimmed), and drops a record cut
 short by the kill. Framing: ``uint64 length, uint32 masked_crc32c(length), data, uint32 masked_crc32c(data)``
-(little-endian), the format tensorboardX writes.
+(little-endian), the format tensorboardX writes. ``EventWriter`` writes them synchronously (tensorboardX's
+protos, not its queued writer), so a checkpoint taken after ``flush()`` never outlives its events.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class EventWriter:
 
     def __init__(self, logdir: str):
         os.makedirs(logdir, exist_ok=True)
+        # one file per writer; a second writer of the same process in the same second appends to it
         name = f"{PREFIX}.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}"
         self._file = open(os.path.join(logdir, name), "ab")  # noqa: SIM115  (open for the writer's lifetime)
         self._add(file_version="brain.Event:2")
