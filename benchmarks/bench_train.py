@@ -19,7 +19,9 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
-def _setup(seeds, mode="none", length=100, hidden=64, batch_size=64, cell="lstm", backend="auto"):
+def _setup(
+    seeds, mode="none", length=100, hidden=64, batch_size=64, cell="lstm", backend="auto", seed_loop="vmap"
+):
     import jax  # pylint: disable=import-outside-toplevel
 
     from rnnlab.tasks import get_task  # pylint: disable=import-outside-toplevel
@@ -35,7 +37,9 @@ def _setup(seeds, mode="none", length=100, hidden=64, batch_size=64, cell="lstm"
     config.model.rnn.backend = backend
     task = get_task("adding", length=length)
     model = builders.build_model(config.model, task.info)
-    train_step = make_train_step(Adapter(model).forward, losses.get_loss(task.info), config.optim, 1000)
+    train_step = make_train_step(
+        Adapter(model).forward, losses.get_loss(task.info), config.optim, 1000, seed_loop
+    )
     dp = sharding.DataParallel(mode)
     step = dp.compile_train(train_step)
     state = dp.put_state(init_state(model, train_step.tx, task.info, list(seeds)))
@@ -56,14 +60,16 @@ def _time_steps(step, state, batch, steps):
     return time.perf_counter() - t0, state  # the input state was donated: callers continue from this one
 
 
-def bench_seeds_vmap(k: int = 8, steps: int = 20, **model) -> dict[str, float]:
-    """Seed-steps/s of K seeds vmapped in one program vs K separate single-seed runs (one after another).
+def bench_seeds(k: int = 8, steps: int = 20, seed_loop: str = "vmap", **model) -> dict[str, float]:
+    """Seed-steps/s of K seeds in one program (``seed_loop`` 'vmap' or 'map', rnnlab.training.steps) vs K
+    separate single-seed runs (one after another).
 
     Returns:
-      ``{'k', 'backend', 'vmap_seed_steps_per_s', 'separate_seed_steps_per_s', 'speedup'}``.
+      ``{'k', 'backend', 'seed_loop', 'one_program_seed_steps_per_s', 'separate_seed_steps_per_s',
+      'speedup'}``.
     """
-    step, state, batch = _setup(list(range(k)), **model)
-    t_vmap, _ = _time_steps(step, state, batch, steps)
+    step, state, batch = _setup(list(range(k)), seed_loop=seed_loop, **model)
+    t_one, _ = _time_steps(step, state, batch, steps)
     t_sep = 0.0
     step1, state1, batch1 = _setup([0], **model)  # the same program serves every seed
     for _ in range(k):
@@ -72,9 +78,10 @@ def bench_seeds_vmap(k: int = 8, steps: int = 20, **model) -> dict[str, float]:
     return {
         "k": k,
         "backend": model.get("backend", "auto"),
-        "vmap_seed_steps_per_s": k * steps / t_vmap,
+        "seed_loop": seed_loop,
+        "one_program_seed_steps_per_s": k * steps / t_one,
         "separate_seed_steps_per_s": k * steps / t_sep,
-        "speedup": t_sep / t_vmap,
+        "speedup": t_sep / t_one,
     }
 
 
@@ -116,9 +123,12 @@ def main() -> None:
     steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 20
     from rnnlab.fused import native  # pylint: disable=import-outside-toplevel
 
-    out = {"seeds_vmap": bench_seeds_vmap(steps=steps)}  # the default backend
-    for backend in ("fused", "native") if native.available() else ("fused",):
-        out[f"seeds_vmap_{backend}"] = bench_seeds_vmap(steps=steps, backend=backend)
+    out = {}
+    for seed_loop in ("vmap", "map"):  # the default backend
+        out[f"seeds_{seed_loop}"] = bench_seeds(steps=steps, seed_loop=seed_loop)
+    if native.available():
+        for seed_loop in ("vmap", "map"):
+            out[f"seeds_{seed_loop}_native"] = bench_seeds(steps=steps, seed_loop=seed_loop, backend="native")
     out["sharded"] = bench_sharded_devices(steps=steps)
     print(json.dumps(out))
 

@@ -75,11 +75,12 @@ def _dict_table(results: dict[str, dict]) -> str:
 
 
 def train_section(quick: bool):
-    """K seeds via vmap vs separate runs, sharded step on 1 vs 2 devices (``bench_train.py``).
+    """K seeds in one program (vmap or lax.map) vs separate runs, sharded step on 1 vs 2 devices
+    (``bench_train.py``).
 
     Runs in a fresh process: in the process that has run PyTorch's benchmarks, the jitted train step was seen
     to hang in ``block_until_ready`` (two threading runtimes in one process)."""
-    print("\n## Training engine: K seeds via vmap, sharded step\n")
+    print("\n## Training engine: K seeds in one program, sharded step\n")
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_train.py")
     steps = 3 if quick else 20
     try:
@@ -96,8 +97,9 @@ def train_section(quick: bool):
         return
     names = {
         "seeds_vmap": "K=8 seeds: vmap vs separate runs (default backend)",
-        "seeds_vmap_fused": "K=8 seeds: vmap vs separate runs (backend='fused')",
+        "seeds_map": "K=8 seeds: lax.map vs separate runs (default backend; default seed_loop on CPU)",
         "seeds_vmap_native": "K=8 seeds: vmap vs separate runs (backend='native')",
+        "seeds_map_native": "K=8 seeds: lax.map vs separate runs (backend='native')",
         "sharded": "sharded step: 1 vs 2 devices",
     }
     print(_dict_table({names.get(k, k): v for k, v in results.items() if v}))

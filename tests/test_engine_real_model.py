@@ -1,6 +1,6 @@
 """The training engine on the real model, not only a toy: ``SequenceModel`` with an LSTM, whose time loop
 (backend 'auto') resolves to the fused custom-VJP kernel on CPU. Determinism, resume = uninterrupted, sharded
-and pmap steps = the single-device step, vmapped seeds = separate runs.
+and pmap steps = the single-device step, K seeds in one step (vmapped or mapped) = separate runs.
 
 conftest.py compiles at XLA's optimisation level 0 for speed; ``test_at_default_xla_optimisation_level``
 re-runs the tests marked ``default_opt`` in a fresh process at the default level, where XLA fuses and
@@ -22,8 +22,11 @@ from test_train import NaNTask, batches, setup, tiny_config
 
 import rnnlab
 from rnnlab.tasks import get_task
-from rnnlab.training import builders, train_and_evaluate
+from rnnlab.training import builders, losses, sharding, steps, train_and_evaluate
+from rnnlab.training.adapters import Adapter
+from rnnlab.training.config import validate
 from rnnlab.training.metrics import read_jsonl
+from rnnlab.training.steps import EvalStep
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OPT = os.environ.get("RNNLAB_XLA_DEFAULT_OPT") == "1"  # set by the subprocess below
@@ -132,11 +135,12 @@ def test_parallel_step_equals_single_device(mode):
     assert_same_run(run(mode, model=real_model()), single_device_run())
 
 
-def test_vmapped_seeds_equal_separate_runs():
+@pytest.mark.parametrize("seed_loop", steps.SEED_LOOPS)
+def test_seeds_in_one_step_equal_separate_runs(seed_loop):
     config = real_config()
     model = real_model()
     seeds = [3, 4]
-    task, state, step = setup(config, seeds, model=model)
+    task, state, step = setup(config, seeds, model=model, seed_loop=seed_loop)
     initial = jax.device_get(state)
     for b in batches(task, seeds, 2):
         state, metrics = step(state, b)
@@ -150,6 +154,30 @@ def test_vmapped_seeds_equal_separate_runs():
         jax.device_get(one.params),
     )
     np.testing.assert_allclose(metrics["loss"][1], metrics1["loss"][0], rtol=1e-5)
+
+
+def test_the_eval_step_gives_the_same_sums_vmapped_and_mapped():
+    model = real_model()
+    task = get_task("adding", length=6)
+    batch = next(task.iterator("validation", 8, 0))
+    params = jax.vmap(lambda k: model.init(k, batch["inputs"])["params"])(
+        jax.random.split(jax.random.key(0), 3)
+    )
+    loss = losses.get_loss(task.info)
+    forward = Adapter(model).forward
+    got = {how: jax.jit(EvalStep(forward, loss, how))(params, None, batch)[0] for how in steps.SEED_LOOPS}
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), got["map"], got["vmap"])
+    assert got["map"]["loss"][0].shape == (3,)
+
+
+def test_auto_seed_loop_maps_on_cpu_and_vmaps_sharded_seeds():
+    assert sharding.seed_loop("auto", "sharded") == "map"  # CPU (dispatch.AUTO; README "Speed")
+    assert sharding.seed_loop("auto", "seeds") == "vmap"  # the seed axis is the sharded one
+    assert sharding.seed_loop("vmap", "none") == "vmap"
+    config = real_config()
+    config.seed_loop, config.parallel = "map", "seeds"
+    with pytest.raises(ValueError, match="seed_loop='map'"):
+        validate(config)
 
 
 def test_at_default_xla_optimisation_level():

@@ -285,6 +285,29 @@ def test_bench_table_flops_and_ratios():
     assert "| ×2.00 | ×0.50 |" in table[2]
 
 
+def test_loop_kernel_counter_finds_the_loops_and_their_gemms():
+    """benchmarks/loop_kernels.py on a scan whose body is one GEMM and a tanh: one forward loop of T steps
+    with one GEMM, one backward loop with its GEMMs; loops of another trip count are not counted."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import loop_kernels
+
+    def loss(w, xs):
+        def body(h, x):
+            h = jnp.tanh(h @ w + x)
+            return h, h
+
+        _, hs = jax.lax.scan(body, jnp.zeros((4, 8)), xs)
+        return jnp.sum(hs)
+
+    w, xs = jnp.eye(8), jnp.ones((7, 4, 8))
+    hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(w, xs).compile().as_text()
+    loops = loop_kernels.loop_bodies(hlo, 7)
+    assert len(loops) == 2, loops
+    assert loops[0]["gemms"] == 1 and 1 <= loops[1]["gemms"] <= 2, loops
+    assert all(loop["kernels"] > loop["gemms"] for loop in loops), loops  # the tanh (and its derivative)
+    assert loop_kernels.loop_bodies(hlo, 8) == []
+
+
 @pytest.mark.slow
 def test_bench_quick_runs():
     out = subprocess.run(

@@ -75,11 +75,11 @@ def tiny_config(**train_overrides):
     return config_lib.resolve(c)
 
 
-def setup(config, seeds=(0,), model=None):
+def setup(config, seeds=(0,), model=None, seed_loop="vmap"):
     task = get_task(config.task.name, **config.task.params)
     model = model or TinyRNN()
     step = make_train_step(
-        Adapter(model).forward, losses.get_loss(task.info), config.optim, config.train.steps
+        Adapter(model).forward, losses.get_loss(task.info), config.optim, config.train.steps, seed_loop
     )
     state = init_state(model, step.tx, task.info, list(seeds))
     return task, state, jax.jit(step, donate_argnums=0)

@@ -197,6 +197,7 @@ def evaluate_run(
         sharding.DataParallel("none"),
         tc.eval_batch_size or tc.batch_size,
         tc.eval_batches if eval_batches is None else eval_batches,
+        sharding.seed_loop(run.config.get("seed_loop", "auto"), "none"),
     )
     k = len(run.seeds)
     values = evaluator(run.stacked_params, k, split)

@@ -94,7 +94,10 @@ def build(point: Point, initial_states: dict | None = None) -> Step:
     model = builders.build_model(config.model, task.info)
     adapter = builders.make_adapter(config, task.info, model)
     dp = sharding.DataParallel(config.parallel)
-    step = make_train_step(adapter.forward, losses.get_loss(task.info), config.optim, config.train.steps)
+    seed_loop = sharding.seed_loop(config.seed_loop, config.parallel)
+    step = make_train_step(
+        adapter.forward, losses.get_loss(task.info), config.optim, config.train.steps, seed_loop
+    )
     seeds = [config.seed + k for k in range(point.seeds)]
     initial_states = {} if initial_states is None else initial_states
     key = (point.cell, point.hidden, point.layers, point.seeds)

@@ -52,6 +52,7 @@ def default_config() -> ConfigDict:
     c.seed = 0  # root seed; seed k of a multi-seed run uses seed + k (init and data)
     c.num_seeds = 1  # K models trained at once (vmap over a leading seed axis)
     c.parallel = "sharded"  # rnnlab.training.sharding.MODES: sharded (jit + NamedSharding) | pmap | none
+    c.seed_loop = "auto"  # K seeds in one step: vmap | map (lax.map, one after another) | auto (per platform)
 
     c.model = ConfigDict()
     c.model.cell = "lstm"  # a name in rnnlab.cells.CELLS

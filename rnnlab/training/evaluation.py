@@ -37,6 +37,7 @@ class Evaluator:
       dp: the data-parallel layout (the eval step is compiled once, here).
       batch_size: examples per eval batch (B).
       num_batches: batches to evaluate; 0 = the whole split.
+      seed_loop: how the K seeds run (``rnnlab.training.steps.SEED_LOOPS``).
     """
 
     def __init__(
@@ -47,10 +48,11 @@ class Evaluator:
         dp: sharding.DataParallel,
         batch_size: int,
         num_batches: int,
+        seed_loop: str = "vmap",
     ):
         self.adapter, self.loss, self.task, self.dp = adapter, loss, task, dp
         self.batch_size, self.num_batches = batch_size, num_batches
-        self._step = dp.compile_eval(EvalStep(adapter.forward, loss))
+        self._step = dp.compile_eval(EvalStep(adapter.forward, loss, seed_loop))
 
     def __call__(self, params, num_seeds: int, split: str = "validation") -> dict[str, np.ndarray]:
         """Mean metrics over the evaluated batches: ``{'<split_prefix(split)>/<name>': [K]}``."""

@@ -100,11 +100,18 @@ class _Run:
         self.adapter = builders.make_adapter(config, task.info, model)
         self.loss = losses.get_loss(task.info)
         self.dp = sharding.DataParallel(config.parallel)
-        self.step = make_train_step(self.adapter.forward, self.loss, config.optim, tc.steps)
+        seed_loop = sharding.seed_loop(config.seed_loop, config.parallel)
+        self.step = make_train_step(self.adapter.forward, self.loss, config.optim, tc.steps, seed_loop)
         self.train_step = self.dp.compile_train(self.step)
         self.init = make_init(model, self.step.tx, example_args(task.info))
         self.evaluator = Evaluator(
-            self.adapter, self.loss, task, self.dp, tc.eval_batch_size or tc.batch_size, tc.eval_batches
+            self.adapter,
+            self.loss,
+            task,
+            self.dp,
+            tc.eval_batch_size or tc.batch_size,
+            tc.eval_batches,
+            seed_loop,
         )
         self.extra_metrics = list(extra_metrics)
         self.is_main = jax.process_index() == 0

@@ -49,6 +49,8 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from rnnlab.scan import dispatch
+
 MODES = ("sharded", "pmap", "none", "seeds")
 AXIS = "data"
 SEED_AXIS = "seed"
@@ -94,6 +96,17 @@ def _split_leading(x: np.ndarray, n: int, axis: int) -> np.ndarray:
     """[..., B, ...] -> [n, ..., B/n, ...] (the device axis first, as pmap wants)."""
     shape = x.shape[:axis] + (n, x.shape[axis] // n) + x.shape[axis + 1 :]
     return np.moveaxis(np.reshape(x, shape), axis, 0)
+
+
+def seed_loop(choice: str, mode: str) -> str:
+    """How a train step runs its K seeds (``rnnlab.training.steps.SEED_LOOPS``): ``choice`` unless it is
+    ``'auto'``; then ``'vmap'`` for ``parallel='seeds'`` (the seed axis is what is sharded) and otherwise the
+    platform's entry in ``rnnlab.scan.dispatch.AUTO``."""
+    if choice != "auto":
+        return choice
+    if mode == "seeds":
+        return "vmap"
+    return "vmap" if dispatch.AUTO[dispatch.default_platform()].seeds_vmap else "map"
 
 
 class DataParallel:

@@ -1,4 +1,4 @@
-"""Pure train and eval steps: written for one seed, vmapped over the leading seed axis ``[K, ...]``.
+"""Pure train and eval steps: written for one seed, run for each seed of the leading seed axis ``[K, ...]``.
 
 Shapes: **K** seeds, **B** batch, **T** time. A train batch is ``[K, B, ...]`` (each seed its own data
 stream), an eval batch ``[B, ...]`` is shared by all seeds.
@@ -27,6 +27,17 @@ from rnnlab.training import losses, optim
 from rnnlab.training.state import TrainState
 
 Forward = Callable[..., tuple[Any, Any]]
+SEED_LOOPS = ("vmap", "map")
+
+
+def per_seed(fn: Callable, seed_loop: str, *args):
+    """``fn`` applied to each seed's slice of ``args`` (pytrees with leading axis K), results stacked on K:
+    vectorised (``'vmap'``) or one seed after another (``'map'``, ``lax.map``)."""
+    if seed_loop == "vmap":
+        return jax.vmap(fn)(*args)
+    if seed_loop == "map":
+        return jax.lax.map(lambda a: fn(*a), args)
+    raise ValueError(f"unknown seed_loop {seed_loop!r}; valid: {', '.join(SEED_LOOPS)}")
 
 
 class Gradients(NamedTuple):
@@ -55,6 +66,7 @@ class TrainStep:
       tx: the optimizer (``optim.make_optimizer``).
       clip: the clipping rule's name (for ``clip_fired``) and ``clip_value`` its threshold.
       learning_rate: the schedule (logged).
+      seed_loop: ``'vmap'`` or ``'map'`` (see the module docstring).
     """
 
     forward: Forward
@@ -63,6 +75,7 @@ class TrainStep:
     clip: str
     clip_value: float
     learning_rate: optax.Schedule
+    seed_loop: str = "vmap"
 
     def __call__(self, state: TrainState, batch) -> tuple[TrainState, dict[str, jax.Array]]:
         return self.update(state, self.gradients(state, batch))
@@ -70,11 +83,11 @@ class TrainStep:
     def gradients(self, state: TrainState, batch) -> Gradients:
         """``state`` leaves ``[K, ...]``, ``batch`` leaves ``[K, B, ...]`` -> ``Gradients`` with leaves
         ``[K, ...]``."""
-        return jax.vmap(self._gradients)(state, batch)
+        return per_seed(self._gradients, self.seed_loop, state, batch)
 
     def update(self, state: TrainState, gradients: Gradients) -> tuple[TrainState, dict[str, jax.Array]]:
         """Applies ``gradients`` (leaves ``[K, ...]``) to ``state``; a non-finite update is not applied."""
-        return jax.vmap(self._update)(state, gradients)
+        return per_seed(self._update, self.seed_loop, state, gradients)
 
     def _gradients(self, state: TrainState, batch) -> Gradients:
         dropout_key = jax.random.fold_in(state.rng, state.step)
@@ -124,7 +137,9 @@ class TrainStep:
         return new_state, metrics
 
 
-def make_train_step(forward: Forward, loss: losses.Loss, optim_config, total_steps: int) -> TrainStep:
+def make_train_step(
+    forward: Forward, loss: losses.Loss, optim_config, total_steps: int, seed_loop: str = "vmap"
+) -> TrainStep:
     """The ``TrainStep`` of ``config.optim`` (``total_steps`` = ``config.train.steps``)."""
     return TrainStep(
         forward=forward,
@@ -133,6 +148,7 @@ def make_train_step(forward: Forward, loss: losses.Loss, optim_config, total_ste
         clip=optim_config["clip"],
         clip_value=optim_config["clip_value"],
         learning_rate=optim.learning_rate_fn(optim_config, total_steps),
+        seed_loop=seed_loop,
     )
 
 
@@ -141,13 +157,14 @@ class EvalStep:
     """``step(params, carry, batch) -> (sums, carry)``: ``params`` leaves ``[K, ...]``, ``carry``
     ``[K, B, ...]`` or None, ``batch`` leaves ``[B, ...]`` (shared by the seeds); ``sums``
     ``{name: (num [K], den [K])}`` add up over batches and devices (``loss.finalize`` turns them into
-    means)."""
+    means). ``seed_loop`` as in ``TrainStep``."""
 
     forward: Forward
     loss: losses.Loss
+    seed_loop: str = "vmap"
 
     def __call__(self, params, carry, batch):
-        return jax.vmap(self._one, in_axes=(0, 0, None))(params, carry, batch)
+        return per_seed(lambda p, c: self._one(p, c, batch), self.seed_loop, params, carry)
 
     def _one(self, params, carry, batch):
         outputs, carry = self.forward(params, batch, train=False, carry=carry)

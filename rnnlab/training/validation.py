@@ -10,7 +10,7 @@ from typing import Any
 from ml_collections import ConfigDict, FieldReference
 
 from rnnlab import blocks, cells, encoders, models, scan, seq2seq, taggers, tasks
-from rnnlab.training import checkpointing, optim, sharding
+from rnnlab.training import checkpointing, optim, sharding, steps
 
 FREE_FORM = ("model.cell_options", "task.params")
 NONFINITE = ("stop", "skip")  # what the loop does on a NaN/Inf loss or gradient
@@ -84,6 +84,7 @@ def value_problems(config: ConfigDict, schema: ConfigDict, num_devices: int | No
             problems.append(f"{path}={get(path)!r} is not one of: {', '.join(map(str, valid))}")
 
     choice("parallel", sharding.MODES)
+    choice("seed_loop", ("auto", *steps.SEED_LOOPS))
     choice("model.cell", sorted(cells.CELLS))
     choice("model.head", ("auto", *models.HEADS))
     choice("model.block", blocks.BLOCKS)
@@ -112,6 +113,10 @@ def value_problems(config: ConfigDict, schema: ConfigDict, num_devices: int | No
         problems.append(
             f"model.block={get('model.block')!r} is unidirectional and always residual: set "
             "model.bidirectional=False and model.residual=False"
+        )
+    if get("seed_loop") == "map" and get("parallel") == "seeds":
+        problems.append(
+            "seed_loop='map' runs the seeds in turn; parallel='seeds' needs seed_loop='vmap' or 'auto'"
         )
     if get("train.tbptt") and get("parallel") == "pmap":
         problems.append(
