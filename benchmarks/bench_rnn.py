@@ -43,7 +43,13 @@ class Impl:
 
 def _jax_step(loss, params, x):
     grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    return lambda: jax.block_until_ready(grad(params, x))
+    memory = grad.lower(params, x).compile().memory_analysis()
+
+    def step():
+        return jax.block_until_ready(grad(params, x))
+
+    step.temp_mib = memory.temp_size_in_bytes / 2**20 if memory is not None else None  # XLA's peak scratch
+    return step
 
 
 def _rnnlab(backend: str, hoist: bool = True):
@@ -184,6 +190,7 @@ def measure(
                             "reference": impl.reference,
                             "seconds": med,
                             "spread": (max(times[impl.name]) - min(times[impl.name])) / med,
+                            "temp_mib": getattr(steps[impl.name], "temp_mib", None),
                         }
                     )
             del steps
@@ -191,10 +198,12 @@ def measure(
 
 
 def markdown_table(rows: list[dict], flops_per_second: float) -> str:
-    """One Markdown table: tokens/s, ratios vs PyTorch and Flax in the same (cell, shape), % of the floor."""
+    """One Markdown table: tokens/s, ratios vs PyTorch and Flax in the same (cell, shape), % of the floor, and
+    the compiled step's XLA temp memory (its peak scratch; '—' where not XLA)."""
     lines = [
-        "| cell | (B, T, D, H) | implementation | tokens/s | ms/step | vs PyTorch | vs Flax | % of floor |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| cell | (B, T, D, H) | implementation | tokens/s | ms/step | vs PyTorch | vs Flax | % of floor | "
+        "XLA temp MiB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         cell, shape = row["cell"], row["shape"]
@@ -203,8 +212,10 @@ def markdown_table(rows: list[dict], flops_per_second: float) -> str:
         tokens = shape[0] * shape[1] / row["seconds"]
         ratio = {k: f"×{ref[k] / row['seconds']:.2f}" if k in ref else "—" for k in ("torch", "flax")}
         floor = step_flops(cell, *shape) / flops_per_second / row["seconds"]
+        temp = "—" if row.get("temp_mib") is None else f"{row['temp_mib']:.1f}"
         lines.append(
             f"| {cell.upper()} | {', '.join(map(str, shape))} | {row['impl']} | {tokens / 1e3:.1f}k | "
-            f"{row['seconds'] * 1e3:.1f} | {ratio['torch']} | {ratio['flax']} | {100 * floor:.0f}% |"
+            f"{row['seconds'] * 1e3:.1f} | {ratio['torch']} | {ratio['flax']} | {100 * floor:.0f}% | "
+            f"{temp} |"
         )
     return "\n".join(lines)

@@ -280,9 +280,20 @@ def test_bench_table_flops_and_ratios():
         {"cell": "gru", "shape": (2, 10, 1, 4), "impl": name, "reference": ref, "seconds": s, "spread": 0.0}
         for name, ref, s in [("a", None, 1.0), ("torch", "torch", 2.0), ("flax", "flax", 0.5)]
     ]
+    rows[0]["temp_mib"] = 1.25
     table = bench_rnn.markdown_table(rows, 1e9).splitlines()
-    assert table[0].startswith("| cell |") and len(table) == 5
-    assert "| ×2.00 | ×0.50 |" in table[2]
+    assert table[0].startswith("| cell |") and table[0].endswith("| XLA temp MiB |") and len(table) == 5
+    assert "| ×2.00 | ×0.50 |" in table[2] and table[2].endswith("| 1.2 |") and table[3].endswith("| — |")
+
+
+def test_bench_reports_the_compiled_steps_temp_memory():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import bench_rnn
+
+    x = jnp.ones((4, 64, 16))
+    step = bench_rnn._jax_step(lambda p, x: jnp.sum(jnp.tanh(x @ p) ** 2), jnp.ones((16, 16)), x)
+    assert step.temp_mib is not None and step.temp_mib > 0  # at least the tanh activations for the backward
+    step()
 
 
 def test_loop_kernel_counter_finds_the_loops_and_their_gemms():
