@@ -37,7 +37,7 @@ bench: $(STAMP)
 # 3 seeds each), then results/<run>/report.md with its plots.
 RUN ?= $(shell date +%Y%m%d-%H%M%S)
 experiment: $(STAMP)
-	$(BIN)/rnnlab experiment experiments/gradient_flow.py experiments/adding.py:cpu --workdir results/$(RUN)
+	$(BIN)/rnnlab experiment experiments/gradient_flow.py experiments/adding.py:cpu --workdir results/$(RUN) --jobs 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
