@@ -7,7 +7,8 @@ their order (XX, XY, YX, YY). Chance accuracy 1/4; the relevant symbols are 0.4T
 
 Expected: the tanh RNN stays at chance beyond a few dozen steps (Pascanu et al. 2013 needed their regulariser
 for T >= 50); the LSTM with chrono initialisation and the GRU solve it (accuracy -> 1). ``test/accuracy``
-against 0.25 is the result; the grid is 3 lengths x 4 cells x 3 seeds.
+against 0.25 is the result; the grid is 3 lengths x 5 cells x 3 seeds (the GRU with and without a chrono
+initialisation of its update gate).
 """
 
 from rnnlab.training.config import default_config
@@ -19,6 +20,7 @@ CELLS = {
     "lstm_fb1": {"model.cell": "lstm", "model.cell_options": {"forget_bias": 1.0}},
     "lstm_chrono": {"model.cell": "lstm"},  # chrono T_max = T (below)
     "gru": {"model.cell": "gru"},
+    "gru_chrono": {"model.cell": "gru"},  # chrono T_max = T on the update gate (below)
 }
 
 
@@ -50,7 +52,7 @@ def get_sweep(arg: str | None = None):
     for t in lengths:
         for name in cells:
             point = {"name": f"{name}_T{t}", "task.params.length": t, **CELLS[name]}
-            if name == "lstm_chrono":
+            if name in ("lstm_chrono", "gru_chrono"):
                 point["model.cell_options"] = {"chrono_tmax": t}
             points.append(point)
     return points

@@ -274,6 +274,23 @@ def test_chrono_init_forget_bias_is_log_uniform_and_input_bias_its_negative(cifg
     assert u.std() > 0.2 * (tmax - 2) / np.sqrt(12)
 
 
+@pytest.mark.parametrize("slope", [1.0, 2.0])
+def test_gru_chrono_init_biases_the_update_gate_only(slope):
+    """b_z ~ log U[1, T_max - 1] / beta: at a zero input and state the update gate keeps h with the chrono
+    time constants 1 / (1 - z) = 1 + u, u in [1, T_max - 1]; the reset and candidate biases stay 0."""
+    hs, tmax = 64, 20.0
+    bias = np.asarray(_init_cell(make_cell("gru", hs, chrono_tmax=tmax, gate_slope=slope))["input"]["bias"])
+    br, bz, bn = bias[:hs], bias[hs : 2 * hs], bias[2 * hs :]
+    np.testing.assert_array_equal(br, 0.0)
+    np.testing.assert_array_equal(bn, 0.0)
+    u = np.exp(slope * bz)
+    assert u.min() >= 1.0 - 1e-6 and u.max() <= tmax - 1 + 1e-4
+    assert abs(u.mean() - tmax / 2) < 5 * (tmax - 2) / np.sqrt(12 * hs)
+    z = 1 / (1 + np.exp(-slope * bz))
+    np.testing.assert_allclose(1 / (1 - z), 1 + u, rtol=1e-4)
+    np.testing.assert_array_equal(np.asarray(_init_cell(make_cell("gru", hs))["input"]["bias"]), 0.0)
+
+
 def test_irnn_recurrent_kernel_is_identity_and_bias_zero():
     cell = make_cell("irnn", H)
     p = _init_cell(cell)
@@ -355,6 +372,7 @@ def test_non_positive_hidden_size_is_rejected(name, hidden):
     "name, options, fragment",
     [
         ("lstm", {"chrono_tmax": 2.0}, "chrono_tmax must be > 2"),
+        ("gru", {"chrono_tmax": 1.5}, "chrono_tmax must be > 2"),
         ("lstm", {"gate_slope": 0.0}, "gate_slope must be > 0"),
         ("gru", {"gate_slope": -1.0}, "gate_slope must be > 0"),
         ("mingru", {"gate_slope": 0.0}, "gate_slope must be > 0"),

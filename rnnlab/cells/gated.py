@@ -28,8 +28,10 @@ GRU, reset-after variant (Cho et al. 2014 as implemented by cuDNN, PyTorch and F
     r = sigma(beta*(r_x + r_h));  z = sigma(beta*(z_x + z_h));  n = tanh(n_x + r * (n_h + b_hn))
     h_t = (1 - z) * n + z * h_{t-1};   y_t = h_t
 
-Parameters ``input/kernel [D, 3H]``, ``input/bias [3H]``, ``recurrent_kernel [H, 3H]``,
-``recurrent_bias [H]`` (= b_hn). PyTorch mapping: ``input/kernel = weight_ih_l0.T``,
+Option ``chrono_tmax`` (Tallec & Ollivier 2018, Sec. 4 for the GRU): the update gate's input bias
+b_z ~ log U[1, T_max - 1] / beta, so that z = sigma(beta b_z) keeps h_{t-1} with time constants up to T_max
+(without it z starts near 0.5: h forgets by half each step). Parameters ``input/kernel [D, 3H]``,
+``input/bias [3H]``, ``recurrent_kernel [H, 3H]``, ``recurrent_bias [H]`` (= b_hn). PyTorch mapping: ``input/kernel = weight_ih_l0.T``,
 ``recurrent_kernel = weight_hh_l0.T``, ``input/bias = bias_ih_l0 + [bias_hh_l0[:2H], 0]``,
 ``recurrent_bias = bias_hh_l0[2H:]``. Flax ``nn.GRUCell`` mapping (its Dense layers ``ir, iz, in, hr, hz,
 hn``): ``input/kernel = [ir|iz|in].kernel``, ``input/bias = [ir|iz|in].bias``,
@@ -69,6 +71,24 @@ def lstm_bias_init(hidden_size: int, forget_bias: float, chrono_tmax: float | No
         return jnp.concatenate([bi, bf, jnp.zeros((2 * h,), dtype)])
 
     return init
+
+
+def gru_bias_init(hidden_size: int, chrono_tmax: float | None, gate_slope: float):
+    """Bias initializer for the GRU's ``input/bias [3H]``: zeros, except the update gate's chrono bias."""
+
+    def init(key, shape, dtype=jnp.float32):
+        if chrono_tmax is None:
+            return jnp.zeros(shape, dtype)
+        bz = jnp.log(jax.random.uniform(key, (hidden_size,), dtype, 1.0, chrono_tmax - 1.0)) / gate_slope
+        zeros = jnp.zeros((hidden_size,), dtype)
+        return jnp.concatenate([zeros, bz, zeros])
+
+    return init
+
+
+def _check_chrono(chrono_tmax: float | None) -> None:
+    if chrono_tmax is not None and not chrono_tmax > 2:
+        raise ValueError(f"chrono_tmax must be > 2 (the longest dependency, in steps), got {chrono_tmax!r}")
 
 
 def _check_gate_options(kind: str, radius: float, gate_slope: float) -> None:
@@ -152,10 +172,7 @@ class LSTMCell(RecurrentCell):
 
     def __post_init__(self):
         _check_gate_options(self.recurrent_init, self.radius, self.gate_slope)
-        if self.chrono_tmax is not None and not self.chrono_tmax > 2:
-            raise ValueError(
-                f"chrono_tmax must be > 2 (the longest dependency, in steps), got {self.chrono_tmax!r}"
-            )
+        _check_chrono(self.chrono_tmax)
         super().__post_init__()
 
     @property
@@ -214,15 +231,22 @@ class GRUCell(RecurrentCell):
     gate_slope: float = 1.0
     recurrent_init: str = "orthogonal"
     radius: float = 1.0
+    chrono_tmax: float | None = None
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
         _check_gate_options(self.recurrent_init, self.radius, self.gate_slope)
+        _check_chrono(self.chrono_tmax)
         super().__post_init__()
 
     def setup(self):
         h = self.hidden_size
-        self.input_dense = nn.Dense(3 * h, name="input", param_dtype=self.param_dtype)
+        self.input_dense = nn.Dense(
+            3 * h,
+            name="input",
+            param_dtype=self.param_dtype,
+            bias_init=gru_bias_init(h, self.chrono_tmax, self.gate_slope),
+        )
         self.recurrent_kernel = self.param(
             "recurrent_kernel",
             per_block(recurrent_initializer(self.recurrent_init, self.radius), 3),
