@@ -28,14 +28,14 @@ GRU, reset-after variant (Cho et al. 2014 as implemented by cuDNN, PyTorch and F
     r = sigma(beta*(r_x + r_h));  z = sigma(beta*(z_x + z_h));  n = tanh(n_x + r * (n_h + b_hn))
     h_t = (1 - z) * n + z * h_{t-1};   y_t = h_t
 
-Option ``chrono_tmax`` (Tallec & Ollivier 2018, Sec. 4 for the GRU): the update gate's input bias
-b_z ~ log U[1, T_max - 1] / beta, so that z = sigma(beta b_z) keeps h_{t-1} with time constants up to T_max
-(without it z starts near 0.5: h forgets by half each step). Parameters ``input/kernel [D, 3H]``,
-``input/bias [3H]``, ``recurrent_kernel [H, 3H]``, ``recurrent_bias [H]`` (= b_hn). PyTorch mapping: ``input/kernel = weight_ih_l0.T``,
-``recurrent_kernel = weight_hh_l0.T``, ``input/bias = bias_ih_l0 + [bias_hh_l0[:2H], 0]``,
+Option ``chrono_tmax`` (Tallec & Ollivier 2018, Sec. 4 for the GRU): the update gate's input bias b_z ~ log
+U[1, T_max - 1] / beta, so that z = sigma(beta b_z) keeps h_{t-1} with time constants up to T_max (without it
+z starts near 0.5: h forgets by half each step). Parameters ``input/kernel [D, 3H]``, ``input/bias [3H]``,
+``recurrent_kernel [H, 3H]``, ``recurrent_bias [H]`` (= b_hn). PyTorch mapping: ``input/kernel =
+weight_ih_l0.T``, ``recurrent_kernel = weight_hh_l0.T``, ``input/bias = bias_ih_l0 + [bias_hh_l0[:2H], 0]``,
 ``recurrent_bias = bias_hh_l0[2H:]``. Flax ``nn.GRUCell`` mapping (its Dense layers ``ir, iz, in, hr, hz,
-hn``): ``input/kernel = [ir|iz|in].kernel``, ``input/bias = [ir|iz|in].bias``,
-``recurrent_kernel = [hr|hz|hn].kernel``, ``recurrent_bias = hn.bias``.
+hn``): ``input/kernel = [ir|iz|in].kernel``, ``input/bias = [ir|iz|in].bias``, ``recurrent_kernel =
+[hr|hz|hn].kernel``, ``recurrent_bias = hn.bias``.
 
 Each step's equations after the matmuls are written once, as the pure functions :func:`lstm_update` and
 :func:`gru_update`; the cells and the fused whole-sequence kernels (:mod:`rnnlab.fused`) both call them.
