@@ -23,8 +23,8 @@ def test_default_and_experiment_configs_validate():
     )
     config_lib.validate(cfg)
     assert cfg.task.params.length == 50 and cfg.model.cell == "gru"
-    with pytest.raises(ValueError, match="chrono_tmax unknown to cell 'gru'"):  # the LSTM's option
-        config_lib.validate(experiment.load_config("experiments/adding.py:50", {"model.cell": "gru"}))
+    with pytest.raises(ValueError, match="chrono_tmax unknown to cell 'rnn'"):  # a gated cells' option
+        config_lib.validate(experiment.load_config("experiments/adding.py:50", {"model.cell": "rnn"}))
 
 
 def test_schema_is_locked_and_type_safe_but_free_form_dicts_are_open():
