@@ -7,10 +7,14 @@ JOBS ?= 2
 
 .PHONY: install test test-slow test-network lint bench experiment clean
 
+# uv installs the pinned set in ~10 s where pip took ~60 s (measured here); pip is the fallback. PyTorch
+# (make bench) stays with pip, which takes the CPU build that lies on this machine's disk.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,lint]'
+	( $(BIN)/python -m pip install -q -c constraints.txt uv && \
+	  $(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[test,lint]' ) || \
+	( echo "uv unavailable: installing with pip" && $(BIN)/python -m pip install -q --upgrade pip && \
+	  $(BIN)/python -m pip install -q -c constraints.txt -e '.[test,lint]' )
 	touch $(STAMP)
 
 install: $(STAMP)
