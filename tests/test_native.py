@@ -210,31 +210,40 @@ def _in_subprocess(code: str, *args: str, env: dict | None = None, timeout: floa
 
 
 PLAN_CODE = """
-import logging; logging.basicConfig(level=logging.INFO)
+import logging, os, sys; logging.basicConfig(level=logging.INFO)
 import jax, jax.numpy as jnp, rnnlab
-layer = rnnlab.RNN(rnnlab.get_cell('lstm', hidden_size=8))
-x = jnp.ones((2, 3, 4))
-params = layer.init(jax.random.PRNGKey(0), x)
-jax.grad(lambda p: jnp.sum(layer.apply(p, x)[1]))(params)  # runs on whatever the plan picked
-print(layer.plan(platform='cpu').backend, rnnlab.RNN(layer.cell, backend='native').plan().backend)
+from rnnlab.fused import build
+for i, (key, value) in enumerate(zip(sys.argv[1::2], sys.argv[2::2])):  # a way the kernels are missing
+    os.environ.pop('RNNLAB_NATIVE', None); os.environ.pop('CXX', None)
+    os.environ[key] = value
+    build.load.cache_clear()  # a fresh process, as far as the kernels are concerned
+    print(f'=== case {i}', file=sys.stderr, flush=True)
+    layer = rnnlab.RNN(rnnlab.get_cell('lstm', hidden_size=8))
+    x = jnp.ones((2, 3, 4))
+    params = layer.init(jax.random.PRNGKey(0), x)
+    jax.grad(lambda p: jnp.sum(layer.apply(p, x)[1]))(params)  # runs on whatever the plan picked
+    print(layer.plan(platform='cpu').backend, rnnlab.RNN(layer.cell, backend='native').plan().backend)
 """
 
+CASES = {  # how the kernels can be missing -> what the log says
+    "switched-off": (("RNNLAB_NATIVE", "0"), "RNNLAB_NATIVE=0"),
+    "compiler-fails": (("CXX", "/bin/false"), "CPU kernels unavailable"),
+    "no-compiler": (("CXX", "/nonexistent/g++"), "no C++ compiler"),
+}
 
-@pytest.mark.parametrize(
-    ("env", "logged"),
-    [
-        ({"RNNLAB_NATIVE": "0"}, "RNNLAB_NATIVE=0"),
-        ({"CXX": "/bin/false"}, "CPU kernels unavailable"),
-        ({"CXX": "/nonexistent/g++"}, "no C++ compiler"),
-    ],
-    ids=["switched-off", "compiler-fails", "no-compiler"],
-)
-def test_without_the_kernels_the_loop_uses_the_jax_ones(tmp_path, env, logged):
-    """No error, the JAX kernels run (for 'auto' and for backend='native'), and the reason is logged."""
-    proc = _in_subprocess(PLAN_CODE, env={**env, "RNNLAB_CACHE_DIR": str(tmp_path)})
+
+def test_without_the_kernels_the_loop_uses_the_jax_ones(tmp_path):
+    """For each way the kernels can be missing (switched off, the compiler fails, no compiler): no error, the
+    JAX kernels run (for 'auto' and for backend='native'), the reason is logged, and nothing is built. The
+    three cases run in one process, the kernels' load cache cleared between them."""
+    args = [part for (key, value), _ in CASES.values() for part in (key, value)]
+    proc = _in_subprocess(PLAN_CODE, *args, env={"RNNLAB_CACHE_DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["fused", "fused"]
-    assert logged in proc.stderr
+    assert proc.stdout.split() == ["fused", "fused"] * len(CASES)
+    logs = proc.stderr.split("=== case ")[1:]
+    assert len(logs) == len(CASES)
+    for log, (name, (_, logged)) in zip(logs, CASES.items(), strict=True):
+        assert logged in log, (name, log[-1500:])
     assert not list(tmp_path.glob("*.so"))
 
 

@@ -52,6 +52,7 @@ def assert_same_run(got, ref):
         np.testing.assert_allclose(got[2][key], ref[2][key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # the same check on SequenceModel: test_engine_real_model.py (also at XLA's default level)
 @pytest.mark.parametrize("mode", ["sharded", "pmap"])
 def test_parallel_step_equals_single_device(mode):
     assert jax.device_count() == 4

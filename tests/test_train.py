@@ -208,6 +208,7 @@ def test_nonfinite_skip_counts_and_continues(tmp_path):
     assert [r["train/nonfinite"] for r in records] == [1.0, 0.0]
 
 
+@pytest.mark.slow  # the claim is tested on SequenceModel in test_engine_real_model.py (same name)
 def test_same_config_gives_identical_metrics(tmp_path):
     config = tiny_config(steps=6, log_every=2, eval_every=3)
     config.num_seeds = 2
@@ -221,6 +222,7 @@ def test_same_config_gives_identical_metrics(tmp_path):
     assert json.loads((tmp_path / "a" / "config.json").read_text())["num_seeds"] == 2
 
 
+@pytest.mark.slow  # the claim is tested on SequenceModel in test_engine_real_model.py (same name)
 def test_resume_after_crash_equals_uninterrupted(tmp_path):
     config = tiny_config(steps=12, checkpoint_every=4, log_every=4)
     full = train_and_evaluate(config, str(tmp_path / "full"), model=TinyRNN())
