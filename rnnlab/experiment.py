@@ -31,6 +31,7 @@ import importlib.util
 import inspect
 import os
 import re
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -62,7 +63,11 @@ def load_module(path: str):
     name = "rnnlab_experiment_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ by the user file
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = dont_write
     if not hasattr(module, "get_config"):
         raise ValueError(f"{path} defines no get_config()")
     return module
