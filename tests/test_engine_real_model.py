@@ -22,6 +22,7 @@ from test_train import NaNTask, batches, setup, tiny_config
 
 import rnnlab
 from rnnlab.tasks import get_task
+from rnnlab.scan import dispatch
 from rnnlab.training import builders, losses, sharding, steps, train_and_evaluate
 from rnnlab.training.adapters import Adapter
 from rnnlab.training.config import validate
@@ -171,7 +172,9 @@ def test_the_eval_step_gives_the_same_sums_vmapped_and_mapped():
 
 
 def test_auto_seed_loop_maps_on_cpu_and_vmaps_sharded_seeds():
-    assert sharding.seed_loop("auto", "sharded") == "map"  # CPU (dispatch.AUTO; README "Speed")
+    assert not dispatch.AUTO["cpu"].seeds_vmap and dispatch.AUTO["gpu"].seeds_vmap  # README "Speed"
+    platform_default = "vmap" if dispatch.AUTO[dispatch.default_platform()].seeds_vmap else "map"
+    assert sharding.seed_loop("auto", "sharded") == platform_default
     assert sharding.seed_loop("auto", "seeds") == "vmap"  # the seed axis is the sharded one
     assert sharding.seed_loop("vmap", "none") == "vmap"
     config = real_config()
