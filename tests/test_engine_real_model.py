@@ -21,8 +21,8 @@ from test_parallel import assert_same_run, run
 from test_train import NaNTask, batches, setup, tiny_config
 
 import rnnlab
-from rnnlab.tasks import get_task
 from rnnlab.scan import dispatch
+from rnnlab.tasks import get_task
 from rnnlab.training import builders, losses, sharding, steps, train_and_evaluate
 from rnnlab.training.adapters import Adapter
 from rnnlab.training.config import validate
