@@ -23,6 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_rnn  # noqa: E402
+from run import _shape  # noqa: E402  (the bench's B,T,D,H parser)
 
 FREE = {"parameter", "tuple", "get-tuple-element", "constant", "bitcast"}
 GEMM = {"dot", "custom-call"}
@@ -111,7 +112,7 @@ def measure(cell: str, shape: tuple[int, int, int, int], rounds: int) -> list[di
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--shapes", type=bench_rnn_shape, nargs="+", default=list(bench_rnn.SHAPES))
+    p.add_argument("--shapes", type=_shape, nargs="+", default=list(bench_rnn.SHAPES))
     p.add_argument("--cells", nargs="+", choices=("lstm", "gru"), default=("lstm", "gru"))
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args(argv)
@@ -128,11 +129,6 @@ def main(argv=None) -> None:
                 loops = ", ".join(f"{loop['kernels']} ({loop['gemms']})" for loop in row["loops"])
                 head = f"| {cell.upper()} | {', '.join(map(str, shape))} | {row['impl']} | {loops} |"
                 print(f"{head} {per_step} | {us:.0f} | {us / max(per_step, 1):.1f} |", flush=True)
-
-
-def bench_rnn_shape(text: str) -> tuple[int, int, int, int]:
-    b, t, d, h = (int(v) for v in text.split(","))
-    return b, t, d, h
 
 
 if __name__ == "__main__":
