@@ -72,13 +72,24 @@ def test_first_activity_of_each_kind_gets_more_time():
 def test_injected_hang_stops_with_stacks_and_the_same_command_resumes(tmp_path):
     work = str(tmp_path / "run")
     start = time.monotonic()
-    hung = subprocess.run(
-        [sys.executable, "-c", SCRIPT, work, "hang"], cwd=ROOT, capture_output=True, text=True, timeout=240
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, work, "hang"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    try:  # the uninterrupted run trains here meanwhile, while the hung process waits for its watchdog
+        full = str(tmp_path / "full")
+        train_and_evaluate(_config(), full, model=TinyRNN(), extra_metrics=[sleeper(False)])
+        _, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     elapsed = time.monotonic() - start
-    assert hung.returncode == watchdog.EXIT_CODE, hung.stderr[-3000:]
-    assert f"no progress for {WATCHDOG_S:.0f} s while running diagnostics (step {HANG_STEP})" in hung.stderr
-    assert "Run the same command again to resume from its last checkpoint (step 2)" in hung.stderr
+    assert proc.returncode == watchdog.EXIT_CODE, stderr[-3000:]
+    assert f"no progress for {WATCHDOG_S:.0f} s while running diagnostics (step {HANG_STEP})" in stderr
+    assert "Run the same command again to resume from its last checkpoint (step 2)" in stderr
     with open(os.path.join(work, "hang_p0.txt")) as f:
         stacks = f.read()
     assert "in metric" in stacks and "rnnlab/training/loop.py" in stacks  # the hung frame and its caller
@@ -87,8 +98,6 @@ def test_injected_hang_stops_with_stacks_and_the_same_command_resumes(tmp_path):
         [sys.executable, "-c", SCRIPT, work, "no"], cwd=ROOT, capture_output=True, text=True, timeout=240
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    full = str(tmp_path / "full")
-    train_and_evaluate(_config(), full, model=TinyRNN(), extra_metrics=[sleeper(False)])
     with open(os.path.join(work, "metrics.jsonl")) as a, open(os.path.join(full, "metrics.jsonl")) as b:
         assert a.read() == b.read()
 
