@@ -319,6 +319,23 @@ def test_loop_kernel_counter_finds_the_loops_and_their_gemms():
     assert loop_kernels.loop_bodies(hlo, 8) == []
 
 
+def test_xla_option_sets_of_the_flag_bench_reach_the_compiler():
+    """benchmarks/xla_flags.py passes each option set to one jit: with none, XLA:CPU runs the dot through
+    YNNPACK (a ``ynn_fusion``); the "eigen dot" set turns that off in that program only."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import xla_flags
+
+    a, b = jnp.ones((16, 32)), jnp.ones((32, 64))
+    hlo = {
+        name: jax.jit(lambda a, b: jnp.tanh(a @ b), compiler_options=xla_flags.OPTIONS[name])
+        .lower(a, b)
+        .compile()
+        .as_text()
+        for name in ("none", "eigen dot")
+    }
+    assert "ynn_fusion" in hlo["none"] and "ynn_fusion" not in hlo["eigen dot"]
+
+
 @pytest.mark.slow
 def test_bench_quick_runs():
     out = subprocess.run(
