@@ -240,6 +240,14 @@ def test_probe_and_jacobian_decay_rates_equal_a_for_a_linear_recurrence():
     assert float(probe_rate) == pytest.approx(0.6, rel=1e-4)
 
 
+def test_a_cell_without_recurrent_weights_records_no_spectrum():
+    """minGRU has no recurrent matrix: its record has no spectral keys (a report shows '–', not NaN)."""
+    model, params, batch = _mingru_with_constant_decay(0.6)
+    out = dg.record(model, params, batch, dg.model_loss_fn(model, _mse), jacobian=False)
+    assert "decay_rate" in out and not any(k.startswith(("spectral", "sigma_max", "pascanu")) for k in out)
+    json.loads(json.dumps(out))
+
+
 def test_lru_jacobian_treats_the_complex_state_as_real_pairs():
     model = SequenceModel(cell="lru", hidden_size=2, num_outputs=1)
     batch = _batch()

@@ -65,6 +65,8 @@ def _record_arrays(model, loss_fn, params, batch, *, layer, jacobian, index, low
         out["jac_log_decay_rate"] = jac["log_decay_rate"]
     out.update(_gates(*collected_gates(collected, found), found.cell.forget_gate, low, high))
     spec = recurrent_spectrum(found.cell, found.params)
+    if not spec["blocks"]:  # no recurrent weights (minGRU): nothing to record, rather than NaNs in a report
+        return out
     for key in ("sigma_max", "spectral_radius", "pascanu_bound", "vanishing_guaranteed"):
         out[key] = jnp.asarray(spec[key], jnp.float32)
     for name, blk in spec["blocks"].items():
@@ -104,7 +106,7 @@ def make_recorder(
     * ``gate_<g>_mean``, ``gate_<g>_saturated`` per gate; ``forget_time_constant_mean/median`` (cells with a
       forget gate: the LSTM).
     * ``sigma_max``, ``spectral_radius``, ``pascanu_bound``, ``vanishing_guaranteed`` (0/1) and per block
-      ``sigma_max_<b>``, ``spectral_radius_<b>``.
+      ``sigma_max_<b>``, ``spectral_radius_<b>`` (cells with recurrent weights: not the minGRU).
 
     ``layer`` counts the model's forward-reading recurrent layers. Gradient clipping is not recorded here:
     training logs ``grad_norm`` and ``clip_fired`` every step.
