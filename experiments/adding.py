@@ -6,11 +6,11 @@ marked values of a length-T sequence. Predicting 1 always gives MSE 1/6 (``mse_o
     rnnlab experiment experiments/adding.py --workdir results/adding_full             # T in 50..400
 
 ``arg``: an integer T (one config, the default cell), ``cpu`` (T in {100, 200}: rnn, lstm with forget bias 1
-and chrono, gru; T = 100: the minGRU and LRU blocks; 3 seeds trained together with vmap) or nothing (the full
-grid, T in {50, 100, 200, 400}, every cell, 3 seeds). The full grid takes about 2 hours on 2 CPU cores
-(estimated). Expected: the tanh RNN stays at the baseline (ratio ~1) for T >= 100 while
-GRU and chrono-initialised LSTM go well below it (ratio < 0.1) at T = 200 within 600 steps. Measured results
-are in README.md.
+and chrono, gru; T = 100: the minGRU and LRU blocks; 3 seeds trained together) or nothing (the full grid,
+T in {50, 100, 200, 400}, every cell, 3 seeds; 56.8 min on 2 CPU cores with ``--jobs 2``, measured).
+Expected: the tanh RNN stays at the baseline (ratio ~1) for T >= 100 while GRU and chrono-initialised LSTM go
+well below it (ratio < 0.1) at T = 200 within 600 steps. Measured results are in README.md and
+docs/results/adding/.
 
 Linear recurrences in residual blocks (``BLOCKS``; rnnlab/blocks.py; 2 blocks, H = 64, 600 steps, in the
 full grid only): test ``mse_over_baseline``, mean +- sample std over seeds 11, 12, 13
@@ -23,8 +23,8 @@ overrides; the record with every command is /work/plan/science2-results.md)::
     (GRU, same runner, T=100: 0.015 +- 0.006)
 
 Both recipes reach a mean < 0.1 at T = 400 on the first try (one LRU seed at 0.107); no other LRU settings
-were run. The blocks make the full grid longer than the estimate above (8 more runs; a T = 400 block run took
-17-22 minutes on the shared machine). In the ``cpu``
+were run. The blocks are the longest points of the full grid (a T = 400 block run took 12-22 minutes on the
+shared machine). In the ``cpu``
 grid the blocks run at T = 100 only and without diagnostics (one 3-seed block run at T = 100 took 268 s
 (minGRU) and 169 s (LRU) of wall time on the 2 shared cores, diagnostics on, against 36 s for the GRU row;
 with 200 steps they do not learn T = 100 yet: 0.47, 0.13), and the IRNN (which diverges, shown by
