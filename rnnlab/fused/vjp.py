@@ -260,21 +260,23 @@ def _gru_bwd(slope, unroll, res, cts):
         dprobe = dh if has_probes else None
         dh_new = _select(m, dh + dy, jnp.zeros_like(dh))
         dan = dh_new * (1.0 - z) * (1.0 - n * n)  # d(pre-tanh of n) = d(n_x)
-        dxp = jnp.concatenate(
-            [dan * hn * _dgate(r, slope), dh_new * (h - n) * _dgate(z, slope), dan], axis=-1
-        )  # d(x W_ih + b), [B, 3H]
-        dhn = dan * r  # d(h W_hn + b_hn)
-        dh_prev = jnp.concatenate([dxp[:, : 2 * hs], dhn], axis=-1) @ wt + dh_new * z
+        # d(h W_hh + [0, 0, b_hn]), [B, 3H]: the r, z columns are also d(x W_ih + b)'s; the n column is
+        # d(h W_hn + b_hn) = dan * r, while d(n_x) = dan is emitted alone and joined after the loop (one
+        # concatenation per step instead of two; same gradients; x0.98-1.11 in two runs, README "Speed")
+        dzh = jnp.concatenate(
+            [dan * hn * _dgate(r, slope), dh_new * (h - n) * _dgate(z, slope), dan * r], axis=-1
+        )
+        dh_prev = dzh @ wt + dh_new * z
         if m is not None:
             dh_prev = dh_prev + jnp.where(m[:, None], jnp.zeros_like(dh), dh)
-        return dh_prev, (dxp, dhn, dprobe)
+        return dh_prev, (dzh, dan, dprobe)
 
-    dh0, (dxp, dhn, dprobes) = jax.lax.scan(
+    dh0, (dzh, dan, dprobes) = jax.lax.scan(
         body, dh_t, (r, z, n, hn, h_prev, dys, mask), reverse=True, unroll=unroll
     )
-    # dW_hh = sum_t h_{t-1}^T [d_rz, dhn]: the r, z columns from dxp (no strided copy), the n columns from dhn
-    dw = jnp.concatenate([_outer_sum(h_prev, dxp)[:, : 2 * hs], _outer_sum(h_prev, dhn)], axis=-1)
-    dbhn = jnp.sum(dhn, axis=(0, 1))
+    dw = _outer_sum(h_prev, dzh)  # dW_hh = sum_t h_{t-1}^T dzh_t, one matmul
+    dbhn = jnp.sum(dzh[..., 2 * hs :], axis=(0, 1))
+    dxp = jnp.concatenate([dzh[..., : 2 * hs], dan], axis=-1)  # d(x W_ih + b), [T, B, 3H]
     dxp, dproj = _project_grads(proj, xs, dxp)
     return dw, dbhn, dxp, dh0, None, dprobes, dproj
 
