@@ -16,6 +16,7 @@ from rnnlab.apps import figures
 from rnnlab.apps.runs import load_run
 from rnnlab.tasks import bible, debian, get_task, prepare
 from rnnlab.tasks.builders import numeric
+from rnnlab.tasks.builders.text import WNUT_TAGS
 from rnnlab.training import config as config_lib
 from rnnlab.training import train_and_evaluate
 
@@ -156,8 +157,10 @@ def test_ner_with_characters_case_and_crf_trains_and_tags(data, tmp_path, capsys
     assert {"test/entity_f1", "test/entity_precision", "test/entity_recall"} <= set(result)
     out = _cli(capsys, "predict", "--workdir", workdir, "--best", "Obama visits New York")
     assert [p.split("/")[0] for p in out.split()] == ["Obama", "visits", "New", "York"]
+    assert all(p.split("/")[1] in WNUT_TAGS for p in out.split())
     scores = json.loads(_cli(capsys, "predict", "--workdir", workdir, "--best", "--evaluate"))
-    assert 0 <= scores["f1"] <= 1 and scores["baseline_f1"] == 0.0
+    assert 0 <= scores["f1"] <= 1 and scores["baseline_f1"] == 0.0 and 0 <= scores["token_accuracy"] <= 1
+    assert scores["baseline_token_accuracy"] == pytest.approx(load_run(workdir).task.info.baseline)
 
 
 def test_bible_translation_trains_translates_and_draws_attention(data, tmp_path, capsys):

