@@ -7,9 +7,11 @@ Each option set is passed to one ``jax.jit`` as ``compiler_options`` (the DebugO
 ``XLA_FLAGS`` would set, here per program), so all sets compile in one process and are timed **interleaved**
 (every round times each set once, in a rotating order; medians over rounds). The table gives each set's speed
 as a ratio to no options (> 1 = faster) for the training step of ``benchmarks/bench_rnn.py`` (forward +
-gradients of ``RNN(cell)``'s default CPU path) and for a 1024^3 f32 matmul, and the largest relative change
-of any gradient element against no options (does it change the numbers?). On jaxlib 0.10.2 XLA:CPU runs
-dots through YNNPACK by default (``ynn_fusion`` in the optimised HLO); "eigen dot" turns that off.
+gradients of ``RNN(cell)``'s default CPU path) and for a 1024^3 f32 matmul, and the largest change of an
+output array against no options, relative to that array's largest magnitude (does it change the numbers?).
+On jaxlib 0.10.2 XLA:CPU runs dots through YNNPACK by default (``ynn_fusion`` in the optimised HLO); "eigen
+dot" turns that off. Not in the sets: oneDNN dots (``xla_cpu_use_onednn`` + ``..._onednn_fusion_type=DOT``)
+kill the process with an illegal instruction on this 2-core AVX2 machine (and fail to compile via XLA_FLAGS).
 """
 
 from __future__ import annotations
