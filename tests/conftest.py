@@ -7,7 +7,14 @@
   level, so that a few engine tests also run the way real runs compile.
 """
 
+import gc
 import os
+
+# Tracing JAX programs allocates many short-lived objects; Python's default cyclic-GC threshold (700) runs a
+# collection every few hundred of them. A higher threshold in the test processes: test_scan + test_cells +
+# test_layers_models + test_diagnostics in one process, 3 interleaved rounds, 155.8-162.0 s instead of
+# 158.4-167.1 s (each round faster, 1.6-7.8%). Peak memory stays far below the machine's.
+gc.set_threshold(50_000, 50, 50)
 
 _FLAGS = ("--xla_force_host_platform_device_count=4",)
 if os.environ.get("RNNLAB_XLA_DEFAULT_OPT") != "1":
