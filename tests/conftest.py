@@ -70,6 +70,26 @@ LONGEST_FIRST = (
     "test_ctc.py",
     "test_captioning.py",
     "test_cli.py",
+    # then every module with a test of >= 2.5 s, so that the last tests to run are short ones (in a fresh
+    # clone the suite ended with one worker idle for ~20 s while the other ran what was left)
+    "test_taggers.py",
+    "test_diagnostics.py",
+    "test_seed_sharding.py",
+    "test_fused.py",
+    "test_exploding.py",
+    "test_depth.py",
+    "test_crf.py",
+    "test_sequence_parallel.py",
+    "test_runs.py",
+    "test_decoding.py",
+    "test_seq2seq.py",
+    "test_train.py",
+    "test_bad_inputs.py",
+    "test_layers_models.py",
+    "test_integrity.py",
+    "test_provenance.py",
+    "test_optim.py",
+    "test_cells.py",
 )
 
 
