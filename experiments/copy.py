@@ -5,10 +5,11 @@ memoryless baseline (predict blanks, then uniform symbols) has cross-entropy 10 
     rnnlab experiment experiments/copy.py:quick --workdir /tmp/copy        # T = 100, lstm/gru, 1 seed
 
 Runtime on 2 CPU cores with ``--jobs 2`` (measured, shared machine): 5-21 min per point at T = 200 (LSTM the
-slowest), 12 min for the tanh RNN at T = 500; the full grid (3 lengths x 4 cells x 2000 steps x 3 seeds) takes
-several hours. Quick ~3 min. Expected (Arjovsky et al. 2016): the LSTM and GRU sit at the baseline for a long
-time on T >= 100 and need many thousands of steps to break it; the tanh RNN stays at it. ``eval/loss`` below
-the baseline means memory. Measured: README.md and docs/results/copy/ (the LRU copies).
+slowest); at T = 500 12 min (tanh RNN), 61-82 min (LRU, GRU, LSTM); the full grid (3 lengths x 4 cells x 2000
+steps x 3 seeds) takes several hours. Quick ~3 min. Expected (Arjovsky et al. 2016): the LSTM and GRU sit at
+the baseline for a long time on T >= 100 and need many thousands of steps to break it; the tanh RNN stays at
+it. ``eval/loss`` below the baseline means memory. Measured: README.md and docs/results/copy/ (the LRU
+copies).
 """
 
 from rnnlab.training.config import default_config
