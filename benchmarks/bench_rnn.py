@@ -13,13 +13,18 @@ matmul, and the table reports medians over rounds. "% floor" is the matmul-FLOP 
 rounds, divided by the measured step time.
 
 Threads: JAX runs with its defaults (one Eigen pool over all cores); PyTorch with ``torch.set_num_threads``
-set to the core count. Run through ``benchmarks/run.py``.
+set to the core count. PyTorch twice: the reference row in a process of its own (``torch_worker.py``, glibc's
+malloc defaults, as PyTorch runs by itself; one pipe round trip per step, ~0.1 ms) and the row "(in this
+process)", which shares the malloc settings ``import rnnlab`` makes (``rnnlab.hostmem``). Run through
+``benchmarks/run.py``.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +96,31 @@ def _torch(cell_name, b, t, d, h):
     return step
 
 
+class _TorchProcess:
+    """``benchmarks/torch_worker.py``, started once with glibc's malloc defaults (RNNLAB_KEEP_FREED_MEMORY=0:
+    the worker never imports rnnlab, the variable only documents the intent)."""
+
+    proc = None
+
+    @classmethod
+    def call(cls, line: str) -> None:
+        if cls.proc is None:
+            worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_worker.py")
+            env = {**os.environ, "RNNLAB_KEEP_FREED_MEMORY": "0"}
+            cls.proc = subprocess.Popen(
+                [sys.executable, worker], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+            )
+        cls.proc.stdin.write(line + "\n")
+        cls.proc.stdin.flush()
+        if cls.proc.stdout.readline().strip() != "ok":
+            raise RuntimeError(f"benchmarks/torch_worker.py failed on {line!r}")
+
+
+def _torch_own_process(cell_name, b, t, d, h):
+    _TorchProcess.call(f"build {cell_name} {b} {t} {d} {h}")
+    return lambda: _TorchProcess.call("step")
+
+
 def torch_available() -> bool:
     try:
         import torch  # noqa: F401
@@ -124,7 +154,8 @@ def implementations(use_torch: bool = True) -> list[Impl]:
             impl.name += " (default)"
     impls.append(Impl("Flax RNN(OptimizedLSTMCell / GRUCell)", _flax, reference="flax"))
     if use_torch and torch_available():
-        impls.append(Impl("PyTorch nn.LSTM / nn.GRU", _torch, reference="torch"))
+        impls.append(Impl("PyTorch nn.LSTM / nn.GRU", _torch_own_process, reference="torch"))
+        impls.append(Impl("PyTorch nn.LSTM / nn.GRU (in this process)", _torch))
     return impls
 
 

@@ -336,6 +336,22 @@ def test_xla_option_sets_of_the_flag_bench_reach_the_compiler():
     assert "ynn_fusion" in hlo["none"] and "ynn_fusion" not in hlo["eigen dot"]
 
 
+def test_bench_times_pytorch_in_a_process_with_mallocs_defaults():
+    """The bench's PyTorch reference row runs in benchmarks/torch_worker.py (which never imports rnnlab), in
+    a process that keeps glibc's malloc defaults (rnnlab.hostmem changes them in the bench's own process)."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import bench_rnn
+
+    step = bench_rnn._torch_own_process("gru", 2, 3, 1, 4)
+    step()
+    proc = bench_rnn._TorchProcess.proc
+    with open(f"/proc/{proc.pid}/environ", "rb") as f:
+        assert b"RNNLAB_KEEP_FREED_MEMORY=0" in f.read().split(b"\0")
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+
+
 @pytest.mark.slow
 def test_bench_quick_runs():
     out = subprocess.run(
