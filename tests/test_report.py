@@ -72,6 +72,26 @@ def test_results_table_groups_by_non_float_columns():
     assert table[3] == "| rnn | 100 | 2 | 5 (1 non-finite) |"
 
 
+def test_main_effects_of_a_factorial_grid_average_each_point_over_seeds_first():
+    # 2 x 2 grid; point (a=1, b=x) has two seeds (1.0, 3.0 -> 2.0); a NaN seed is left out
+    values = {("1", "x"): [1.0, 3.0], ("1", "y"): [4.0], ("2", "x"): [6.0, float("nan")], ("2", "y"): [8.0]}
+    rows = [
+        {"run": f"a={a},b={b}", "seed": s, "test mse": v}
+        for (a, b), vs in values.items()
+        for s, v in enumerate(vs)
+    ]
+    table = report_tables.marginals_table(rows, "test mse").splitlines()
+    assert table[2] == "| a | 1 | 2 | 3 ± 1.4 | a=1,b=x (2) |"  # points 2.0 and 4.0
+    assert table[3] == "| a | 2 | 2 | 7 ± 1.4 | a=2,b=x (6) |"
+    assert table[4] == "| b | x | 2 | 4 ± 2.8 | a=1,b=x (2) |"  # points 2.0 and 6.0
+    acc = [{**r, "test accuracy": -r["test mse"]} for r in rows]
+    assert (
+        report_tables.marginals_table(acc, "test accuracy").splitlines()[2].endswith("| a=1,b=x (-2) |")
+    )  # the highest
+    assert report_tables.marginals_table([{**r, "run": "lstm"} for r in rows], "test mse") is None
+    assert report_tables.marginals_table([{**r, "run": "a=1"} for r in rows], "test mse") is None
+
+
 def test_reader_is_tolerant_of_missing_files_keys_and_nan_strings(tmp_path):
     run = report_runs.read_run(str(tmp_path / "does_not_exist"))
     assert run.records == [] and run.config == {}

@@ -25,7 +25,7 @@ from rnnlab.analysis.report_plots import (
 )
 from rnnlab.analysis.report_provenance import provenance_table
 from rnnlab.analysis.report_runs import Run, last_list, list_at_step, read_runs, scalar_at_step, series
-from rnnlab.analysis.report_tables import final_rows, results_table
+from rnnlab.analysis.report_tables import final_rows, marginals_table, results_table
 
 REPORT_FILE = "report.md"
 FIGURES = "figures"  # a run directory's example figures (rnnlab.apps.figures writes them)
@@ -136,6 +136,9 @@ def write_report(
     return path
 
 
+MAIN_EFFECT_METRICS = ("mse_over_baseline", "accuracy", "bits_per_char", "perplexity", "loss")
+
+
 def training_sections(runs: Sequence[Run], out_dir: str, *, title: str = "") -> list[Section]:
     """Plots and tables for training ``runs``, written into ``out_dir``; headings prefixed by ``title``."""
 
@@ -218,14 +221,25 @@ def training_sections(runs: Sequence[Run], out_dir: str, *, title: str = "") -> 
                 examples,
             )
         )
+    rows = final_rows(runs)
     sections.append(
         Section(
             pre + "final metrics",
             "Last logged value per seed, mean ± sample std over seeds ('eval': the validation split, which "
             "selected the checkpoint; 'test': that checkpoint on the test split, evaluated once).\n\n"
-            + results_table(final_rows(runs)),
+            + results_table(rows),
         )
     )
+    metric = next((f"test {m}" for m in MAIN_EFFECT_METRICS if any(f"test {m}" in r for r in rows)), None)
+    effects = metric and marginals_table(rows, metric)
+    if effects:
+        sections.append(
+            Section(
+                pre + "main effects",
+                "A factorial grid (runs named factor=level,...): each factor level's points, averaged over "
+                "the other factors (each point first averaged over its seeds).\n\n" + effects,
+            )
+        )
     return sections
 
 

@@ -114,3 +114,47 @@ def final_rows(
             if len(row) > len(base) + 1:
                 rows.append(row)
     return rows
+
+
+def factor_levels(run_name: str) -> dict[str, str] | None:
+    """``{'clip': 'none', 'opt': 'sgd'}`` from a grid point named ``'clip=none,opt=sgd'``; None for any other
+    name."""
+    pairs = [part.split("=", 1) for part in run_name.split(",")]
+    if not all(len(p) == 2 and p[0] and p[1] for p in pairs):
+        return None
+    return dict(pairs)
+
+
+def marginals_table(rows: Sequence[Mapping[str, Any]], metric: str, digits: int = 3) -> str | None:
+    """Main effects of a factorial grid: for each factor and level, the mean ± std over the grid points at
+    that level of each point's mean over seeds of ``metric``, with the number of points and the best point
+    (lowest value, or highest for accuracy-like metrics). ``rows``: ``final_rows`` of runs named
+    ``'factor=level,...'``. None unless every run is named so, with >= 2 factors and a factor of >= 2 levels.
+    """
+    per_point: dict[str, list[float]] = {}
+    for r in rows:
+        value = to_float(r.get(metric))
+        if value is not None and math.isfinite(value):
+            per_point.setdefault(str(r["run"]), []).append(value)
+    levels = {name: factor_levels(name) for name in per_point}
+    if not levels or any(v is None for v in levels.values()):
+        return None
+    factors = list(dict.fromkeys(f for v in levels.values() for f in v))
+    if len(factors) < 2 or all(len({v.get(f) for v in levels.values()}) < 2 for f in factors):
+        return None
+    means = {name: float(np.mean(vals)) for name, vals in per_point.items()}
+    higher_is_better = any(k in metric for k in ("accuracy", "f1", "exact_match"))
+    pick = max if higher_is_better else min
+    lines = [
+        f"| factor | level | points | {metric} (mean ± std over points) | best point |",
+        "|---|---|---|---|---|",
+    ]
+    for f in factors:
+        for level in dict.fromkeys(v[f] for v in levels.values() if f in v):
+            names = [n for n, v in levels.items() if v.get(f) == level]
+            best = pick(names, key=means.__getitem__)
+            lines.append(
+                f"| {f} | {level} | {len(names)} | {_fmt([means[n] for n in names], digits)} | "
+                f"{best} ({means[best]:.{digits}g}) |"
+            )
+    return "\n".join(lines) + "\n"
