@@ -27,7 +27,7 @@ def _faults_per_step(step, args, n=10) -> float:
 def test_a_step_with_a_large_temp_buffer_reuses_freed_memory():
     # 44 MiB of XLA temp memory (over glibc's largest mmap threshold, 32 MiB): with malloc's defaults every
     # step maps and faults in all of it anew (measured: 11,422 faults per step, 1.0x its pages); after
-    # `import rnnlab` 3-3,439 per step in 8 processes (at most 0.30x).
+    # `import rnnlab` 0-3,423 per step in 12 processes (at most 0.30x: now and then a step's block is new).
     x = jax.random.normal(jax.random.PRNGKey(0), (256, 128, 4))
     layer = rnnlab.RNN(rnnlab.get_cell("lstm", hidden_size=32))
     params = layer.init(jax.random.PRNGKey(1), x)
