@@ -4,11 +4,12 @@ Why: glibc's malloc serves every block larger than its mmap threshold (at most 3
 and returns it with ``munmap`` on free. XLA:CPU allocates each execution's temporary buffer in one block (an
 LSTM training step at (B, T, D, H) = (32, 256, 32, 128): 45 MiB), so every step faults in and zero-fills
 those pages anew: `perf` put a third of that step's time in the kernel (page faults, page clearing, munmap).
-With mmap off, at most two malloc arenas (a thread's own arena unmaps a heap as soon as it is empty, so with
-glibc's default of up to 8 arenas per core a step's block was sometimes never reused) and a 1 GiB trim
-threshold, a freed block stays in the heap and the next step reuses it (README, Speed, for the measured
-effect). One arena reused as well but cost the compile-heavy test suite ~4% more CPU time (lock contention:
-+36% voluntary context switches). The cost: a process keeps up to 1 GiB of freed memory at the heap's top.
+The settings: mmap off; a 1 GiB trim threshold (the main heap keeps what is freed at its top); a 64 MiB top
+pad (a thread arena's heap that becomes empty is not unmapped: without it 4-5 of every 10 steps faulted in a
+fresh block); at most two arenas (each may keep one step's block). Then the first ~10 steps each thread
+finds its block and later steps fault in none (tests/test_hostmem.py). One arena reused as well but cost the
+compile-heavy test suite ~4% more CPU time (lock contention: +36% voluntary context switches). README, Speed,
+for the measured effect. The cost: a process keeps up to 1 GiB of freed memory at the heap's top.
 
 ``import rnnlab`` applies it once on glibc; ``RNNLAB_KEEP_FREED_MEMORY=0`` leaves malloc as it was. Other C
 libraries: nothing is changed.
@@ -20,14 +21,16 @@ import platform
 
 ENV = "RNNLAB_KEEP_FREED_MEMORY"
 TRIM_THRESHOLD = 1 << 30  # bytes of free memory at the heap's top kept before any is returned
+TOP_PAD = 64 << 20  # bytes added to every heap extension; also what keeps an empty thread heap mapped
 ARENAS = 2
-_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8  # glibc <malloc.h>
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -2, -4, -8  # glibc <malloc.h>
 
 
 def keep_freed_memory() -> bool:
-    """Sets glibc's ``M_MMAP_MAX`` to 0, ``M_ARENA_MAX`` to 2 and ``M_TRIM_THRESHOLD`` to 1 GiB for this
-    process (unless ``RNNLAB_KEEP_FREED_MEMORY=0`` or the C library is not glibc); returns whether all were
-    set. Threads that already have an arena keep it: call before the first JAX computation."""
+    """Sets glibc's ``M_MMAP_MAX`` to 0, ``M_ARENA_MAX`` to 2, ``M_TOP_PAD`` to 64 MiB and
+    ``M_TRIM_THRESHOLD`` to 1 GiB for this process (unless ``RNNLAB_KEEP_FREED_MEMORY=0`` or the C library is
+    not glibc); returns whether all were set. Threads that already have an arena keep it: call before the
+    first JAX computation."""
     if os.environ.get(ENV, "1") == "0" or platform.libc_ver()[0] != "glibc":
         return False
     try:
@@ -35,5 +38,10 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    settings = ((_M_MMAP_MAX, 0), (_M_ARENA_MAX, ARENAS), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    settings = (
+        (_M_MMAP_MAX, 0),
+        (_M_ARENA_MAX, ARENAS),
+        (_M_TOP_PAD, TOP_PAD),
+        (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+    )
     return all([bool(mallopt(option, value)) for option, value in settings])
