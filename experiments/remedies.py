@@ -9,8 +9,9 @@ clip none / global_norm / value x optimizer sgd / rmsprop / adam x forget bias 0
 beta in {1, 2, 4} x recurrent init orthogonal / identity: 162 configurations, 3 seeds each (vmapped).
 ``cpu`` varies one factor at a time around the default (adam, global-norm clipping, chrono, beta = 1,
 orthogonal; 10 points) and adds every clipping x optimizer pair (none / global_norm / value x sgd / rmsprop /
-adam, the other factors at the default; 4 more): 14 runs, about 14 minutes on 2 CPU cores (estimated from the
-10-run grid's ~10 minutes); the full grid (162 runs) takes about 3 hours (estimated).
+adam, the other factors at the default; 4 more): 14 runs, 32.7 min with two at a time on 2 CPU cores beside
+other jobs; the full grid (162 runs): about 110 min of unpaused command time, two points at a time on 2 CPU
+cores (55 s per point, median; measured across two sittings, README "Experiments").
 The report's final-metrics table gives eval ``mse_over_baseline`` mean ± std over seeds (1 = the baseline).
 Expected: chrono (and forget bias 1) learn, forget bias 0 learns slowly or not at all; plain SGD is far slower
 than adaptive optimizers within the budget; clipping matters mostly for stability of SGD.
