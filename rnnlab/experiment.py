@@ -36,6 +36,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rnnlab.analysis.report_tables import MAIN_METRICS
 from rnnlab.training import config as config_lib
 from rnnlab.training import train_and_evaluate
 from rnnlab.training.isolation import run_many
@@ -308,19 +309,6 @@ def _study_sections(kind: str, spec: str, out_dir: str, title: str, log) -> list
     return scaling.run_study(config, _call(module.get_sweep, arg), out_dir, title=title, log=log)
 
 
-# The validation metric a run is summarised by when ``train.best_metric`` is not set: the first of these
-# that the run reports (task scores before losses).
-MAIN_METRICS = (
-    "entity_f1",
-    "exact_match",
-    "label_error_rate",
-    "bits_per_char",
-    "perplexity",
-    "accuracy",
-    "mse_over_baseline",
-    "mse",
-    "loss",
-)
 _STATUS_TEXT = (
     "Every run of the grids: finished (trained now), skipped (finished before), resumed (from a checkpoint "
     "an earlier command left), retried (after the watchdog stopped it), nonfinite (stopped by the non-finite "

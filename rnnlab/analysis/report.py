@@ -25,7 +25,7 @@ from rnnlab.analysis.report_plots import (
 )
 from rnnlab.analysis.report_provenance import provenance_table
 from rnnlab.analysis.report_runs import Run, last_list, list_at_step, read_runs, scalar_at_step, series
-from rnnlab.analysis.report_tables import final_rows, marginals_table, results_table
+from rnnlab.analysis.report_tables import MAIN_METRICS, final_rows, marginals_table, results_table
 
 REPORT_FILE = "report.md"
 FIGURES = "figures"  # a run directory's example figures (rnnlab.apps.figures writes them)
@@ -136,9 +136,6 @@ def write_report(
     return path
 
 
-MAIN_EFFECT_METRICS = ("mse_over_baseline", "accuracy", "bits_per_char", "perplexity", "loss")
-
-
 def training_sections(runs: Sequence[Run], out_dir: str, *, title: str = "") -> list[Section]:
     """Plots and tables for training ``runs``, written into ``out_dir``; headings prefixed by ``title``."""
 
@@ -230,7 +227,7 @@ def training_sections(runs: Sequence[Run], out_dir: str, *, title: str = "") -> 
             + results_table(rows),
         )
     )
-    metric = next((f"test {m}" for m in MAIN_EFFECT_METRICS if any(f"test {m}" in r for r in rows)), None)
+    metric = next((f"test {m}" for m in MAIN_METRICS if any(f"test {m}" in r for r in rows)), None)
     effects = metric and marginals_table(rows, metric)
     if effects:
         sections.append(

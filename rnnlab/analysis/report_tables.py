@@ -22,6 +22,19 @@ TASK_METRICS = (
 # metric prefixes in metrics.jsonl: 'test' once at the end (the selected checkpoint), 'eval' the validation
 # split during training, 'train' the train batches
 SPLITS = ("test", "eval", "train")
+# The metric a run is summarised by (the experiment runner's status table, unless ``train.best_metric`` is
+# set; a factorial grid's main effects): the first of these that the run reports (task scores before losses).
+MAIN_METRICS = (
+    "entity_f1",
+    "exact_match",
+    "label_error_rate",
+    "bits_per_char",
+    "perplexity",
+    "accuracy",
+    "mse_over_baseline",
+    "mse",
+    "loss",
+)
 DIAGNOSTIC_METRICS = ("decay_rate", "jac_decay_rate", "spectral_radius", "forget_time_constant_mean")
 
 
