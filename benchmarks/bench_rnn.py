@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+import rnnlab  # (before any JAX computation: its malloc settings must reach XLA's threads)
+
 SHAPES = ((32, 256, 32, 128), (64, 1000, 1, 128), (128, 100, 64, 256), (16, 2000, 2, 64))
 QUICK_SHAPES = ((8, 64, 8, 32),)
 GATES = {"lstm": 4, "gru": 3}
@@ -59,8 +61,6 @@ def _jax_step(loss, params, x):
 
 def _rnnlab(backend: str, hoist: bool = True):
     def build(cell_name, b, t, d, h):
-        import rnnlab
-
         layer = rnnlab.RNN(rnnlab.get_cell(cell_name, hidden_size=h), backend=backend, hoist=hoist)
         x = jax.random.normal(jax.random.PRNGKey(0), (b, t, d), jnp.float32)
         params = layer.init(jax.random.PRNGKey(1), x)
@@ -131,8 +131,6 @@ def torch_available() -> bool:
 
 def default_row_name() -> str:
     """The bench name of what ``RNN(cell)`` runs by default on this platform (LSTM and GRU agree)."""
-    import rnnlab
-
     plan = rnnlab.RNN(rnnlab.get_cell("lstm", hidden_size=8)).plan()
     return f"rnnlab ({plan.backend.value}{'' if plan.hoist else ', hoist=False'})"
 
