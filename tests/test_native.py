@@ -20,7 +20,7 @@ import pytest
 
 import rnnlab
 from rnnlab.fused import native
-from rnnlab.scan import Backend
+from rnnlab.scan import Backend, dispatch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 B, T, D, H = 7, 6, 3, 20  # B: one full 6-row tile and a tail; H: one full 16-unit group and a partial one
@@ -187,12 +187,17 @@ def test_vmapped_seeds_equal_separate_calls(built, name):
             np.testing.assert_allclose(u[s], v, rtol=1e-6, atol=1e-6)
 
 
-def test_native_is_opt_in_and_falls_back_where_it_does_not_apply(built):
-    """'auto' keeps the JAX kernels (native was not faster on every bench shape); backend='native' runs the
-    compiled kernels on CPU in float32/64, else 'fused', and the XLA scan for peepholes."""
+def test_native_is_the_cpu_default_and_falls_back_where_it_does_not_apply(built):
+    """'auto' runs the compiled kernels on CPU where they build (faster than 'fused' on every bench shape);
+    'auto' and 'native' run them in float32/64, else 'fused', and the XLA scan for peepholes; a program that
+    XLA partitions over devices traces with them off (its partitioner would not split the custom call)."""
     for name in ("lstm", "gru"):
         cell = rnnlab.get_cell(name, hidden_size=H)
-        assert rnnlab.RNN(cell).plan(platform="cpu").backend is Backend.FUSED
+        assert rnnlab.RNN(cell).plan(platform="cpu").backend is Backend.NATIVE
+        with dispatch.partitioned_over_devices():
+            assert rnnlab.RNN(cell).plan(platform="cpu").backend is Backend.FUSED
+            assert rnnlab.RNN(cell, backend="native").plan(platform="cpu").backend is Backend.FUSED
+        assert rnnlab.RNN(cell).plan(platform="cpu", dtype=jnp.float64).backend is Backend.NATIVE
         native_rnn = rnnlab.RNN(cell, backend="native")
         assert native_rnn.plan(platform="cpu").backend is Backend.NATIVE
         assert native_rnn.plan(platform="cpu", dtype=jnp.float64).backend is Backend.NATIVE
@@ -293,3 +298,28 @@ def test_stress_vmapped_seeds_and_concurrent_calls_neither_hang_nor_drift(built)
     proc = _in_subprocess(STRESS_CODE, "240", "40", timeout=300, env={"XLA_FLAGS": ""})
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_a_step_partitioned_over_devices_splits_its_batch_instead_of_gathering_it(built):
+    """``DataParallel`` traces its sharded steps with the custom-call kernels off: XLA's partitioner would
+    all-gather the batch and run the kernel on all of it on every device (checked here: with the kernel on,
+    the compiled program all-gathers the batch for the custom call; through ``_traced`` there is none)."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from rnnlab.training.sharding import DataParallel
+
+    parallel = DataParallel("sharded")
+    layer = rnnlab.RNN(rnnlab.get_cell("lstm", hidden_size=H))
+    x = jnp.ones((2 * parallel.size, 5, 3))
+    params = layer.init(jax.random.PRNGKey(0), x)
+    x = jax.device_put(x, NamedSharding(parallel.mesh, PartitionSpec("data")))
+    loss = lambda p, x: jnp.sum(layer.apply(p, x)[1] ** 2)
+    plain = jax.jit(jax.grad(loss)).lower(params, x).compile().as_text()
+    split = jax.jit(parallel._traced(jax.grad(loss))).lower(params, x).compile().as_text()
+    assert parallel.size > 1 and "custom-call(" in plain and "all-gather" in plain
+    assert "custom-call(" not in split  # the fused kernel's loop, on each device's slice of the batch
+    assert jnp.allclose(
+        jax.jit(parallel._traced(jax.grad(loss)))(params, x)["params"]["cell"]["recurrent_kernel"],
+        jax.grad(loss)(params, x)["params"]["cell"]["recurrent_kernel"],
+        atol=1e-5,
+    )

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from rnnlab import experiment
+from rnnlab.fused import native
 from rnnlab.scaling import Point, expand, fits, report, run_sweep
 from rnnlab.scaling.measure import measure_group
 from rnnlab.scaling.points import why_not
@@ -73,8 +74,13 @@ def test_data_parallel_efficiency_is_speedup_over_devices():
 
 def test_points_say_why_they_do_not_apply():
     assert "needs a linear cell" in why_not(Point(cell="lstm", backend="associative"), "cpu")
-    assert why_not(Point(cell="lstm", backend="cudnn"), "cpu") == "backend 'cudnn' resolves to 'fused' on cpu"
+    cpu_auto = "native" if native.available() else "fused"  # what 'auto' (cuDNN's fallback) runs on CPU
+    assert (
+        why_not(Point(cell="lstm", backend="cudnn"), "cpu")
+        == f"backend 'cudnn' resolves to '{cpu_auto}' on cpu"
+    )
     assert "one device" in why_not(Point(devices=2), "cpu")
+    assert "does not split" in why_not(Point(backend="native", batch=8, devices=4, parallel="sharded"), "cpu")
     assert "does not split" in why_not(Point(batch=6, devices=4, parallel="sharded"), "cpu")
     assert why_not(Point(cell="mingru", backend="associative"), "cpu") is None
     # Labels are not identity; the remat chunk never exceeds T.
@@ -85,7 +91,7 @@ def test_points_say_why_they_do_not_apply():
         "remat_chunk": 50,
     }
     with pytest.raises(
-        ValueError, match="unknown backend 'pallas'; valid: xla, fused, cudnn, associative, remat"
+        ValueError, match="unknown backend 'pallas'; valid: xla, fused, native, cudnn, associative, remat"
     ):
         Point(backend="pallas")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from rnnlab.cells import get_cell
 from rnnlab.scan import Backend, resolve
+from rnnlab.scan.dispatch import CUSTOM_CALLS
 from rnnlab.training import sharding
 
 #: backend name -> (``rnn_options``, the plan backend it must resolve to). 'remat' is the XLA scan with
@@ -20,6 +21,7 @@ from rnnlab.training import sharding
 BACKENDS: dict[str, tuple[dict[str, Any], Backend]] = {
     "xla": ({"backend": "xla", "mode": "sequential"}, Backend.XLA),
     "fused": ({"backend": "fused", "mode": "sequential"}, Backend.FUSED),
+    "native": ({"backend": "native", "mode": "sequential"}, Backend.NATIVE),
     "cudnn": ({"backend": "cudnn", "mode": "sequential"}, Backend.CUDNN),
     "associative": ({"mode": "associative"}, Backend.ASSOCIATIVE),
     "remat": ({"backend": "xla", "mode": "sequential"}, Backend.XLA),
@@ -105,6 +107,8 @@ def why_not(point: Point, platform: str, device_count: int | None = None) -> str
         return str(e)
     if plan.backend is not wanted:
         return f"backend {point.backend!r} resolves to {plan.backend.value!r} on {platform}"
+    if plan.backend in CUSTOM_CALLS and point.parallel in ("sharded", "seeds") and point.devices > 1:
+        return f"backend {point.backend!r} is one custom call: parallel={point.parallel!r} does not split it"
     if point.parallel == "none" and point.devices > 1:
         return "parallel='none' runs on one device"
     if point.parallel != "none" and point.devices < 2:

@@ -7,9 +7,11 @@ the call needs (gate collection, probes, the compute dtype). Nothing else in rnn
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import jax
 import numpy as np
@@ -45,20 +47,41 @@ class Defaults:
 
 # CPU, measured on a 2-core AVX2 machine (README "Speed", benchmarks/bench_rnn.py; PERF-FACTS): projecting
 # inside the loop was 15-30% faster than hoisting at every benchmarked shape (D <= 64); a sequential lax.scan
-# of a linear recurrence was 1.6-2.4x faster than associative_scan and used 1.7-3.1x less memory; the fused
-# kernel took 5-20% less time than differentiating the XLA scan (LSTM and GRU). The compiled C++ kernels
-# (backend='native') are opt-in: in one interleaved bench run (benchmarks/RESULTS-native.md) they were slower
-# than 'fused' on some shapes (the rule: default only if faster on every benchmarked shape). GPU/TPU, not
-# measured here: one large hoisted matmul and the O(log T)-depth associative scan are what parallel hardware
-# rewards; the fused kernel stays the default there and cuDNN is opt-in (backend='cudnn'), until measured.
+# of a linear recurrence was 1.6-2.4x faster than associative_scan and used 1.7-3.1x less memory. The compiled
+# C++ kernels (backend='native') were faster than the fused JAX kernel on every benchmarked shape once malloc
+# kept XLA's temp buffers (rnnlab/hostmem.py; README "Speed"), so 'auto' takes them where they build, else the
+# fused kernel (5-20% faster than differentiating the XLA scan). They run as one XLA custom call, which XLA's
+# partitioner cannot split: a program partitioned over devices traces with them off (see
+# `partitioned_over_devices`). GPU/TPU, not measured here: one large hoisted matmul and the O(log T)-depth
+# associative scan are what parallel hardware rewards; the fused kernel stays the default there and cuDNN is
+# opt-in (backend='cudnn'), until measured.
 # Seeds: K = 8 vmapped seeds were x0.56-0.58 of 8 separate runs on CPU (batched GEMMs, `make bench`), while
 # lax.map over the seeds runs the one-seed program K times (README "Speed"); accelerators reward the
 # vectorised K (unmeasured here).
 AUTO = {
-    "cpu": Defaults(hoist=False, associative=False, kernels=(Backend.FUSED,), seeds_vmap=False),
+    "cpu": Defaults(
+        hoist=False, associative=False, kernels=(Backend.NATIVE, Backend.FUSED), seeds_vmap=False
+    ),
     "gpu": Defaults(hoist=True, associative=True, kernels=(Backend.FUSED,), seeds_vmap=True),
     "tpu": Defaults(hoist=True, associative=True, kernels=(Backend.FUSED,), seeds_vmap=True),
 }
+
+
+CUSTOM_CALLS = (Backend.NATIVE,)  # backends that run as one opaque XLA custom call
+_PARTITIONED = contextvars.ContextVar("rnnlab_partitioned_over_devices", default=False)
+
+
+@contextlib.contextmanager
+def partitioned_over_devices() -> Iterator[None]:
+    """Trace inside this when XLA will partition the program over several devices (``jit`` with
+    ``NamedSharding``): :func:`resolve` then skips the :data:`CUSTOM_CALLS` backends (for ``'auto'`` and
+    ``'native'`` alike), whose one custom call XLA's partitioner would run on the whole, all-gathered batch
+    on every device (measured: the compiled program all-gathers x and runs the call on the global batch)."""
+    token = _PARTITIONED.set(True)
+    try:
+        yield
+    finally:
+        _PARTITIONED.reset(token)
 
 
 def default_platform() -> str:
@@ -189,7 +212,10 @@ def resolve(
         "cudnn": (Backend.CUDNN, *auto.kernels),
     }
     dtype = cell.param_dtype if dtype is None else dtype
-    for backend in [] if (remat or collect) else wanted.get(options.backend, []):
+    candidates = [] if (remat or collect) else wanted.get(options.backend, [])
+    if _PARTITIONED.get():
+        candidates = [backend for backend in candidates if backend not in CUSTOM_CALLS]
+    for backend in candidates:
         kernel = fused.kernel_for(backend.value, cell)
         if kernel is not None and kernel.accepts(cell, platform=platform, dtype=dtype, probes=probes):
             return Plan(backend, hoist if kernel.hoist is None else kernel.hoist, unroll=options.unroll)

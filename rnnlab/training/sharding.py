@@ -191,7 +191,8 @@ class DataParallel:
 
             return run
         kwargs = {"out_shardings": self.replicated} if self.mode == "sharded" else {}
-        return jax.jit(lambda s, b: step.update(s, step.gradients(s, b)), donate_argnums=0, **kwargs)
+        train = self._traced(lambda s, b: step.update(s, step.gradients(s, b)))
+        return jax.jit(train, donate_argnums=0, **kwargs)
 
     def compile_eval(self, step) -> Callable:
         """A ``steps.EvalStep`` -> ``(params, carry, batch) -> (sums, carry)`` compiled (sums: one copy)."""
@@ -209,7 +210,19 @@ class DataParallel:
 
             return run
         kwargs = {"out_shardings": self.replicated} if self.mode == "sharded" else {}
-        return jax.jit(step, **kwargs)
+        return jax.jit(self._traced(step), **kwargs)
+
+    def _traced(self, fn: Callable) -> Callable:
+        """``fn`` traced under ``dispatch.partitioned_over_devices`` where XLA partitions it over several
+        devices (sharded and seeds modes): the time loop then avoids kernels XLA cannot split."""
+        if self.mesh is None or self.mesh.size == 1:
+            return fn
+
+        def traced(*args):
+            with dispatch.partitioned_over_devices():
+                return fn(*args)
+
+        return traced
 
 
 def _first(tree: Any) -> Any:
