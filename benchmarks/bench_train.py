@@ -2,7 +2,7 @@
 step on 1 vs 2 devices. Each function returns a dict of numbers; ``python benchmarks/bench_train.py`` prints
 them as JSON.
 
-Steps/s exclude compilation (one warm-up step first). The model is the adding-problem LSTM
+Steps/s exclude compilation (warm-up steps first). The model is the adding-problem LSTM
 (``experiments/adding.py``) unless arguments say otherwise.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -60,28 +61,40 @@ def _time_steps(step, state, batch, steps):
     return time.perf_counter() - t0, state  # the input state was donated: callers continue from this one
 
 
-def bench_seeds(k: int = 8, steps: int = 20, seed_loop: str = "vmap", **model) -> dict[str, float]:
+def bench_seeds(k: int = 8, steps: int = 20, seed_loop: str = "vmap", rounds: int = 5, **model) -> dict:
     """Seed-steps/s of K seeds in one program (``seed_loop`` 'vmap' or 'map', rnnlab.training.steps) vs K
-    separate single-seed runs (one after another).
+    separate single-seed runs (one after another), in ``rounds`` interleaved rounds (each: ``steps`` steps of
+    the K-seed program, then ``steps`` steps of the one-seed program K times); medians over the rounds.
 
     Returns:
       ``{'k', 'backend', 'seed_loop', 'one_program_seed_steps_per_s', 'separate_seed_steps_per_s',
-      'speedup'}``.
+      'speedup', 'speedup_min', 'speedup_max'}`` (speedup: median separate time / median one-program time;
+      min/max: of the per-round ratios).
     """
     step, state, batch = _setup(list(range(k)), seed_loop=seed_loop, **model)
-    t_one, _ = _time_steps(step, state, batch, steps)
-    t_sep = 0.0
     step1, state1, batch1 = _setup([0], **model)  # the same program serves every seed
-    for _ in range(k):
-        t, state1 = _time_steps(step1, state1, batch1, steps)
-        t_sep += t
+    _, state = _time_steps(step, state, batch, 3)  # warm-up: malloc finds its blocks (rnnlab/hostmem.py)
+    _, state1 = _time_steps(step1, state1, batch1, 3)
+    t_one, t_sep = [], []
+    for _ in range(rounds):
+        t, state = _time_steps(step, state, batch, steps)
+        t_one.append(t)
+        total = 0.0
+        for _ in range(k):
+            t, state1 = _time_steps(step1, state1, batch1, steps)
+            total += t
+        t_sep.append(total)
+    one, sep = statistics.median(t_one), statistics.median(t_sep)
+    ratios = [s / o for s, o in zip(t_sep, t_one, strict=True)]
     return {
         "k": k,
         "backend": model.get("backend", "auto"),
         "seed_loop": seed_loop,
-        "one_program_seed_steps_per_s": k * steps / t_one,
-        "separate_seed_steps_per_s": k * steps / t_sep,
-        "speedup": t_sep / t_one,
+        "one_program_seed_steps_per_s": round(k * steps / one, 1),
+        "separate_seed_steps_per_s": round(k * steps / sep, 1),
+        "speedup": round(sep / one, 3),
+        "speedup_min": round(min(ratios), 3),
+        "speedup_max": round(max(ratios), 3),
     }
 
 
@@ -121,14 +134,11 @@ def main() -> None:
         print(json.dumps(_sharded_worker(int(sys.argv[2]), int(sys.argv[3]))))
         return
     steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 20
-    from rnnlab.fused import native  # pylint: disable=import-outside-toplevel
-
     out = {}
-    for seed_loop in ("vmap", "map"):  # the default backend
+    for seed_loop in ("vmap", "map"):  # the default backend (on CPU: the compiled kernels where they build)
         out[f"seeds_{seed_loop}"] = bench_seeds(steps=steps, seed_loop=seed_loop)
-    if native.available():
-        for seed_loop in ("vmap", "map"):
-            out[f"seeds_{seed_loop}_native"] = bench_seeds(steps=steps, seed_loop=seed_loop, backend="native")
+    for seed_loop in ("vmap", "map"):  # the JAX kernels
+        out[f"seeds_{seed_loop}_fused"] = bench_seeds(steps=steps, seed_loop=seed_loop, backend="fused")
     out["sharded"] = bench_sharded_devices(steps=steps)
     print(json.dumps(out))
 

@@ -98,8 +98,8 @@ def train_section(quick: bool):
     names = {
         "seeds_vmap": "K=8 seeds: vmap vs separate runs (default backend)",
         "seeds_map": "K=8 seeds: lax.map vs separate runs (default backend; default seed_loop on CPU)",
-        "seeds_vmap_native": "K=8 seeds: vmap vs separate runs (backend='native')",
-        "seeds_map_native": "K=8 seeds: lax.map vs separate runs (backend='native')",
+        "seeds_vmap_fused": "K=8 seeds: vmap vs separate runs (backend='fused')",
+        "seeds_map_fused": "K=8 seeds: lax.map vs separate runs (backend='fused')",
         "sharded": "sharded step: 1 vs 2 devices",
     }
     print(_dict_table({names.get(k, k): v for k, v in results.items() if v}))

@@ -8,7 +8,7 @@ at concrete cell classes. Registered here, for :class:`~rnnlab.cells.LSTMCell` a
 
 * ``'fused'``: custom VJPs written in JAX (:mod:`rnnlab.fused.vjp`), any platform and dtype;
 * ``'native'``: the same passes as compiled C++ through ``jax.ffi`` (:mod:`rnnlab.fused.native`), CPU,
-  float32/float64, where a C++ compiler could build them (:mod:`rnnlab.fused.build`); opt-in;
+  float32/float64, where a C++ compiler could build them (:mod:`rnnlab.fused.build`); CPU default;
 * ``'cudnn'`` (LSTM only): cuDNN through ``jax.experimental.rnn.lstm`` (:mod:`rnnlab.fused.cudnn`), GPU,
   float32.
 

@@ -15,7 +15,7 @@ With ``input_kernel`` the projection ``x_t W_ih + b`` runs inside the forward lo
 ``[T, B, G*H]`` input array) and its gradients are still matmuls after the backward loop. The forward pass
 saves only the post-activation gates and the carries (LSTM: i, f, g, o, c_{t-1}, h_t; GRU: r, z, n,
 h_{t-1} W_hn + b_hn, h_t) and the backward pass adds the stacked ``dz``. On CPU the compiled kernels of
-:mod:`rnnlab.fused.native` do the same in one call per pass (opt-in, ``backend='native'``).
+:mod:`rnnlab.fused.native` do the same in one call per pass (the CPU default where they build).
 
 The forward equations are :func:`rnnlab.cells.gated.lstm_update` and :func:`~rnnlab.cells.gated.gru_update`
 (the cells' own; LSTM gates ``(i, f, g, o)``, GRU reset-after ``(r, z, n)``, sigmoid slope ``gate_slope``);

@@ -15,7 +15,7 @@ pure array functions of the cell's parameters (the cell becomes ``project(params
 * ``Backend.FUSED``: a whole-sequence kernel with a hand-written backward pass, found in :mod:`rnnlab.fused`'s
   registry for the cell's class (LSTM, GRU);
 * ``Backend.NATIVE``: the same LSTM/GRU kernels compiled from C++ and called through ``jax.ffi`` (CPU,
-  opt-in, where a compiler is present, :mod:`rnnlab.fused.native`);
+  'auto' picks it where a compiler built it, :mod:`rnnlab.fused.native`);
 * ``Backend.CUDNN``: cuDNN's LSTM through ``jax.experimental.rnn.lstm`` (GPU, float32 only).
 
 All of them share:

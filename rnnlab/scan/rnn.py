@@ -44,8 +44,8 @@ class RNN(nn.Module):
       backend: ``'auto'`` (a whole-sequence kernel where the cell has one and it applies, else ``'xla'``),
         ``'xla'`` (differentiate the ``lax.scan``), ``'fused'`` (LSTM/GRU custom VJP; falls back to ``'xla'``
         for peephole/CIFG LSTMs, ``remat`` and gate collection; forward-mode AD needs ``'xla'``),
-        ``'native'`` (the same kernels compiled from C++ through ``jax.ffi``; CPU, float32/64, opt-in; where
-        no compiler built them, ``'fused'``) or ``'cudnn'`` (the LSTM through cuDNN, on a GPU in float32,
+        ``'native'`` (the same kernels compiled from C++ through ``jax.ffi``; CPU, float32/64, what
+        ``'auto'`` runs on CPU; where no compiler built them, ``'fused'``) or ``'cudnn'`` (the LSTM through cuDNN, on a GPU in float32,
         without probes, peepholes, CIFG or a gate_slope other than 1; elsewhere it falls back to what
         ``'auto'`` picks).
 
