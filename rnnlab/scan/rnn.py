@@ -45,9 +45,9 @@ class RNN(nn.Module):
         ``'xla'`` (differentiate the ``lax.scan``), ``'fused'`` (LSTM/GRU custom VJP; falls back to ``'xla'``
         for peephole/CIFG LSTMs, ``remat`` and gate collection; forward-mode AD needs ``'xla'``),
         ``'native'`` (the same kernels compiled from C++ through ``jax.ffi``; CPU, float32/64, what
-        ``'auto'`` runs on CPU; where no compiler built them, ``'fused'``) or ``'cudnn'`` (the LSTM through cuDNN, on a GPU in float32,
-        without probes, peepholes, CIFG or a gate_slope other than 1; elsewhere it falls back to what
-        ``'auto'`` picks).
+        ``'auto'`` runs on CPU; where no compiler built them, ``'fused'``) or ``'cudnn'`` (the LSTM through
+        cuDNN, on a GPU in float32, without probes, peepholes, CIFG or a gate_slope other than 1;
+        elsewhere it falls back to what ``'auto'`` picks).
 
     The knobs are resolved by :func:`resolve` (see :meth:`plan`); an invalid value fails at the first call.
     """
