@@ -44,7 +44,10 @@ def train_counting(config, workdir):
         return {}
 
     fraction = os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION")
-    print(f"training {os.path.basename(workdir)}, memory fraction {fraction}")  # stdout; the bar is on stderr
+    threads = os.environ.get("RNNLAB_NATIVE_THREADS")
+    print(
+        f"training {os.path.basename(workdir)}, memory fraction {fraction}, native threads {threads}"
+    )  # stdout; the bar is on stderr
     return train_and_evaluate(config, workdir, extra_metrics=[hook])
 
 
@@ -86,8 +89,9 @@ def test_two_jobs_give_the_metrics_of_one_and_prefix_every_line(grid_file, seque
         )
     captured = capsys.readouterr()
     child = (captured.out + captured.err).splitlines()
-    assert "[tiny/a] training a, memory fraction 0.375" in child  # stdout, a share of the GPU each
-    assert "[tiny/b] training b, memory fraction 0.375" in child
+    cores = max(1, (os.cpu_count() or 1) // 2)  # a share of the GPU and of the CPU cores each
+    assert f"[tiny/a] training a, memory fraction 0.375, native threads {cores}" in child  # stdout
+    assert f"[tiny/b] training b, memory fraction 0.375, native threads {cores}" in child
     assert any(line.startswith("[tiny/b] train: 100%") for line in child)  # the last state of a progress bar
     assert all(line.startswith(("[tiny/a] ", "[tiny/b] ")) for line in child), child
     point_lines = [line for line in lines if not line.startswith(("\n", "|"))]

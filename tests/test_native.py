@@ -323,3 +323,12 @@ def test_a_step_partitioned_over_devices_splits_its_batch_instead_of_gathering_i
         jax.grad(loss)(params, x)["params"]["cell"]["recurrent_kernel"],
         atol=1e-5,
     )
+
+
+def test_the_thread_bound_comes_from_the_call_else_the_environment(monkeypatch):
+    monkeypatch.delenv(native.THREADS_ENV, raising=False)
+    assert native._threads(0) == 0 and native._threads(3) == 3  # 0: the pool's size
+    monkeypatch.setenv(native.THREADS_ENV, "1")
+    assert native._threads(0) == 1 and native._threads(3) == 3
+    monkeypatch.setenv(native.THREADS_ENV, "two")
+    assert native._threads(0) == 0

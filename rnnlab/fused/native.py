@@ -10,12 +10,13 @@ XLA:CPU intra-op threads (see ``csrc/rnn_cpu.cc``). The input projection ``x_t W
 step's matmul (no ``[T, B, G*H]`` array). float32 and float64 (the tests' dtype, with libm's exp and tanh);
 CPU only; built on first use by :mod:`rnnlab.fused.build`, which returns False where it cannot build.
 Under ``vmap`` (K seeds in one program) the kernels take the seed axis themselves and run whole seeds in
-parallel. ``max_threads`` (0: XLA's intra-op pool size) bounds the threads of one call; results do not depend
-on it.
+parallel. ``max_threads`` (0: ``$RNNLAB_NATIVE_THREADS``, else XLA's intra-op pool size) bounds the threads
+of one call; results do not depend on it.
 """
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
 import jax
@@ -33,12 +34,23 @@ def available() -> bool:
     return build.load()
 
 
+THREADS_ENV = "RNNLAB_NATIVE_THREADS"  # a process-wide bound on the threads of one call (unset/0: none)
+
+
+def _threads(threads: int) -> int:
+    """``threads`` (``max_threads`` of the call), else ``$RNNLAB_NATIVE_THREADS``, else 0 (the pool size)."""
+    if threads:
+        return threads
+    value = os.environ.get(THREADS_ENV, "0")
+    return int(value) if value.isdigit() else 0
+
+
 def _call(name: str, results, *args, slope: float, threads: int):
     if not available():
         raise RuntimeError("rnnlab's native CPU kernels could not be built here; use backend='fused'")
     dtype = "f32" if results[0].dtype == jnp.float32 else "f64"
     call = jax.ffi.ffi_call(f"rnnlab_{name}_{dtype}", results, vmap_method="broadcast_all")
-    return call(*args, slope=np.float64(slope), max_threads=np.int64(threads))
+    return call(*args, slope=np.float64(slope), max_threads=np.int64(_threads(threads)))
 
 
 def _shape(shape, dtype, present: bool = True):
