@@ -14,7 +14,7 @@ results are those of ``jobs=1``. Each of them gets ``XLA_PYTHON_CLIENT_MEM_FRACT
 environment sets it: JAX on a GPU otherwise preallocates 75% of its memory in the first process, and the
 others fail to start. Likewise ``RNNLAB_NATIVE_THREADS = cores // jobs`` (at least 1): the compiled LSTM/GRU
 kernels synchronise their threads once per time step, and with more threads than cores a member waits for one
-that is not running (measured, two processes on 2 cores, LSTM step at (32, 200, 1, 64): 26-28 ms each with two
+that is not running (measured, two processes on 2 cores, LSTM step at (32, 200, 1, 64): 46-48 ms each with two
 threads per call, 24 ms with one; alone: 14-16 ms and 17.5 ms).
 """
 
