@@ -69,12 +69,14 @@ inline void WakeAll(std::atomic<int>* word) {
 
 // A sense-reversing barrier; each member keeps its own `sense`, starting at 0. A waiting member spins for a
 // while (on a quiet machine the others arrive within microseconds), then sleeps on a futex until the last
-// member's release wakes it: where more threads than cores want to run (two training processes on two
-// cores), a spinning or yielding member kept the core from the member it waited for (measured: the LSTM step
-// at (32, 200, 1, 64) took 44 ms instead of 16 ms with a second process beside it; the JAX kernels 23 ms).
+// member's release wakes it, rather than yielding in a loop. The spin length is a trade (measured, LSTM): 200
+// pauses halved the time of two processes sharing 2 cores at (32, 200, 1, 64) (27 instead of 48 ms a step;
+// the JAX kernels 23 ms, one thread per call 24 ms) but slowed `make bench` at T = 2000 (GRU at
+// (16, 2000, 2, 64): 102 instead of 48 ms). So the spin stays long, and where processes share the cores
+// they should share out the threads (RNNLAB_NATIVE_THREADS; `rnnlab experiment --jobs N` does it).
 class Barrier {
  public:
-  static constexpr int kSpins = 200;
+  static constexpr int kSpins = 2000;
   static constexpr long kSleepNs = 2'000'000;  // a bound on one sleep, so that no lost wake-up can hang
 
   explicit Barrier(int n = 1) : n_(n) {}
