@@ -44,6 +44,15 @@ def x64():
         yield
 
 
+def cpu_auto_backend():
+    """What ``backend='auto'`` runs the LSTM and GRU with on CPU: the compiled kernels where they build (here
+    and in CI: a C++ compiler is present), else the fused JAX kernel."""
+    from rnnlab.fused import native
+    from rnnlab.scan import Backend
+
+    return Backend.NATIVE if native.available() else Backend.FUSED
+
+
 def make_cell(name, hidden=H, **options):
     return rnnlab.get_cell(name, hidden, param_dtype=jnp.float64, **options)
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import cpu_auto_backend
 from jax.experimental import rnn as jax_rnn
 
 import rnnlab
@@ -140,17 +141,10 @@ def test_fused_probe_gradients_equal_xla(name):
     assert all(float(jnp.max(jnp.abs(p))) > 0 for p in dprobes)
 
 
-def _cpu_auto() -> Backend:
-    """What backend='auto' runs the LSTM and GRU with on CPU: the compiled kernels where they build."""
-    from rnnlab.fused import native
-
-    return Backend.NATIVE if native.available() else Backend.FUSED
-
-
 def test_auto_is_the_default_and_picks_a_whole_sequence_kernel_for_lstm_and_gru():
     assert rnnlab.RNN(_cell("lstm")).backend == "auto"
     for platform in ("cpu", "gpu", "tpu"):
-        want = _cpu_auto() if platform == "cpu" else Backend.FUSED
+        want = cpu_auto_backend() if platform == "cpu" else Backend.FUSED
         for name in ("lstm", "gru"):
             assert rnnlab.RNN(_cell(name)).plan(platform=platform).backend is want
         assert rnnlab.RNN(_cell("rnn")).plan(platform=platform).backend is Backend.XLA
@@ -212,7 +206,7 @@ def test_fused_kernels_handle_empty_sequences():
     "platform, options, dtype, probes, want",
     [
         ("gpu", {}, jnp.float32, False, Backend.CUDNN),
-        ("cpu", {}, jnp.float32, False, None),  # no GPU: what backend='auto' picks (_cpu_auto)
+        ("cpu", {}, jnp.float32, False, None),  # no GPU: what backend='auto' picks
         ("tpu", {}, jnp.float32, False, Backend.FUSED),
         ("gpu", {}, jnp.float64, False, Backend.FUSED),  # cuDNN is float32-only
         ("gpu", {}, jnp.float32, True, Backend.FUSED),  # no probes through cuDNN
@@ -222,7 +216,7 @@ def test_fused_kernels_handle_empty_sequences():
 )
 def test_cudnn_resolves_only_where_it_applies(platform, options, dtype, probes, want):
     layer = rnnlab.RNN(rnnlab.get_cell("lstm", H, **options), backend="cudnn")
-    want = _cpu_auto() if want is None else want
+    want = cpu_auto_backend() if want is None else want
     assert layer.plan(platform=platform, dtype=dtype, probes=probes).backend is want
     for knobs in ({"remat": True}, {"remat_chunk": 4}):
         layer = rnnlab.RNN(rnnlab.get_cell("lstm", H), backend="cudnn", **knobs)

@@ -331,4 +331,5 @@ def test_the_thread_bound_comes_from_the_call_else_the_environment(monkeypatch):
     monkeypatch.setenv(native.THREADS_ENV, "1")
     assert native._threads(0) == 1 and native._threads(3) == 3
     monkeypatch.setenv(native.THREADS_ENV, "two")
-    assert native._threads(0) == 0
+    with pytest.warns(UserWarning, match="is not a number of threads"):
+        assert native._threads(0) == 0

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers import cpu_auto_backend
 
 from rnnlab import experiment
-from rnnlab.fused import native
 from rnnlab.scaling import Point, expand, fits, report, run_sweep
 from rnnlab.scaling.measure import measure_group
 from rnnlab.scaling.points import why_not
@@ -74,7 +74,7 @@ def test_data_parallel_efficiency_is_speedup_over_devices():
 
 def test_points_say_why_they_do_not_apply():
     assert "needs a linear cell" in why_not(Point(cell="lstm", backend="associative"), "cpu")
-    cpu_auto = "native" if native.available() else "fused"  # what 'auto' (cuDNN's fallback) runs on CPU
+    cpu_auto = cpu_auto_backend().value  # what 'auto' (cuDNN's fallback) runs on CPU
     assert (
         why_not(Point(cell="lstm", backend="cudnn"), "cpu")
         == f"backend 'cudnn' resolves to '{cpu_auto}' on cpu"

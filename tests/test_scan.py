@@ -20,6 +20,7 @@ from helpers import (
     assert_trees_close,
     call,
     cases,
+    cpu_auto_backend,
     dot,
     fast_jit,
     init_params,
@@ -351,9 +352,7 @@ def test_lstm_gates_are_collected_per_step(reverse):
 )
 def test_resolve_turns_platform_cell_and_options_into_one_plan(platform, name, options, want):
     if want is None:
-        from rnnlab.fused import native
-
-        want = Plan(Backend.NATIVE if native.available() else Backend.FUSED, hoist=False)
+        want = Plan(cpu_auto_backend(), hoist=False)
     assert rnnlab.RNN(make_cell(name), **options).plan(platform=platform) == want
     assert resolve(make_cell(name), loop_options(options), platform) == want
 

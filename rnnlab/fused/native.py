@@ -17,6 +17,7 @@ of one call; results do not depend on it.
 from __future__ import annotations
 
 import os
+import warnings
 from functools import partial
 
 import jax
@@ -42,7 +43,10 @@ def _threads(threads: int) -> int:
     if threads:
         return threads
     value = os.environ.get(THREADS_ENV, "0")
-    return int(value) if value.isdigit() else 0
+    if not value.isdigit():
+        warnings.warn(f"{THREADS_ENV}={value!r} is not a number of threads: using the pool's", stacklevel=2)
+        return 0
+    return int(value)
 
 
 def _call(name: str, results, *args, slope: float, threads: int):

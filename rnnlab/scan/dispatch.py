@@ -55,9 +55,11 @@ class Defaults:
 # `partitioned_over_devices`). GPU/TPU, not measured here: one large hoisted matmul and the O(log T)-depth
 # associative scan are what parallel hardware rewards; the fused kernel stays the default there and cuDNN is
 # opt-in (backend='cudnn'), until measured.
-# Seeds: K = 8 vmapped seeds were x0.56-0.58 of 8 separate runs on CPU (batched GEMMs, `make bench`), while
-# lax.map over the seeds runs the one-seed program K times (README "Speed"); accelerators reward the
-# vectorised K (unmeasured here).
+# Seeds: with the fused kernel, K = 8 vmapped seeds were x0.56-0.58 of 8 separate runs on CPU (batched GEMMs,
+# `make bench`), while lax.map over the seeds runs the one-seed program K times, so 'map' became the CPU
+# default. With the compiled kernels vmap pays (x1.18-1.27; map x0.92-1.01, README "Speed"), but the default
+# stays 'map' until the experiments are re-measured with vmap. Accelerators reward the vectorised K
+# (unmeasured here).
 AUTO = {
     "cpu": Defaults(
         hoist=False, associative=False, kernels=(Backend.NATIVE, Backend.FUSED), seeds_vmap=False
@@ -191,7 +193,8 @@ def resolve(
     ``kernels`` in order; ``'native'`` falls back to ``'fused'``, ``'cudnn'`` to ``'auto'``) and accepts the
     cell's options, the platform, the compute ``dtype`` (default ``cell.param_dtype``) and ``probes``, and
     neither ``remat`` nor ``collect`` is asked for: kernels are single custom-VJP calls (nothing to
-    checkpoint, no per-step gates). Everything else runs the XLA scan. ``remat_chunk`` implies ``remat`` and
+    checkpoint, no per-step gates). Inside :func:`partitioned_over_devices` the custom-call backends are
+    skipped. Everything else runs the XLA scan. ``remat_chunk`` implies ``remat`` and
     projects inside each chunk.
 
     Raises:
